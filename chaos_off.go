@@ -1,0 +1,20 @@
+//go:build !chaos
+
+package main
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// This is the production twin of chaos_on.go: the same identifiers with
+// nothing in them, so the compiler drops every call and the binary carries no
+// experiment code. omission_test.go proves it.
+
+const chaosBuild = false
+
+func attachChaos(getenv func(string) string, logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) (http.Handler, error) {
+	return next, nil
+}

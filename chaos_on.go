@@ -1,0 +1,231 @@
+//go:build chaos
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Everything that injects faults lives in this file, built only with
+// -tags chaos. chaos_off.go declares the same identifiers, empty.
+
+const chaosBuild = true
+
+// The environment variables that pick and tune the experiment.
+const (
+	chaosEnv           = "CHAOS"
+	chaosDelayEnv      = "CHAOS_DELAY_SECONDS"
+	chaosErrorEveryEnv = "CHAOS_ERROR_EVERY"
+)
+
+const chaosChoices = "latency, error or latency,error (unset or empty: no experiment)"
+
+type chaosConfig struct {
+	latency    bool
+	failReads  bool
+	delay      time.Duration
+	errorEvery int64
+}
+
+func (c chaosConfig) name() string {
+	switch {
+	case c.latency && c.failReads:
+		return "latency,error"
+	case c.latency:
+		return "latency"
+	case c.failReads:
+		return "error"
+	}
+	return "none"
+}
+
+func parseChaosConfig(getenv func(string) string) (chaosConfig, error) {
+	cfg := chaosConfig{delay: 750 * time.Millisecond, errorEvery: 2}
+	invalid := func(env, value, want string) error {
+		return usageError(fmt.Sprintf("invalid %s %q: %s", env, value, want))
+	}
+	if raw := getenv(chaosEnv); strings.TrimSpace(raw) != "" {
+		for part := range strings.SplitSeq(raw, ",") {
+			switch strings.ToLower(strings.TrimSpace(part)) {
+			case "latency":
+				cfg.latency = true
+			case "error":
+				cfg.failReads = true
+			case "true", "1", "yes", "on":
+				return chaosConfig{}, invalid(chaosEnv, raw, "ambiguous, it does not say which experiment; want "+chaosChoices)
+			default:
+				return chaosConfig{}, invalid(chaosEnv, raw, "want "+chaosChoices)
+			}
+		}
+	}
+	if raw := getenv(chaosDelayEnv); raw != "" {
+		seconds, err := strconv.ParseFloat(raw, 64)
+		if err != nil || math.IsNaN(seconds) || seconds < 0 || seconds > 60 {
+			return chaosConfig{}, invalid(chaosDelayEnv, raw, "want seconds from 0 to 60, such as 0.75")
+		}
+		cfg.delay = time.Duration(math.Round(seconds * float64(time.Second)))
+	}
+	if raw := getenv(chaosErrorEveryEnv); raw != "" {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 1 {
+			return chaosConfig{}, invalid(chaosErrorEveryEnv, raw, "want a whole number from 1 up, such as 2 (every 2nd read fails)")
+		}
+		cfg.errorEvery = n
+	}
+	return cfg, nil
+}
+
+// chaosExperiment is the running experiment and what it has done so far.
+type chaosExperiment struct {
+	config         chaosConfig
+	since          time.Time
+	roundTrips     atomic.Int64
+	interestReads  atomic.Int64
+	delaysInjected atomic.Int64
+	errorsInjected atomic.Int64
+}
+
+// attachChaos starts the experiment the environment asks for: it hooks the
+// Redis client and serves GET /debug/chaos in front of next.
+func attachChaos(getenv func(string) string, logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) (http.Handler, error) {
+	cfg, err := parseChaosConfig(getenv)
+	if err != nil {
+		return nil, err
+	}
+	e := &chaosExperiment{config: cfg, since: time.Now()}
+	logger.Warn("CHAOS BUILD: fault injection is compiled in; never run this binary in production",
+		"experiment", cfg.name(), "delay_seconds", cfg.delay.Seconds(), "error_every", cfg.errorEvery)
+	if cfg.latency || cfg.failReads {
+		rdb.AddHook(&chaosHook{e})
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/chaos", e.serveStatus)
+	mux.Handle("/", next)
+	return mux, nil
+}
+
+// chaosHook injects the experiment into every Redis command and pipeline.
+type chaosHook struct{ e *chaosExperiment }
+
+var _ redis.Hook = (*chaosHook)(nil)
+
+func (h *chaosHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return next(ctx, network, addr)
+	}
+}
+
+func (h *chaosHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if isInterestRead(cmd) && h.e.failThisRead() {
+			return chaosError{}
+		}
+		if err := h.e.roundTrip(ctx); err != nil {
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *chaosHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := h.e.roundTrip(ctx); err != nil {
+			return err
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// roundTrip counts a trip to Redis and, in the latency experiment, delays it.
+// The delay ends early with the context's error.
+func (e *chaosExperiment) roundTrip(ctx context.Context) error {
+	e.roundTrips.Add(1)
+	if !e.config.latency || e.config.delay == 0 {
+		return nil
+	}
+	e.delaysInjected.Add(1)
+	timer := time.NewTimer(e.config.delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// failThisRead counts a read of a session's interests and says whether the
+// error experiment fails it: reads N, 2N, 3N… across the whole process.
+func (e *chaosExperiment) failThisRead() bool {
+	n := e.interestReads.Add(1)
+	if !e.config.failReads || n%e.config.errorEvery != 0 {
+		return false
+	}
+	e.errorsInjected.Add(1)
+	return true
+}
+
+// isInterestRead reports whether cmd is the store's read of a session's
+// interests.
+func isInterestRead(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if cmd.Name() != "get" || len(args) != 2 {
+		return false
+	}
+	key, _ := args[1].(string)
+	return strings.HasPrefix(key, sessionKeyPrefix)
+}
+
+// chaosError is the injected failure. It is a redis.Error, so everything
+// downstream handles it as an error reply from Redis.
+type chaosError struct{}
+
+func (chaosError) Error() string { return "CHAOS" }
+func (chaosError) RedisError()   {}
+
+type chaosStatus struct {
+	Build        string        `json:"build"`
+	Experiment   string        `json:"experiment"`
+	DelaySeconds float64       `json:"delay_seconds"`
+	ErrorEvery   int64         `json:"error_every"`
+	Since        time.Time     `json:"since"`
+	Counters     chaosCounters `json:"counters"`
+}
+
+type chaosCounters struct {
+	RedisRoundTrips int64 `json:"redis_round_trips"`
+	InterestReads   int64 `json:"interest_reads"`
+	DelaysInjected  int64 `json:"delays_injected"`
+	ErrorsInjected  int64 `json:"errors_injected"`
+}
+
+func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
+	status := chaosStatus{
+		Build:        "chaos",
+		Experiment:   e.config.name(),
+		DelaySeconds: e.config.delay.Seconds(),
+		ErrorEvery:   e.config.errorEvery,
+		Since:        e.since,
+		Counters: chaosCounters{
+			RedisRoundTrips: e.roundTrips.Load(),
+			InterestReads:   e.interestReads.Load(),
+			DelaysInjected:  e.delaysInjected.Load(),
+			ErrorsInjected:  e.errorsInjected.Load(),
+		},
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(status)
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"html/template"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+const (
+	sessionCookie  = "sessionID"
+	maxQueryRunes  = 200
+	maxBodyBytes   = 64 << 10
+	maxHeaderBytes = 32 << 10
+	readyTimeout   = 500 * time.Millisecond
+)
+
+type app struct {
+	store        *store
+	logger       *slog.Logger
+	cookieSecure bool
+}
+
+// newHandler returns the service's routes, all of them.
+func newHandler(st *store, logger *slog.Logger, cookieSecure bool) http.Handler {
+	a := &app{store: st, logger: logger, cookieSecure: cookieSecure}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", a.home)
+	mux.HandleFunc("GET /search", a.search)
+	mux.HandleFunc("POST /search", a.search)
+	mux.HandleFunc("GET /reset", a.reset)
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	return mux
+}
+
+func (a *app) home(w http.ResponseWriter, r *http.Request) {
+	a.sessionID(w, r)
+	a.render(w, "home", nil)
+}
+
+type searchPage struct {
+	Query           string
+	Interests       []string
+	Recommendations []recommendation
+	SessionID       string
+}
+
+type recommendation struct{ Title, URL string }
+
+// recommendations stand in for a recommender: any known interest earns one.
+var recommendations = []recommendation{{Title: "this amazing product", URL: "/search?query=amazing+product"}}
+
+func (a *app) search(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.ContentLength != 0 {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+			http.Error(w, "send the search form as application/x-www-form-urlencoded", http.StatusUnsupportedMediaType)
+			return
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			http.Error(w, "request body is larger than 64 KiB", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "malformed form data", http.StatusBadRequest)
+		return
+	}
+	query, err := normalizeQuery(r.Form.Get("query"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	page := searchPage{Query: query, SessionID: a.sessionID(w, r)}
+	// On a Redis error the store has logged it; the page goes out without interests.
+	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, query)
+	if len(page.Interests) > 0 {
+		page.Recommendations = recommendations
+	}
+	a.render(w, "search", page)
+}
+
+func (a *app) reset(w http.ResponseWriter, r *http.Request) {
+	a.newSession(w)
+	http.Redirect(w, r, "/", http.StatusFound)
+}
+
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := a.store.ping(r.Context(), readyTimeout); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("redis not ready: " + err.Error() + "\n"))
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// sessionID returns the request's session id, issuing a new one (and its
+// cookie) when the request has none or one that is not safe to use.
+func (a *app) sessionID(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(sessionCookie); err == nil && validSessionID(c.Value) {
+		return c.Value
+	}
+	return a.newSession(w)
+}
+
+func (a *app) newSession(w http.ResponseWriter) string {
+	id := uuid.NewString()
+	http.SetCookie(w, &http.Cookie{
+		Name:     sessionCookie,
+		Value:    id,
+		Path:     "/",
+		MaxAge:   int(a.store.ttl / time.Second),
+		HttpOnly: true,
+		Secure:   a.cookieSecure,
+		SameSite: http.SameSiteLaxMode,
+	})
+	return id
+}
+
+// validSessionID reports whether a client-supplied session id may be used as
+// is: 1 to 64 characters of [A-Za-z0-9._-], so it can never reach outside its
+// key prefix or smuggle anything into a page.
+func validSessionID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	return strings.IndexFunc(id, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) < 0
+}
+
+// normalizeQuery trims a search query and rejects one that cannot be stored
+// and shown as plain text.
+func normalizeQuery(raw string) (string, error) {
+	q := strings.TrimSpace(raw)
+	switch {
+	case !utf8.ValidString(q):
+		return "", errors.New("query must be valid UTF-8")
+	case strings.IndexFunc(q, unicode.IsControl) >= 0:
+		return "", errors.New("query must not contain control characters")
+	case utf8.RuneCountInString(q) > maxQueryRunes:
+		return "", errors.New("query is longer than 200 characters")
+	}
+	return q, nil
+}
+
+func (a *app) render(w http.ResponseWriter, name string, data any) {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		a.logger.Error("render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
+var pages = template.Must(template.New("").Parse(`
+{{define "head"}}<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.}}</title>
+</head>
+<body>
+<main>
+{{end}}
+
+{{define "home"}}{{template "head" "Shop"}}<h1>Welcome to the shop</h1>
+<form action="/search" method="post">
+<label for="query">What are you looking for?</label>
+<input id="query" name="query" type="search" maxlength="200" required>
+<button type="submit">Search</button>
+</form>
+<nav><a href="/search">Recommendations</a> · <a href="/reset">Reset</a></nav>
+</main>
+</body>
+</html>
+{{end}}
+
+{{define "search"}}{{template "head" "Recommendations"}}{{if .Query}}<h1>Sorry, nothing found for “{{.Query}}”</h1>
+{{else}}<h1>Recommendations</h1>
+{{end}}{{if .Interests}}<p>Since you're interested in</p>
+<ul id="interests">{{range .Interests}}<li>{{.}}</li>{{end}}</ul>
+<p>why don't you try...</p>
+<ul id="recommendations">{{range .Recommendations}}<li><a href="{{.URL}}">{{.Title}}</a></li>{{end}}</ul>
+{{else}}<p>No recommendations yet.</p>
+{{end}}<p>Session ID: <code>{{.SessionID}}</code></p>
+<nav><a href="/">Back home</a></nav>
+</main>
+</body>
+</html>
+{{end}}
+`))
+

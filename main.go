@@ -1,0 +1,99 @@
+// Command shopsession is a web shop's session-tracking service: it remembers a
+// visitor's last three searches in Redis and recommends from them.
+//
+// Built with -tags chaos it also carries fault-injection experiments, picked by
+// environment variables; the default build carries none of that code.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		var usage usageError
+		if errors.As(err, &usage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// shutdownGrace bounds how long in-flight requests may take to finish after
+// SIGINT or SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+// run serves until ctx is done, then drains in-flight requests and returns.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.logFormat, stderr)
+
+	rdb, closeRedis, err := openRedis(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+
+	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, logger)
+	st.loadScripts(ctx)
+	handler, err := attachChaos(getenv, logger, rdb, newHandler(st, logger, cfg.cookieSecure))
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		// A search makes two Redis operations, each bounded by the Redis timeout.
+		WriteTimeout:   2*cfg.redisTimeout + 5*time.Second,
+		IdleTimeout:    60 * time.Second,
+		MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	build := "production"
+	if chaosBuild {
+		build = "chaos"
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "build", build)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	logger.Info("shutting down", "grace", shutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("drain in-flight requests: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+const (
+	// sessionKeyPrefix namespaces every key the service writes; a session id
+	// only ever fills the part after it.
+	sessionKeyPrefix = "shop:session:"
+	maxInterests     = 3
+	// maxWriteAttempts bounds the compare-and-set loop; each conflict means
+	// another search of the same session succeeded, so a few are plenty.
+	maxWriteAttempts = 8
+)
+
+// storeInterests writes ARGV[3] with a TTL of ARGV[4] ms only if the key still
+// holds what the caller read: absent when ARGV[1] is "absent", ARGV[2]
+// otherwise. On a conflict it returns what the key holds now, so the caller
+// can retry without another read.
+var storeInterests = redis.NewScript(`
+local current = redis.call('GET', KEYS[1])
+local unchanged
+if ARGV[1] == 'absent' then unchanged = (current == false) else unchanged = (current == ARGV[2]) end
+if unchanged then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  return {1}
+end
+return {0, current}
+`)
+
+// store keeps each session's last few distinct searches in Redis. A search
+// costs two round trips when no other search of the session races it: one
+// GET, one compare-and-set.
+type store struct {
+	rdb     redis.UniversalClient
+	timeout time.Duration
+	ttl     time.Duration
+	logger  *slog.Logger
+}
+
+func newStore(rdb redis.UniversalClient, timeout, ttl time.Duration, logger *slog.Logger) *store {
+	return &store{rdb: rdb, timeout: timeout, ttl: ttl, logger: logger}
+}
+
+// loadScripts loads the compare-and-set script so that the first search does
+// not pay for a NOSCRIPT reply. If Redis is down now, the first write loads it.
+func (s *store) loadScripts(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := storeInterests.Load(ctx, s.rdb).Err(); err != nil {
+		s.logger.Warn("redis error "+err.Error(), "op", "script load")
+	}
+}
+
+// remember adds query (if not empty) to the session's interests and returns
+// them, oldest first. On a Redis error it logs it and returns it with no
+// interests; nothing is written after a failed read.
+func (s *store) remember(ctx context.Context, sessionID, query string) ([]string, error) {
+	key := sessionKeyPrefix + sessionID
+	readCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	raw, err := s.rdb.Get(readCtx, key).Result()
+	cancel()
+	present := err == nil
+	if err != nil && !errors.Is(err, redis.Nil) {
+		s.logger.Warn("redis error "+err.Error(), "op", "read", "session", sessionID)
+		return nil, err
+	}
+
+	writeCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	for range maxWriteAttempts {
+		interests := withQuery(s.decode(sessionID, raw, present), query)
+		encoded, _ := json.Marshal(interests) // a []string always encodes
+		expected := "absent"
+		if present {
+			expected = "value"
+		}
+		reply, err := storeInterests.Run(writeCtx, s.rdb, []string{key},
+			expected, raw, encoded, s.ttl.Milliseconds()).Slice()
+		if err != nil {
+			s.logger.Warn("redis error "+err.Error(), "op", "write", "session", sessionID)
+			return nil, err
+		}
+		if len(reply) > 0 && reply[0] == int64(1) {
+			return interests, nil
+		}
+		raw, present = "", false
+		if len(reply) > 1 && reply[1] != nil {
+			raw, present = fmt.Sprint(reply[1]), true
+		}
+	}
+	err = fmt.Errorf("session %s: gave up after %d conflicting writes", sessionID, maxWriteAttempts)
+	s.logger.Warn("redis error "+err.Error(), "op", "write", "session", sessionID)
+	return nil, err
+}
+
+// decode reads a stored list of interests. A value that is not a JSON array
+// of strings is logged and treated as empty, so the next write replaces it.
+func (s *store) decode(sessionID, raw string, present bool) []string {
+	if !present {
+		return nil
+	}
+	interests, ok := decodeInterests(raw)
+	if !ok {
+		s.logger.Warn("stored interests are not a JSON array of strings; replacing them",
+			"session", sessionID, "bytes", len(raw))
+	}
+	return interests
+}
+
+func decodeInterests(raw string) ([]string, bool) {
+	var interests []string
+	if err := json.Unmarshal([]byte(raw), &interests); err != nil || interests == nil {
+		return nil, false
+	}
+	if len(interests) > maxInterests {
+		interests = interests[len(interests)-maxInterests:]
+	}
+	return interests, true
+}
+
+// withQuery returns interests with query appended, unless it is empty or
+// already there, keeping the last maxInterests. It never modifies interests.
+func withQuery(interests []string, query string) []string {
+	if query == "" || slices.Contains(interests, query) {
+		return interests
+	}
+	next := append(slices.Clone(interests), query)
+	if len(next) > maxInterests {
+		next = next[len(next)-maxInterests:]
+	}
+	return next
+}
+
+// ping answers whether Redis responds within timeout.
+func (s *store) ping(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return s.rdb.Ping(ctx).Err()
+}
+
+// openRedis connects to cfg's Redis, or starts an embedded one when none is
+// configured. The returned func closes what it opened.
+func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), error) {
+	opts := cfg.redisOptions
+	stopEmbedded := func() {}
+	if opts == nil {
+		embedded := miniredis.NewMiniRedis()
+		if err := embedded.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+		}
+		logger.Warn("no REDIS_URL: using an embedded in-memory Redis; sessions live in this process only and vanish when it stops. Set REDIS_URL=redis://host:6379/0 (or -redis-url) to use a real Redis",
+			"addr", embedded.Addr())
+		opts = &redis.Options{Addr: embedded.Addr()}
+		stopEmbedded = embedded.Close
+	}
+	// Deadlines come from each operation's context, bounded by REDIS_TIMEOUT.
+	opts.ContextTimeoutEnabled = true
+	// Keep connection set-up to the handshake: no CLIENT SETINFO, no
+	// maintenance-notification negotiation.
+	opts.DisableIdentity = true
+	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	rdb := redis.NewClient(opts)
+	return rdb, func() {
+		if err := rdb.Close(); err != nil {
+			logger.Warn("close redis client", "err", err)
+		}
+		stopEmbedded()
+	}, nil
+}
