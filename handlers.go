@@ -209,4 +209,3 @@ var pages = template.Must(template.New("").Parse(`
 </html>
 {{end}}
 `))
-

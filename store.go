@@ -171,6 +171,12 @@ func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), 
 	// maintenance-notification negotiation.
 	opts.DisableIdentity = true
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	// A session cache that is down should cost a page one refused dial, not
+	// go-redis's default of five dials 100 ms apart.
+	opts.DialerRetries = 1
+	// go-redis logs through a process-wide logger; send it to ours so that
+	// LOG_FORMAT=json stays JSON.
+	redis.SetLogger(redisLogger{logger})
 	rdb := redis.NewClient(opts)
 	return rdb, func() {
 		if err := rdb.Close(); err != nil {
@@ -178,4 +184,10 @@ func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), 
 		}
 		stopEmbedded()
 	}, nil
+}
+
+type redisLogger struct{ logger *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.WarnContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig(nil, mapGetenv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.addr != "127.0.0.1:5000" || cfg.redisOptions != nil || cfg.redisTimeout != 2*time.Second ||
+		cfg.sessionTTL != 30*24*time.Hour || cfg.cookieSecure || cfg.logFormat != "text" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestConfigFlagBeatsEnvironment(t *testing.T) {
+	cfg, err := parseConfig([]string{"-redis-timeout", "300ms"}, mapGetenv(map[string]string{"REDIS_TIMEOUT": "5s", "SESSION_TTL": "1h", "REDIS_URL": "redis://127.0.0.1:6390/2"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.redisTimeout != 300*time.Millisecond || cfg.sessionTTL != time.Hour || cfg.redisOptions.Addr != "127.0.0.1:6390" || cfg.redisOptions.DB != 2 {
+		t.Errorf("cfg = %+v, options %+v", cfg, cfg.redisOptions)
+	}
+}
+
+func TestConfigInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string // in the one line
+	}{
+		{env: map[string]string{"ADDR": "5000"}, want: `invalid ADDR "5000": want host:port`},
+		{env: map[string]string{"ADDR": "127.0.0.1:99999"}, want: `invalid ADDR`},
+		{args: []string{"-addr", "nope"}, want: `invalid -addr "nope"`},
+		{env: map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, want: `invalid REDIS_URL "http://127.0.0.1:6379": want redis://`},
+		{env: map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/x"}, want: `invalid REDIS_URL "redis://:xxxxx@127.0.0.1:6379/x"`},
+		{env: map[string]string{"REDIS_TIMEOUT": "2"}, want: `invalid REDIS_TIMEOUT "2": want a duration from 1ms to 1m`},
+		{env: map[string]string{"REDIS_TIMEOUT": "-1s"}, want: `invalid REDIS_TIMEOUT "-1s"`},
+		{env: map[string]string{"REDIS_TIMEOUT": "2h"}, want: `invalid REDIS_TIMEOUT "2h"`},
+		{env: map[string]string{"SESSION_TTL": "30d"}, want: `invalid SESSION_TTL "30d": want a duration from 1s to 87600h`},
+		{env: map[string]string{"SESSION_TTL": "500ms"}, want: `invalid SESSION_TTL "500ms"`},
+		{env: map[string]string{"COOKIE_SECURE": "yes"}, want: `invalid COOKIE_SECURE "yes": want true or false`},
+		{env: map[string]string{"LOG_FORMAT": "xml"}, want: `invalid LOG_FORMAT "xml": want text or json`},
+		{args: []string{"-nope"}, want: "flag provided but not defined: -nope (see -h)"},
+		{args: []string{"extra"}, want: `unexpected argument "extra"`},
+	} {
+		_, err := parseConfig(tc.args, mapGetenv(tc.env), io.Discard)
+		var usage usageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("env %v args %q: error %q, want one usage line containing %q", tc.env, tc.args, err, tc.want)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error shows the Redis password: %q", err)
+		}
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-h"}, mapGetenv(nil), &out, io.Discard); err != nil {
+		t.Fatalf("run -h = %v", err)
+	}
+	for _, name := range []string{"-addr", "ADDR", "-redis-url", "REDIS_URL", "-redis-timeout", "REDIS_TIMEOUT",
+		"-session-ttl", "SESSION_TTL", "-cookie-secure", "COOKIE_SECURE", "-log-format", "LOG_FORMAT"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("-h does not mention %s:\n%s", name, out.String())
+		}
+	}
+}
+
+// TestBadConfigExitsTwo runs main in a child process (see TestMain): a usage error must end
+// it with status 2 and exactly one line on stderr.
+func TestBadConfigExitsTwo(t *testing.T) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "SHOPSESSION_TEST_MAIN=1", "LOG_FORMAT=yaml")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit = %v, want status 2; stderr %q", err, stderr.String())
+	}
+	if got := stderr.String(); got != "invalid LOG_FORMAT \"yaml\": want text or json\n" {
+		t.Errorf("stderr = %q, want one line naming LOG_FORMAT", got)
+	}
+}

@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// testRedis is a real redis-server shared by the tests that do not stop it.
+var testRedis *redisServer
+
+func TestMain(m *testing.M) {
+	if os.Getenv("SHOPSESSION_TEST_MAIN") == "1" { // the test binary acting as the program
+		os.Args = os.Args[:1]
+		main()
+		os.Exit(0)
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: these tests need a real redis-server on PATH; install it with: apt-get install redis-server (or: make deps)")
+		os.Exit(1)
+	}
+	var err error
+	if testRedis, err = startRedisServer(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: start redis-server:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	testRedis.stop()
+	os.Exit(code)
+}
+
+// redisServer is a redis-server process on a free loopback port, with no
+// persistence, that a test can stop and start again on the same port.
+type redisServer struct {
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startRedisServer() (*redisServer, error) {
+	dir, err := os.MkdirTemp("", "shopsession-redis-")
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for range 3 { // another process may take the free port before redis-server binds it
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &redisServer{port: port, dir: dir}
+		if lastErr = s.start(); lastErr == nil {
+			return s, nil
+		}
+	}
+	return nil, lastErr
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// start runs redis-server and returns once it says it accepts connections.
+func (s *redisServer) start() error {
+	cmd := exec.Command("redis-server",
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "notice")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	ready := make(chan struct{})
+	var output bytes.Buffer
+	var outputMu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			outputMu.Lock()
+			output.WriteString(sc.Text() + "\n")
+			outputMu.Unlock()
+			if strings.Contains(sc.Text(), "Ready to accept connections") {
+				close(ready)
+				io.Copy(io.Discard, stdout)
+				return
+			}
+		}
+	}()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-ready:
+		s.cmd, s.done = cmd, done
+		return nil
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+	outputMu.Lock()
+	defer outputMu.Unlock()
+	return fmt.Errorf("redis-server on port %d did not become ready:\n%s", s.port, output.String())
+}
+
+// stop ends redis-server and waits until it has exited.
+func (s *redisServer) stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+func (s *redisServer) url() string  { return "redis://" + s.addr() + "/0" }
+
+// client returns a go-redis client for looking at what the app stored.
+func (s *redisServer) client(t testing.TB) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: s.addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// logBuffer collects an app's log and lets a test wait for a line.
+type logBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{}
+}
+
+func newLogBuffer() *logBuffer { return &logBuffer{changed: make(chan struct{})} }
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitFor returns the submatches of the first match of re in the log, waiting
+// for it to be written.
+func (l *logBuffer) waitFor(t testing.TB, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		l.mu.Lock()
+		m := re.FindStringSubmatch(l.buf.String())
+		changed := l.changed
+		l.mu.Unlock()
+		if m != nil {
+			return m
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("log never matched %s; log:\n%s", re, l.String())
+		}
+	}
+}
+
+// testApp is run() serving on a free loopback port.
+type testApp struct {
+	url  string
+	logs *logBuffer
+	stop func() error // cancels run's context and returns what run returned
+}
+
+var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// startApp calls run with env as the environment; REDIS_URL defaults to the
+// shared test redis-server. The app stops when the test ends.
+func startApp(t testing.TB, env map[string]string, args ...string) *testApp {
+	t.Helper()
+	if _, ok := env["REDIS_URL"]; !ok {
+		env = withEnv(env, "REDIS_URL", testRedis.url())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := newLogBuffer()
+	result := make(chan error, 1)
+	go func() {
+		result <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), mapGetenv(env), io.Discard, logs)
+	}()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancel(); runErr = <-result })
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("run returned %v", err)
+		}
+	})
+	app := &testApp{url: "http://" + logs.waitFor(t, listeningLine)[1], logs: logs, stop: stop}
+	if resp := app.get(t, "/healthz", ""); resp.status != http.StatusOK {
+		t.Fatalf("GET /healthz = %d", resp.status)
+	}
+	return app
+}
+
+func withEnv(env map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range env {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func mapGetenv(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
+}
+
+// noRedirects is a client that shows redirects instead of following them.
+var noRedirects = &http.Client{
+	Timeout:       30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// cookie returns the value of the named cookie the response sets, or "".
+func (r response) cookie(name string) string {
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+func (a *testApp) get(t testing.TB, path, cookie string) response {
+	t.Helper()
+	return a.do(t, http.MethodGet, path, cookie, "", nil)
+}
+
+// searchFor POSTs the search form as the reference's ab command does.
+func (a *testApp) searchFor(t testing.TB, sessionID, query string) response {
+	t.Helper()
+	return a.do(t, http.MethodPost, "/search", sessionCookie+"="+sessionID,
+		"application/x-www-form-urlencoded", strings.NewReader(url.Values{"query": {query}}.Encode()))
+}
+
+func (a *testApp) do(t testing.TB, method, path, cookie, contentType string, body io.Reader) response {
+	t.Helper()
+	req, err := http.NewRequest(method, a.url+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+var interestItem = regexp.MustCompile(`<li>([^<]*)</li>`)
+
+// interestsOn returns the interests a search page lists.
+func interestsOn(page string) []string {
+	start := strings.Index(page, `<ul id="interests">`)
+	if start < 0 {
+		return nil
+	}
+	list := page[start:]
+	list = list[:strings.Index(list, "</ul>")]
+	var out []string
+	for _, m := range interestItem.FindAllStringSubmatch(list, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func hasRecommendation(page string) bool { return strings.Contains(page, "this amazing product") }

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestProductionBinaryOmitsExperiments proves that the default build carries
+// nothing of chaos_on.go, in the manner of Go's TestCmdGoNoHTTPServer: the
+// production binary is byte-identical to one built without the file, and the
+// file's names are absent from it while present in the chaos binary.
+func TestProductionBinaryOmitsExperiments(t *testing.T) {
+	dir := t.TempDir()
+	prod := goBuild(t, ".", filepath.Join(dir, "prod"))
+	chaos := goBuild(t, ".", filepath.Join(dir, "chaos"), "-tags", "chaos")
+
+	withoutFile := filepath.Join(dir, "tree-without-chaos_on.go")
+	copyTreeExcept(t, ".", withoutFile, "chaos_on.go")
+	prodWithout := goBuild(t, withoutFile, filepath.Join(dir, "prod-without"))
+	if a, b := sha256.Sum256(prod), sha256.Sum256(prodWithout); a != b {
+		t.Errorf("production binary %x differs from one built without chaos_on.go %x", a, b)
+	}
+
+	prodSymbols, chaosSymbols := goToolNM(t, filepath.Join(dir, "prod")), goToolNM(t, filepath.Join(dir, "chaos"))
+	names, envVars := declaredIn(t, "chaos_on.go")
+	if len(names) < 5 || len(envVars) < 3 {
+		t.Fatalf("found only %d names and variables %q in chaos_on.go", len(names), envVars)
+	}
+	for _, d := range names {
+		if bytes.Contains(prod, []byte(d.needle)) || strings.Contains(prodSymbols, d.needle) {
+			t.Errorf("production binary contains %s", d.needle)
+		}
+		// Constants never reach a binary; everything else must, or this test
+		// could not tell a missing name from a removed one.
+		if !d.isConst && !bytes.Contains(chaos, []byte(d.needle)) && !strings.Contains(chaosSymbols, d.needle) {
+			t.Errorf("positive control: chaos binary lacks %s", d.needle)
+		}
+	}
+	for _, env := range envVars {
+		if n := countVariable(prod, env); n != 0 {
+			t.Errorf("production binary contains %s %d times", env, n)
+		}
+		if countVariable(chaos, env) == 0 {
+			t.Errorf("positive control: chaos binary lacks %s", env)
+		}
+	}
+	if strings.Contains(strings.ToLower(prodSymbols), "chaos") {
+		t.Errorf("production binary has a symbol named chaos-something")
+	}
+}
+
+func goBuild(t *testing.T, srcDir, out string, flags ...string) []byte {
+	t.Helper()
+	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-o", out}, flags...)
+	cmd := exec.Command("go", append(args, ".")...)
+	cmd.Dir = srcDir
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), srcDir, err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func goToolNM(t *testing.T, binary string) string {
+	t.Helper()
+	out, err := exec.Command("go", "tool", "nm", binary).Output()
+	if err != nil {
+		t.Fatalf("go tool nm %s: %v", binary, err)
+	}
+	return string(out)
+}
+
+// copyTreeExcept copies the package's own files (not subdirectories) from src
+// to dst, leaving out one file.
+func copyTreeExcept(t *testing.T, src, dst, except string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || e.Name() == except {
+			continue
+		}
+		in, err := os.Open(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := os.Create(filepath.Join(dst, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.Copy(out, in)
+		in.Close()
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type declaredName struct {
+	needle  string // as the name appears in a binary's symbols and type names
+	isConst bool
+}
+
+var envVarName = regexp.MustCompile(`^CHAOS(_[A-Z]+)*$`)
+
+// declaredIn lists the top-level names a file declares, and the environment
+// variable names among its string constants.
+func declaredIn(t *testing.T, file string) ([]declaredName, []string) {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []declaredName
+	var envVars []string
+	for _, decl := range f.Decls {
+		switch decl := decl.(type) {
+		case *ast.FuncDecl:
+			names = append(names, declaredName{needle: "main." + funcSymbol(decl)})
+		case *ast.GenDecl:
+			for _, spec := range decl.Specs {
+				switch spec := spec.(type) {
+				case *ast.TypeSpec:
+					names = append(names, declaredName{needle: "main." + spec.Name.Name})
+				case *ast.ValueSpec:
+					for i, n := range spec.Names {
+						if n.Name == "_" {
+							continue
+						}
+						names = append(names, declaredName{needle: "main." + n.Name, isConst: decl.Tok == token.CONST})
+						if i < len(spec.Values) {
+							if lit, ok := spec.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+								if s, _ := strconv.Unquote(lit.Value); envVarName.MatchString(s) {
+									envVars = append(envVars, s)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return names, envVars
+}
+
+// funcSymbol is how the linker names a function or method: f, T.m or (*T).m.
+func funcSymbol(fn *ast.FuncDecl) string {
+	if fn.Recv == nil {
+		return fn.Name.Name
+	}
+	switch recv := fn.Recv.List[0].Type.(type) {
+	case *ast.StarExpr:
+		return "(*" + recv.X.(*ast.Ident).Name + ")." + fn.Name.Name
+	case *ast.Ident:
+		return recv.Name + "." + fn.Name.Name
+	}
+	return fn.Name.Name
+}
+
+// countVariable counts a variable name in a binary. Go's own DNS code carries
+// the class name "ClassCHAOS", which is not ours, so that spelling is not
+// counted.
+func countVariable(binary []byte, name string) int {
+	return bytes.Count(binary, []byte(name)) - bytes.Count(binary, []byte("Class"+name))
+}
