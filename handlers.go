@@ -48,16 +48,10 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 }
 
 type searchPage struct {
-	Query           string
-	Interests       []string
-	Recommendations []recommendation
-	SessionID       string
+	Query     string
+	Interests []string
+	SessionID string
 }
-
-type recommendation struct{ Title, URL string }
-
-// recommendations stand in for a recommender: any known interest earns one.
-var recommendations = []recommendation{{Title: "this amazing product", URL: "/search?query=amazing+product"}}
 
 func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && r.ContentLength != 0 {
@@ -84,9 +78,6 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	page := searchPage{Query: query, SessionID: a.sessionID(w, r)}
 	// On a Redis error the store has logged it; the page goes out without interests.
 	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, query)
-	if len(page.Interests) > 0 {
-		page.Recommendations = recommendations
-	}
 	a.render(w, "search", page)
 }
 
@@ -171,19 +162,21 @@ func (a *app) render(w http.ResponseWriter, name string, data any) {
 	w.Write(buf.Bytes())
 }
 
+// pages are the service's HTML. The recommendation is part of the page, as in
+// the reference: any known interest earns the same one.
 var pages = template.Must(template.New("").Parse(`
 {{define "head"}}<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.}}</title>
+{{end}}
+
+{{define "home"}}{{template "head"}}<title>Shop</title>
 </head>
 <body>
 <main>
-{{end}}
-
-{{define "home"}}{{template "head" "Shop"}}<h1>Welcome to the shop</h1>
+<h1>Welcome to the shop</h1>
 <form action="/search" method="post">
 <label for="query">What are you looking for?</label>
 <input id="query" name="query" type="search" maxlength="200" required>
@@ -195,12 +188,16 @@ var pages = template.Must(template.New("").Parse(`
 </html>
 {{end}}
 
-{{define "search"}}{{template "head" "Recommendations"}}{{if .Query}}<h1>Sorry, nothing found for “{{.Query}}”</h1>
+{{define "search"}}{{template "head"}}<title>Recommendations</title>
+</head>
+<body>
+<main>
+{{with .Query}}<h1>Sorry, nothing found for “{{.}}”</h1>
 {{else}}<h1>Recommendations</h1>
-{{end}}{{if .Interests}}<p>Since you're interested in</p>
-<ul id="interests">{{range .Interests}}<li>{{.}}</li>{{end}}</ul>
+{{end}}{{with .Interests}}<p>Since you're interested in</p>
+<ul id="interests">{{range .}}<li>{{.}}</li>{{end}}</ul>
 <p>why don't you try...</p>
-<ul id="recommendations">{{range .Recommendations}}<li><a href="{{.URL}}">{{.Title}}</a></li>{{end}}</ul>
+<ul id="recommendations"><li><a href="/search?query=amazing+product">this amazing product</a></li></ul>
 {{else}}<p>No recommendations yet.</p>
 {{end}}<p>Session ID: <code>{{.SessionID}}</code></p>
 <nav><a href="/">Back home</a></nav>

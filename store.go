@@ -165,6 +165,11 @@ func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), 
 		opts = &redis.Options{Addr: embedded.Addr()}
 		stopEmbedded = embedded.Close
 	}
+	// RESP2 unless the URL asks otherwise: the store uses nothing of RESP3, and
+	// RESP3 costs every command a check for push notifications.
+	if opts.Protocol == 0 {
+		opts.Protocol = 2
+	}
 	// Deadlines come from each operation's context, bounded by REDIS_TIMEOUT.
 	opts.ContextTimeoutEnabled = true
 	// Keep connection set-up to the handshake: no CLIENT SETINFO, no

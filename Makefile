@@ -1,0 +1,47 @@
+# Quick start: `make run` serves the production build on 127.0.0.1:5000 with an
+# embedded Redis; `make test` installs what the tests need and runs them.
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BUILD_FLAGS := -trimpath
+
+.PHONY: build build-chaos run run-chaos test lint deps clean
+
+build:
+	$(GO) build $(BUILD_FLAGS) -o bin/shopsession .
+
+build-chaos:
+	$(GO) build $(BUILD_FLAGS) -tags chaos -o bin/shopsession-chaos .
+
+run: build
+	./bin/shopsession
+
+run-chaos: build-chaos
+	./bin/shopsession-chaos
+
+test: deps
+	$(GO) vet ./...
+	$(GO) vet -tags chaos ./...
+	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -tags chaos ./...
+
+lint:
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags chaos ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags chaos ./...
+
+# deps installs the tests' and the benchmark's programs with apt-get, only
+# when they are missing.
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf bin bench/results
