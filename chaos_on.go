@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -156,14 +157,33 @@ func (e *chaosExperiment) roundTrip(ctx context.Context) error {
 		return nil
 	}
 	e.delaysInjected.Add(1)
-	timer := time.NewTimer(e.config.delay)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	return sleepUntil(ctx, time.Now().Add(e.config.delay))
+}
+
+// timerSlack is how late a Go timer may fire: the runtime's poller sleeps in
+// whole milliseconds, so a 100 ms timer ends 0.4 ms late on average, which
+// would overstate a two-delay request by 0.4 %.
+const timerSlack = time.Millisecond
+
+// sleepUntil waits for deadline on a timer, except for the last timerSlack,
+// which it spends yielding the processor. It ends early with ctx's error.
+func sleepUntil(ctx context.Context, deadline time.Time) error {
+	if coarse := time.Until(deadline) - timerSlack; coarse > 0 {
+		timer := time.NewTimer(coarse)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	for time.Now().Before(deadline) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		runtime.Gosched()
+	}
+	return nil
 }
 
 // failThisRead counts a read of a session's interests and says whether the
