@@ -98,23 +98,28 @@ type chaosExperiment struct {
 	errorsInjected atomic.Int64
 }
 
-// attachChaos starts the experiment the environment asks for: it hooks the
-// Redis client and serves GET /debug/chaos in front of next.
-func attachChaos(getenv func(string) string, logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) (http.Handler, error) {
+// newChaosExperiment reads the experiment the environment asks for.
+func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) {
 	cfg, err := parseChaosConfig(getenv)
 	if err != nil {
 		return nil, err
 	}
-	e := &chaosExperiment{config: cfg, since: time.Now()}
+	return &chaosExperiment{config: cfg}, nil
+}
+
+// attach starts the experiment: it hooks the Redis client and serves
+// GET /debug/chaos in front of next.
+func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) http.Handler {
+	e.since = time.Now()
 	logger.Warn("CHAOS BUILD: fault injection is compiled in; never run this binary in production",
-		"experiment", cfg.name(), "delay_seconds", cfg.delay.Seconds(), "error_every", cfg.errorEvery)
-	if cfg.latency || cfg.failReads {
+		"experiment", e.config.name(), "delay_seconds", e.config.delay.Seconds(), "error_every", e.config.errorEvery)
+	if e.config.latency || e.config.failReads {
 		rdb.AddHook(&chaosHook{e})
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/chaos", e.serveStatus)
 	mux.Handle("/", next)
-	return mux, nil
+	return mux
 }
 
 // chaosHook injects the experiment into every Redis command and pipeline.

@@ -46,6 +46,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	experiment, err := newChaosExperiment(getenv)
+	if err != nil {
+		return err
+	}
 	logger := newLogger(cfg.logFormat, stderr)
 
 	rdb, closeRedis, err := openRedis(cfg, logger)
@@ -56,10 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, logger)
 	st.loadScripts(ctx)
-	handler, err := attachChaos(getenv, logger, rdb, newHandler(st, logger, cfg.cookieSecure))
-	if err != nil {
-		return err
-	}
+	handler := experiment.attach(logger, rdb, newHandler(st, logger, cfg.cookieSecure))
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
