@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_FLAGS := -trimpath
 
-.PHONY: build build-chaos run run-chaos test lint deps clean
+.PHONY: build build-chaos run run-chaos test lint deps bench clean
 
 build:
 	$(GO) build $(BUILD_FLAGS) -o bin/shopsession .
@@ -24,6 +24,12 @@ test: deps
 	$(GO) vet -tags chaos ./...
 	$(GO) test -race -count=1 ./...
 	$(GO) test -race -count=1 -tags chaos ./...
+
+# bench runs Apache Bench against both builds and says whether each
+# experiment's hypothesis held. BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_PAIRS,
+# BENCH_DELAYS and REDIS_URL change what it does (see README).
+bench: deps build build-chaos
+	$(GO) run ./bench -prod bin/shopsession -chaos bin/shopsession-chaos
 
 lint:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi

@@ -1,0 +1,121 @@
+// Command bench runs Apache Bench against the production and chaos builds of
+// shopsession, compares the steady state with each experiment and says
+// whether each experiment's hypothesis held.
+//
+// Exit status: 0 when every hypothesis held, 1 when any deviated, 2 when the
+// bench could not run.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type settings struct {
+	prodBinary  string
+	chaosBinary string
+	outDir      string
+	redisURL    string
+	seconds     int
+	concurrency int
+	pairs       int
+	delays      []float64 // the latency sweep, in seconds
+}
+
+// Exit statuses.
+const (
+	exitHeld     = 0
+	exitDeviated = 1
+	exitCannot   = 2
+)
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	s, err := parseSettings(args, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitCannot
+	}
+	if _, err := exec.LookPath("ab"); err != nil {
+		fmt.Fprintln(stderr, "bench: ab (Apache Bench) is not installed: apt-get install apache2-utils")
+		return exitCannot
+	}
+	report, err := runScenarios(ctx, s, newProgress(stderr))
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitCannot
+	}
+	if err := report.write(stdout, s.outDir); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitCannot
+	}
+	if !report.allHeld() {
+		return exitDeviated
+	}
+	return exitHeld
+}
+
+func parseSettings(args []string, getenv func(string) string) (settings, error) {
+	s := settings{redisURL: getenv("REDIS_URL"), seconds: 10, concurrency: 1, pairs: 5}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&s.prodBinary, "prod", "", "production `binary`")
+	fs.StringVar(&s.chaosBinary, "chaos", "", "chaos `binary`")
+	fs.StringVar(&s.outDir, "out", "bench/results", "`directory` for latest.json and latest.svg")
+	if err := fs.Parse(args); err != nil {
+		return s, fmt.Errorf("%v: want -prod BINARY -chaos BINARY [-out DIR]", err)
+	}
+	for _, b := range []struct{ flag, path string }{{"-prod", s.prodBinary}, {"-chaos", s.chaosBinary}} {
+		if b.path == "" {
+			return s, fmt.Errorf("%s is required (make bench builds both binaries and passes them)", b.flag)
+		}
+		if _, err := os.Stat(b.path); err != nil {
+			return s, fmt.Errorf("%s %s: %v (run make build build-chaos)", b.flag, b.path, err)
+		}
+	}
+	positive := func(env string, value *int, limit int) error {
+		raw := getenv(env)
+		if raw == "" {
+			return nil
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > limit {
+			return fmt.Errorf("invalid %s %q: want a whole number from 1 to %d", env, raw, limit)
+		}
+		*value = n
+		return nil
+	}
+	if err := errors.Join(
+		positive("BENCH_SECONDS", &s.seconds, 600),
+		positive("BENCH_CONCURRENCY", &s.concurrency, 1000),
+		positive("BENCH_PAIRS", &s.pairs, 50),
+	); err != nil {
+		return s, err
+	}
+	if raw := getenv("BENCH_DELAYS"); raw != "" {
+		for part := range strings.SplitSeq(raw, ",") {
+			d, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+			if err != nil || math.IsNaN(d) || d <= 0 || d > 5 {
+				return s, fmt.Errorf("invalid BENCH_DELAYS %q: want delays in seconds above 0 and up to 5, comma-separated, such as 0.01,0.05,0.1", raw)
+			}
+			s.delays = append(s.delays, d)
+		}
+	}
+	return s, nil
+}

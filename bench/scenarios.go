@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	latencyDelay = 0.1 // seconds, as in the reference's run
+	// latencyTolerance is how far the measured increase may stray from the
+	// predicted one, as a fraction of the prediction.
+	latencyTolerance = 0.05
+	// chaosOffTolerance bounds the chaos build's cost with CHAOS unset.
+	chaosOffTolerance = 0.02
+	probeRequests     = 20
+	warmUpRequests    = 50
+	benchCookie       = "sessionID=something"
+)
+
+// measurement is one ab run against one process.
+type measurement struct {
+	AB         abResult       `json:"ab"`
+	Counters   *chaosCounters `json:"counters,omitempty"` // what the ab run added, chaos build only
+	ErrorEvery int64          `json:"error_every,omitempty"`
+}
+
+// scenario is one row of the report.
+type scenario struct {
+	Name         string        `json:"name"`
+	Build        string        `json:"build"`
+	Env          []string      `json:"env"`
+	Runs         []measurement `json:"runs"`
+	Summary      abResult      `json:"summary"` // medians of the runs' figures; counts are sums
+	DeltaMS      *float64      `json:"delta_mean_ms,omitempty"`
+	PredictedMS  *float64      `json:"predicted_delta_ms,omitempty"`
+	Verdict      string        `json:"verdict,omitempty"` // PASS or DEVIATED; empty for the baseline
+	Hypothesis   string        `json:"hypothesis,omitempty"`
+	Findings     []string      `json:"findings,omitempty"`
+	DelaySeconds float64       `json:"delay_seconds,omitempty"`
+}
+
+func (s *scenario) judge(held bool, finding string) {
+	s.Findings = append(s.Findings, finding)
+	if !held {
+		s.Verdict = "DEVIATED"
+	} else if s.Verdict == "" {
+		s.Verdict = "PASS"
+	}
+}
+
+type machine struct {
+	CPUs         int    `json:"cpus"`
+	GoVersion    string `json:"go_version"`
+	RedisVersion string `json:"redis_version"`
+	RedisSource  string `json:"redis_source"`
+}
+
+type report struct {
+	Started       time.Time  `json:"started"`
+	Seconds       int        `json:"seconds_per_run"`
+	Concurrency   int        `json:"concurrency"`
+	Pairs         int        `json:"pairs"`
+	Machine       machine    `json:"machine"`
+	ChaosOffRatio float64    `json:"chaos_off_to_production_mean_ratio"`
+	Scenarios     []scenario `json:"scenarios"`
+}
+
+func (r *report) allHeld() bool {
+	return !slices.ContainsFunc(r.Scenarios, func(s scenario) bool { return s.Verdict == "DEVIATED" })
+}
+
+// bench holds what every scenario needs.
+type bench struct {
+	settings
+	redis    *redisTarget
+	workDir  string
+	postFile string
+	progress *progress
+}
+
+func runScenarios(ctx context.Context, s settings, p *progress) (*report, error) {
+	workDir, err := os.MkdirTemp("", "shopsession-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(workDir)
+	b := &bench{settings: s, workDir: workDir, postFile: filepath.Join(workDir, "post.txt"), progress: p}
+	if err := os.WriteFile(b.postFile, []byte("query=Apples"), 0o644); err != nil {
+		return nil, err
+	}
+	if b.redis, err = openRedis(ctx, s.redisURL, workDir); err != nil {
+		return nil, err
+	}
+	defer b.redis.close()
+	p.note("redis: %s %s", b.redis.source, b.redis.version)
+
+	r := &report{Started: time.Now().UTC(), Seconds: s.seconds, Concurrency: s.concurrency, Pairs: s.pairs,
+		Machine: machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), RedisVersion: b.redis.version, RedisSource: b.redis.source}}
+
+	steady := scenario{Name: "steady", Build: "production"}
+	chaosOff := scenario{Name: "chaos-off", Build: "chaos", Hypothesis: fmt.Sprintf(
+		"no more than %.0f %% slower than production: deviated only if every chaos-off run is, against the mean of the production runs either side of it", chaosOffTolerance*100)}
+	// A B A B … A: each chaos-off run is compared with the production runs
+	// just before and after it, which cancels the machine's slow drift.
+	for i := range s.pairs + 1 {
+		prod, err := b.measure(ctx, fmt.Sprintf("steady %d/%d", i+1, s.pairs+1), s.prodBinary, nil)
+		if err != nil {
+			return nil, err
+		}
+		steady.Runs = append(steady.Runs, prod)
+		if i == s.pairs {
+			break
+		}
+		off, err := b.measure(ctx, fmt.Sprintf("chaos-off %d/%d", i+1, s.pairs), s.chaosBinary, nil)
+		if err != nil {
+			return nil, err
+		}
+		chaosOff.Runs = append(chaosOff.Runs, off)
+	}
+	ratios := make([]float64, len(chaosOff.Runs))
+	slower := 0
+	for i, off := range chaosOff.Runs {
+		ratios[i] = off.AB.MeanMS / ((steady.Runs[i].AB.MeanMS + steady.Runs[i+1].AB.MeanMS) / 2)
+		if ratios[i] > 1+chaosOffTolerance {
+			slower++
+		}
+	}
+	steady.Summary, chaosOff.Summary = summarize(steady.Runs), summarize(chaosOff.Runs)
+	r.ChaosOffRatio = median(ratios)
+	chaosOff.DeltaMS = ptr(chaosOff.Summary.MeanMS - steady.Summary.MeanMS)
+	chaosOff.judge(slower < len(ratios), fmt.Sprintf(
+		"chaos-off/production mean ratio: median %.4f of %s; %d of %d runs more than %.0f %% slower",
+		r.ChaosOffRatio, formatRatios(ratios), slower, len(ratios), chaosOffTolerance*100))
+	r.Scenarios = append(r.Scenarios, steady, chaosOff)
+
+	latency, err := b.latencyScenario(ctx, "latency", latencyDelay, steady.Summary.MeanMS)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, latency)
+
+	errScenario, err := b.errorScenario(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, errScenario)
+
+	for _, d := range s.delays {
+		sweep, err := b.latencyScenario(ctx, "sweep "+formatSeconds(d), d, steady.Summary.MeanMS)
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = append(r.Scenarios, sweep)
+	}
+	p.done()
+	return r, nil
+}
+
+// latencyScenario checks experiment 1: the mean rises by delay × the round
+// trips per request that the chaos build counted.
+func (b *bench) latencyScenario(ctx context.Context, name string, delay, steadyMeanMS float64) (scenario, error) {
+	env := []string{"CHAOS=latency", "CHAOS_DELAY_SECONDS=" + formatSeconds(delay)}
+	sc := scenario{Name: name, Build: "chaos", Env: env, DelaySeconds: delay,
+		Hypothesis: fmt.Sprintf("mean = steady + %s s × Redis round trips per request, within ±%.0f %%", formatSeconds(delay), latencyTolerance*100)}
+	m, err := b.measure(ctx, name, b.chaosBinary, env)
+	if err != nil {
+		return sc, err
+	}
+	sc.Runs, sc.Summary = []measurement{m}, m.AB
+	// Searches the store served, from the same counters: ab abandons the
+	// requests in flight when -t runs out, so its count can be short by the
+	// concurrency.
+	c := m.Counters
+	if c.InterestReads == 0 {
+		return sc, fmt.Errorf("%s: the chaos build counted no searches", name)
+	}
+	perRequest := float64(c.RedisRoundTrips) / float64(c.InterestReads)
+	predicted := delay * 1000 * perRequest
+	delta := m.AB.MeanMS - steadyMeanMS
+	sc.DeltaMS, sc.PredictedMS = &delta, &predicted
+	off := (delta - predicted) / predicted
+	sc.judge(math.Abs(off) <= latencyTolerance, fmt.Sprintf(
+		"%.2f round trips per request (%d trips, %d delays, %d searches); predicted +%.2f ms, measured +%.2f ms (%+.2f %%)",
+		perRequest, c.RedisRoundTrips, c.DelaysInjected, c.InterestReads, predicted, delta, off*100))
+	return sc, nil
+}
+
+// errorScenario checks experiment 2: failed reads are handled, every Nth one
+// fails, and a visitor sees recommendations every other time.
+func (b *bench) errorScenario(ctx context.Context) (scenario, error) {
+	env := []string{"CHAOS=error"}
+	sc := scenario{Name: "error", Build: "chaos", Env: env,
+		Hypothesis: "no failed or non-2xx response; errors injected = ⌊reads / N⌋; a visitor refreshing /search sees recommendations every other time"}
+	var probe []bool
+	m, err := b.measureThen(ctx, "error", b.chaosBinary, env, func(app *appProcess) error {
+		var err error
+		probe, err = probeRecommendations(app)
+		return err
+	})
+	if err != nil {
+		return sc, err
+	}
+	sc.Runs, sc.Summary = []measurement{m}, m.AB
+	ab := m.AB
+	failures := ab.FailedConnect + ab.FailedReceive + ab.FailedExcept
+	sc.judge(ab.Non2xx == 0 && failures == 0, fmt.Sprintf("%d non-2xx responses, %d connect/receive/exception failures", ab.Non2xx, failures))
+
+	c, every := m.Counters, m.ErrorEvery
+	want := c.InterestReads / every
+	sc.judge(c.ErrorsInjected == want, fmt.Sprintf("%d errors injected for %d reads, every %d failing: want ⌊%d/%d⌋ = %d", c.ErrorsInjected, c.InterestReads, every, c.InterestReads, every, want))
+
+	shown := 0
+	alternates := true
+	for i, rec := range probe {
+		if rec {
+			shown++
+		}
+		if i > 0 && rec == probe[i-1] {
+			alternates = false
+		}
+	}
+	sc.judge(alternates && shown == len(probe)/2, fmt.Sprintf("probe: recommendations on %d of %d sequential GETs, alternating: %v (%s)", shown, len(probe), alternates, probePattern(probe)))
+	return sc, nil
+}
+
+// probeRecommendations GETs /search with one cookie and reports, per
+// response, whether it showed a recommendation.
+func probeRecommendations(app *appProcess) ([]bool, error) {
+	var shown []bool
+	for range probeRequests {
+		status, body, err := app.get("/search?query=Apples", "sessionID=probe")
+		if err != nil {
+			return nil, err
+		}
+		if status != 200 {
+			return nil, fmt.Errorf("probe: GET /search answered %d", status)
+		}
+		shown = append(shown, strings.Contains(body, "this amazing product"))
+	}
+	return shown, nil
+}
+
+func probePattern(shown []bool) string {
+	var b strings.Builder
+	for _, s := range shown {
+		if s {
+			b.WriteByte('R')
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+// measure runs ab against a fresh process of binary.
+func (b *bench) measure(ctx context.Context, label, binary string, env []string) (measurement, error) {
+	return b.measureThen(ctx, label, binary, env, nil)
+}
+
+// measureThen starts binary with env on a clean Redis, warms it up, runs ab,
+// calls after (if any) while the process still serves, and stops it.
+func (b *bench) measureThen(ctx context.Context, label, binary string, env []string, after func(*appProcess) error) (measurement, error) {
+	var m measurement
+	if err := b.redis.flush(ctx); err != nil {
+		return m, fmt.Errorf("%s: clear the service's keys: %w", label, err)
+	}
+	appEnv := append([]string{"REDIS_URL=" + b.redis.url}, env...)
+	app, err := startApp(ctx, binary, appEnv)
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
+	}
+	defer app.stop()
+	for range warmUpRequests {
+		if _, _, err := app.get("/search?query=Apples", benchCookie); err != nil {
+			return m, fmt.Errorf("%s: warm-up: %w", label, err)
+		}
+	}
+	chaos := binary == b.chaosBinary
+	var before chaosStatus
+	if chaos {
+		if before, err = app.chaosStatus(); err != nil {
+			return m, fmt.Errorf("%s: %w", label, err)
+		}
+	}
+	b.progress.start(label, b.seconds)
+	m.AB, err = runAB(ctx, abOptions{url: app.url + "/search", seconds: b.seconds, concurrency: b.concurrency,
+		postFile: b.postFile, cookie: benchCookie}, b.workDir)
+	b.progress.stop()
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
+	}
+	if chaos {
+		end, err := app.chaosStatus()
+		if err != nil {
+			return m, fmt.Errorf("%s: %w", label, err)
+		}
+		m.ErrorEvery = end.ErrorEvery
+		m.Counters = &chaosCounters{
+			RedisRoundTrips: end.Counters.RedisRoundTrips - before.Counters.RedisRoundTrips,
+			InterestReads:   end.Counters.InterestReads - before.Counters.InterestReads,
+			DelaysInjected:  end.Counters.DelaysInjected - before.Counters.DelaysInjected,
+			ErrorsInjected:  end.Counters.ErrorsInjected - before.Counters.ErrorsInjected,
+		}
+	}
+	if after != nil {
+		if err := after(app); err != nil {
+			return m, fmt.Errorf("%s: %w", label, err)
+		}
+	}
+	if err := app.stop(); err != nil {
+		return m, fmt.Errorf("%s: stop: %w", label, err)
+	}
+	return m, nil
+}
+
+// summarize takes the median of each figure over runs and the sum of each
+// count.
+func summarize(runs []measurement) abResult {
+	var s abResult
+	pick := func(f func(abResult) float64) float64 {
+		vals := make([]float64, len(runs))
+		for i, r := range runs {
+			vals[i] = f(r.AB)
+		}
+		return median(vals)
+	}
+	for _, r := range runs {
+		s.Complete += r.AB.Complete
+		s.Failed += r.AB.Failed
+		s.Non2xx += r.AB.Non2xx
+	}
+	s.RequestsPerS = pick(func(a abResult) float64 { return a.RequestsPerS })
+	s.MeanMS = pick(func(a abResult) float64 { return a.MeanMS })
+	s.Percentiles = map[string]float64{}
+	for p := range 101 {
+		key := strconv.Itoa(p)
+		s.Percentiles[key] = pick(func(a abResult) float64 { return a.Percentiles[key] })
+	}
+	return s
+}
+
+func median(vals []float64) float64 {
+	if len(vals) == 0 {
+		return math.NaN()
+	}
+	sorted := slices.Sorted(slices.Values(vals))
+	mid := len(sorted) / 2
+	if len(sorted)%2 == 1 {
+		return sorted[mid]
+	}
+	return (sorted[mid-1] + sorted[mid]) / 2
+}
+
+func formatRatios(ratios []float64) string {
+	parts := make([]string, len(ratios))
+	for i, r := range ratios {
+		parts[i] = strconv.FormatFloat(r, 'f', 3, 64)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func formatSeconds(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) }
+
+func ptr(f float64) *float64 { return &f }
