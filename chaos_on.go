@@ -222,6 +222,7 @@ func (chaosError) RedisError()   {}
 
 type chaosStatus struct {
 	Build        string        `json:"build"`
+	Warning      string        `json:"warning"`
 	Experiment   string        `json:"experiment"`
 	DelaySeconds float64       `json:"delay_seconds"`
 	ErrorEvery   int64         `json:"error_every"`
@@ -239,6 +240,7 @@ type chaosCounters struct {
 func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 	status := chaosStatus{
 		Build:        "chaos",
+		Warning:      "fault-injection build: not for production",
 		Experiment:   e.config.name(),
 		DelaySeconds: e.config.delay.Seconds(),
 		ErrorEvery:   e.config.errorEvery,

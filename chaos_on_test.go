@@ -88,7 +88,7 @@ func TestChaosUnsetInjectsNothing(t *testing.T) {
 		}
 	}
 	status := chaosStatusOf(t, app)
-	if status.Build != "chaos" || status.Experiment != "none" || status.Counters != (chaosCounters{}) {
+	if status.Build != "chaos" || !strings.Contains(status.Warning, "not for production") || status.Experiment != "none" || status.Counters != (chaosCounters{}) {
 		t.Errorf("status = %+v, want the chaos build, no experiment, nothing counted", status)
 	}
 	app.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="CHAOS BUILD[^"]*" experiment=none`))

@@ -297,14 +297,19 @@ func (a *testApp) do(t testing.TB, method, path, cookie, contentType string, bod
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return a.send(t, req)
+}
+
+func (a *testApp) send(t testing.TB, req *http.Request) response {
+	t.Helper()
 	resp, err := noRedirects.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil && !errors.Is(err, io.EOF) {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		t.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }

@@ -1,0 +1,128 @@
+//go:build chaos
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRedisSlowerThanTimeout: with every Redis round trip slower than
+// REDIS_TIMEOUT, each page still comes within the timeout plus 100 ms, as a
+// 200 without recommendations, and the log says why.
+func TestRedisSlowerThanTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	app := startApp(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "1", "REDIS_TIMEOUT": timeout.String()})
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Go(func() {
+			for n := range 3 {
+				start := time.Now()
+				resp := app.searchFor(t, fmt.Sprint("slow-", c), fmt.Sprint("q", n))
+				if took := time.Since(start); took > timeout+100*time.Millisecond {
+					t.Errorf("a page took %v, more than the %v timeout + 100 ms", took, timeout)
+				}
+				if resp.status != http.StatusOK || hasRecommendation(resp.body) || !strings.HasSuffix(resp.body, "</html>\n") {
+					t.Errorf("status %d, recommendation %v; want a full page without", resp.status, hasRecommendation(resp.body))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := strings.Count(app.logs.String(), `msg="redis error context deadline exceeded" op=read`); n != 24 {
+		t.Errorf("%d reads logged as timed out, want 24:\n%s", n, app.logs.String())
+	}
+}
+
+// TestSIGTERMDrainsInFlightRequests sends SIGTERM to a real process while 16
+// clients wait for their pages: all 16 pages arrive whole, new connections
+// are refused, and the process exits 0 within the drain limit.
+func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
+	binary := filepath.Join(t.TempDir(), "shopsession-chaos")
+	goBuild(t, ".", binary, "-tags", "chaos")
+	logs := newLogBuffer()
+	cmd := exec.Command(binary, "-addr", "127.0.0.1:0")
+	// Each search waits 2 × 0.5 s in Redis: long enough to be caught mid-request.
+	cmd.Env = append(os.Environ(), "REDIS_URL="+testRedis.url(), "CHAOS=latency", "CHAOS_DELAY_SECONDS=0.5")
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	addr := logs.waitFor(t, listeningLine)[1]
+	app := &testApp{url: "http://" + addr, logs: logs}
+
+	const clients = 16
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	results := make(chan result, clients)
+	for c := range clients {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, app.url+"/search", strings.NewReader("query=lamp"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Cookie", fmt.Sprintf("%s=drain-%d", sessionCookie, c))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			results <- result{status: resp.StatusCode, body: string(b), err: err}
+		}()
+	}
+	// All 16 are inside the handler once the experiment has delayed 16 reads.
+	deadline := time.Now().Add(10 * time.Second)
+	for chaosStatusOf(t, app).Counters.DelaysInjected < clients {
+		if time.Now().After(deadline) {
+			t.Fatalf("the %d requests never all reached Redis", clients)
+		}
+		runtime.Gosched()
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	signalled := time.Now()
+	logs.waitFor(t, regexp.MustCompile(`msg="shutting down"`))
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		conn.Close()
+		t.Errorf("a new connection was accepted after SIGTERM")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("a new connection failed with %v, want connection refused", err)
+	}
+
+	for range clients {
+		r := <-results
+		if r.err != nil || r.status != http.StatusOK || !hasRecommendation(r.body) || !strings.HasSuffix(r.body, "</html>\n") {
+			t.Errorf("an in-flight request got status %d, err %v, full page with recommendation: %v", r.status, r.err, strings.HasSuffix(r.body, "</html>\n") && hasRecommendation(r.body))
+		}
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("the process ended with %v, want exit status 0", err)
+		}
+		t.Logf("exited %v after SIGTERM with %d requests in flight", time.Since(signalled).Round(time.Millisecond), clients)
+	case <-time.After(shutdownGrace + 2*time.Second):
+		t.Fatalf("the process did not exit within the %v drain limit", shutdownGrace)
+	}
+}
