@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_FLAGS := -trimpath
 
-.PHONY: build build-chaos run run-chaos test lint deps bench clean
+.PHONY: build build-chaos run run-chaos test lint fuzz deps bench clean
 
 build:
 	$(GO) build $(BUILD_FLAGS) -o bin/shopsession .
@@ -27,11 +27,18 @@ test: deps
 
 # bench runs Apache Bench against both builds and says whether each
 # experiment's hypothesis held. BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_PAIRS,
-# BENCH_DELAYS and REDIS_URL change what it does (see README). bin/bench exits
+# BENCH_DELAYS, BENCH_LOAD_SECONDS and REDIS_URL change what it does (see README). bin/bench exits
 # 0 (held), 1 (deviated) or 2 (could not run); make reports either failure as 2.
 bench: deps build build-chaos
 	$(GO) build -o bin/bench ./bench
 	./bin/bench -prod bin/shopsession -chaos bin/shopsession-chaos
+
+# fuzz runs each fuzz target for FUZZTIME.
+FUZZTIME ?= 10s
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz '^FuzzValidSessionID$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeQuery$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInterests$$' -fuzztime $(FUZZTIME) .
 
 lint:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi

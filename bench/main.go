@@ -36,6 +36,7 @@ type settings struct {
 	seconds     int
 	concurrency int
 	pairs       int
+	loadSeconds int       // the 64-client load scenario; 0 skips it
 	delays      []float64 // the latency sweep, in seconds
 }
 
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func parseSettings(args []string, getenv func(string) string) (settings, error) {
-	s := settings{redisURL: getenv("REDIS_URL"), seconds: 10, concurrency: 1, pairs: 5}
+	s := settings{redisURL: getenv("REDIS_URL"), seconds: 10, concurrency: 1, pairs: 5, loadSeconds: 60}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&s.prodBinary, "prod", "", "production `binary`")
@@ -107,6 +108,13 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		positive("BENCH_PAIRS", &s.pairs, 50),
 	); err != nil {
 		return s, err
+	}
+	if raw := getenv("BENCH_LOAD_SECONDS"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 0 || n > 3600 {
+			return s, fmt.Errorf("invalid BENCH_LOAD_SECONDS %q: want a whole number from 0 (no load scenario) to 3600", raw)
+		}
+		s.loadSeconds = n
 	}
 	if raw := getenv("BENCH_DELAYS"); raw != "" {
 		for part := range strings.SplitSeq(raw, ",") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -21,6 +22,8 @@ const (
 	// chaosOffTolerance bounds the chaos build's cost with CHAOS unset.
 	chaosOffTolerance = 0.02
 	probeRequests     = 20
+	loadConcurrency   = 64
+	loadPeakRSSMB     = 30
 	warmUpRequests    = 50
 	benchCookie       = "sessionID=something"
 )
@@ -45,6 +48,7 @@ type scenario struct {
 	Hypothesis   string        `json:"hypothesis,omitempty"`
 	Findings     []string      `json:"findings,omitempty"`
 	DelaySeconds float64       `json:"delay_seconds,omitempty"`
+	PeakRSSKB    int           `json:"peak_rss_kb,omitempty"`
 }
 
 func (s *scenario) judge(held bool, finding string) {
@@ -153,6 +157,14 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 	}
 	r.Scenarios = append(r.Scenarios, errScenario)
 
+	if s.loadSeconds > 0 {
+		load, err := b.loadScenario(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = append(r.Scenarios, load)
+	}
+
 	for _, d := range s.delays {
 		sweep, err := b.latencyScenario(ctx, "sweep "+formatSeconds(d), d, steady.Summary.MeanMS)
 		if err != nil {
@@ -200,11 +212,11 @@ func (b *bench) errorScenario(ctx context.Context) (scenario, error) {
 	sc := scenario{Name: "error", Build: "chaos", Env: env,
 		Hypothesis: "no failed or non-2xx response; errors injected = ⌊reads / N⌋; a visitor refreshing /search sees recommendations every other time"}
 	var probe []bool
-	m, err := b.measureThen(ctx, "error", b.chaosBinary, env, func(app *appProcess) error {
+	m, err := b.measureThen(ctx, runSpec{label: "error", binary: b.chaosBinary, env: env, after: func(app *appProcess) error {
 		var err error
 		probe, err = probeRecommendations(app)
 		return err
-	})
+	}})
 	if err != nil {
 		return sc, err
 	}
@@ -228,6 +240,27 @@ func (b *bench) errorScenario(ctx context.Context) (scenario, error) {
 		}
 	}
 	sc.judge(alternates && shown == len(probe)/2, fmt.Sprintf("probe: recommendations on %d of %d sequential GETs, alternating: %v (%s)", shown, len(probe), alternates, probePattern(probe)))
+	return sc, nil
+}
+
+// loadScenario holds the production build under 64 concurrent clients and
+// reads the process's peak resident memory.
+func (b *bench) loadScenario(ctx context.Context) (scenario, error) {
+	sc := scenario{Name: fmt.Sprintf("load -c %d", loadConcurrency), Build: "production",
+		Hypothesis: fmt.Sprintf("%d clients for %d s: no failed or non-2xx response, peak RSS at most %d MB", loadConcurrency, b.loadSeconds, loadPeakRSSMB)}
+	var peakKB int
+	m, err := b.measureThen(ctx, runSpec{label: sc.Name, binary: b.prodBinary, seconds: b.loadSeconds, concurrency: loadConcurrency,
+		after: func(app *appProcess) error {
+			var err error
+			peakKB, err = app.peakRSSKB()
+			return err
+		}})
+	if err != nil {
+		return sc, err
+	}
+	sc.Runs, sc.Summary, sc.PeakRSSKB = []measurement{m}, m.AB, peakKB
+	sc.judge(m.AB.Failed == 0 && m.AB.Non2xx == 0, fmt.Sprintf("%d requests, %d failed, %d non-2xx", m.AB.Complete, m.AB.Failed, m.AB.Non2xx))
+	sc.judge(peakKB <= loadPeakRSSMB*1024, fmt.Sprintf("peak RSS %.1f MB", float64(peakKB)/1024))
 	return sc, nil
 }
 
@@ -262,12 +295,22 @@ func probePattern(shown []bool) string {
 
 // measure runs ab against a fresh process of binary.
 func (b *bench) measure(ctx context.Context, label, binary string, env []string) (measurement, error) {
-	return b.measureThen(ctx, label, binary, env, nil)
+	return b.measureThen(ctx, runSpec{label: label, binary: binary, env: env})
 }
 
-// measureThen starts binary with env on a clean Redis, warms it up, runs ab,
-// calls after (if any) while the process still serves, and stops it.
-func (b *bench) measureThen(ctx context.Context, label, binary string, env []string, after func(*appProcess) error) (measurement, error) {
+// runSpec is one measured run; zero seconds and concurrency take the bench's.
+type runSpec struct {
+	label, binary        string
+	env                  []string
+	seconds, concurrency int
+	after                func(*appProcess) error // called after ab, while the process still serves
+}
+
+// measureThen starts a process on a clean Redis, warms it up, runs ab, calls
+// spec.after, and stops the process.
+func (b *bench) measureThen(ctx context.Context, spec runSpec) (measurement, error) {
+	label, binary, env, after := spec.label, spec.binary, spec.env, spec.after
+	seconds, concurrency := cmp.Or(spec.seconds, b.seconds), cmp.Or(spec.concurrency, b.concurrency)
 	var m measurement
 	if err := b.redis.flush(ctx); err != nil {
 		return m, fmt.Errorf("%s: clear the service's keys: %w", label, err)
@@ -290,8 +333,8 @@ func (b *bench) measureThen(ctx context.Context, label, binary string, env []str
 			return m, fmt.Errorf("%s: %w", label, err)
 		}
 	}
-	b.progress.start(label, b.seconds)
-	m.AB, err = runAB(ctx, abOptions{url: app.url + "/search", seconds: b.seconds, concurrency: b.concurrency,
+	b.progress.start(label, seconds)
+	m.AB, err = runAB(ctx, abOptions{url: app.url + "/search", seconds: seconds, concurrency: concurrency,
 		postFile: b.postFile, cookie: benchCookie}, b.workDir)
 	b.progress.stop()
 	if err != nil {

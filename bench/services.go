@@ -181,6 +181,20 @@ func (a *appProcess) stop() error {
 	return nil
 }
 
+// peakRSSKB reads the process's peak resident set size (VmHWM) from /proc.
+func (a *appProcess) peakRSSKB() (int, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
 // chaosCounters mirrors the counters of the chaos build's GET /debug/chaos.
 type chaosCounters struct {
 	RedisRoundTrips int64 `json:"redis_round_trips"`
