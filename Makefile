@@ -48,11 +48,12 @@ lint:
 	$(GO) run $(STATICCHECK) -tags chaos ./...
 
 # deps installs the tests' and the benchmark's programs with apt-get, only
-# when they are missing.
+# when they are missing: Redis, Apache Bench, and Chromium for the browser tests.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
+	command -v chromium >/dev/null || missing="$$missing chromium fonts-liberation"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \

@@ -53,19 +53,9 @@ func TestRedisSlowerThanTimeout(t *testing.T) {
 func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	binary := filepath.Join(t.TempDir(), "shopsession-chaos")
 	goBuild(t, ".", binary, "-tags", "chaos")
-	logs := newLogBuffer()
-	cmd := exec.Command(binary, "-addr", "127.0.0.1:0")
 	// Each search waits 2 × 0.5 s in Redis: long enough to be caught mid-request.
-	cmd.Env = append(os.Environ(), "REDIS_URL="+testRedis.url(), "CHAOS=latency", "CHAOS_DELAY_SECONDS=0.5")
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	addr := logs.waitFor(t, listeningLine)[1]
-	app := &testApp{url: "http://" + addr, logs: logs}
+	proc := startBinary(t, binary, "REDIS_URL="+testRedis.url(), "CHAOS=latency", "CHAOS_DELAY_SECONDS=0.5")
+	app, addr := proc.testApp, strings.TrimPrefix(proc.url, "http://")
 
 	const clients = 16
 	type result struct {
@@ -98,11 +88,11 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		runtime.Gosched()
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	signalled := time.Now()
-	logs.waitFor(t, regexp.MustCompile(`msg="shutting down"`))
+	app.logs.waitFor(t, regexp.MustCompile(`msg="shutting down"`))
 	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		conn.Close()
 		t.Errorf("a new connection was accepted after SIGTERM")
@@ -117,7 +107,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		}
 	}
 	select {
-	case err := <-exited:
+	case err := <-proc.exited:
 		if err != nil {
 			t.Errorf("the process ended with %v, want exit status 0", err)
 		}
@@ -125,4 +115,32 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	case <-time.After(shutdownGrace + 2*time.Second):
 		t.Fatalf("the process did not exit within the %v drain limit", shutdownGrace)
 	}
+}
+
+// process is a built binary serving on a free loopback port.
+type process struct {
+	*testApp
+	cmd    *exec.Cmd
+	exited chan error // receives what Wait returned
+}
+
+// startBinary runs binary with env added to the test's environment, and kills
+// it when the test ends if it is still running.
+func startBinary(t *testing.T, binary string, env ...string) *process {
+	t.Helper()
+	logs := newLogBuffer()
+	cmd := exec.Command(binary, "-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, exited: make(chan error, 1)}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	p.testApp = &testApp{url: "http://" + logs.waitFor(t, listeningLine)[1], logs: logs}
+	if resp := p.get(t, "/healthz", ""); resp.status != http.StatusOK {
+		t.Fatalf("GET /healthz = %d", resp.status)
+	}
+	return p
 }

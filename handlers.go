@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	_ "embed"
 	"errors"
 	"html/template"
 	"log/slog"
@@ -39,13 +40,14 @@ func newHandler(st *store, logger *slog.Logger, cookieSecure bool) http.Handler 
 	mux.HandleFunc("GET /reset", a.reset)
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /style.css", serveStylesheet)
 	return securityHeaders(mux)
 }
 
-// The pages use nothing but a same-origin form and links: the policy allows
-// exactly that, and no framing.
+// The pages use nothing but a same-origin stylesheet, form and links: the
+// policy allows exactly that, and no framing.
 var (
-	contentSecurityPolicy = []string{"default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
+	contentSecurityPolicy = []string{"default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
 	noSniff               = []string{"nosniff"}
 	noReferrer            = []string{"no-referrer"}
 )
@@ -100,6 +102,15 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	// On a Redis error the store has logged it; the page goes out without interests.
 	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, query)
 	a.render(w, "search", page)
+}
+
+//go:embed static/style.css
+var stylesheet []byte
+
+func serveStylesheet(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Write(stylesheet)
 }
 
 func (a *app) reset(w http.ResponseWriter, r *http.Request) {
@@ -191,6 +202,7 @@ var pages = template.Must(template.New("").Parse(`
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/style.css">
 {{end}}
 
 {{define "home"}}{{template "head"}}<title>Shop</title>
@@ -220,8 +232,8 @@ var pages = template.Must(template.New("").Parse(`
 <p>why don't you try...</p>
 <ul id="recommendations"><li><a href="/search?query=amazing+product">this amazing product</a></li></ul>
 {{else}}<p>No recommendations yet.</p>
-{{end}}<p>Session ID: <code>{{.SessionID}}</code></p>
-<nav><a href="/">Back home</a></nav>
+{{end}}<p id="session">Session ID: <code>{{.SessionID}}</code></p>
+<nav><a href="/">Back home</a> · <a href="/search">Recommendations</a> · <a href="/reset">Reset</a></nav>
 </main>
 </body>
 </html>

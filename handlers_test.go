@@ -89,7 +89,7 @@ func TestSearchRemembersLastThreeDistinctQueries(t *testing.T) {
 	if got := interestsOn(resp.body); !slices.Equal(got, []string{"phone", "tv", "radio"}) {
 		t.Errorf("GET /search?query=radio interests = %q", got)
 	}
-	if !strings.Contains(resp.body, "Session ID: <code>"+id+"</code>") {
+	if !strings.Contains(resp.body, `<p id="session">Session ID: <code>`+id+"</code>") {
 		t.Errorf("page does not show the session id")
 	}
 }
