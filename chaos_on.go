@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -114,7 +113,17 @@ func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient,
 	logger.Warn("CHAOS BUILD: fault injection is compiled in; never run this binary in production",
 		"experiment", e.config.name(), "delay_seconds", e.config.delay.Seconds(), "error_every", e.config.errorEvery)
 	if e.config.latency || e.config.failReads {
-		rdb.AddHook(&chaosHook{e})
+		// Reads are counted, and failed, once per command as the store issues
+		// it: on a cluster a redirected read is still one read.
+		rdb.AddHook(&chaosReadHook{e})
+		// Round trips happen where commands reach Redis: on a cluster, in the
+		// client go-redis makes for each node.
+		trips := &chaosRoundTripHook{e}
+		if cluster, ok := rdb.(*redis.ClusterClient); ok {
+			cluster.OnNewNode(func(node *redis.Client) { node.AddHook(trips) })
+		} else {
+			rdb.AddHook(trips)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/chaos", e.serveStatus)
@@ -122,22 +131,37 @@ func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient,
 	return mux
 }
 
-// chaosHook injects the experiment into every Redis command and pipeline.
-type chaosHook struct{ e *chaosExperiment }
+// chaosReadHook counts the reads of a session's interests and fails every
+// Nth one in the error experiment, before it reaches Redis.
+type chaosReadHook struct{ e *chaosExperiment }
 
-var _ redis.Hook = (*chaosHook)(nil)
+var _ redis.Hook = (*chaosReadHook)(nil)
 
-func (h *chaosHook) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return next(ctx, network, addr)
-	}
-}
+func (h *chaosReadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (h *chaosHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *chaosReadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if isInterestRead(cmd) && h.e.failThisRead() {
 			return chaosError{}
 		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *chaosReadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// chaosRoundTripHook counts every command and pipeline sent to Redis and, in
+// the latency experiment, delays it.
+type chaosRoundTripHook struct{ e *chaosExperiment }
+
+var _ redis.Hook = (*chaosRoundTripHook)(nil)
+
+func (h *chaosRoundTripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *chaosRoundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
 		if err := h.e.roundTrip(ctx); err != nil {
 			return err
 		}
@@ -145,7 +169,7 @@ func (h *chaosHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-func (h *chaosHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *chaosRoundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if err := h.e.roundTrip(ctx); err != nil {
 			return err

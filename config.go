@@ -25,7 +25,8 @@ var errHelpShown = errors.New("help shown")
 
 type config struct {
 	addr         string
-	redisOptions *redis.Options // nil: start the embedded Redis
+	redisOptions *redis.Options        // one Redis server; nil with redisCluster nil: start the embedded Redis
+	redisCluster *redis.ClusterOptions // a Redis Cluster, from a URL that names nodes with addr=
 	redisTimeout time.Duration
 	sessionTTL   time.Duration
 	cookieSecure bool
@@ -45,7 +46,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return def
 	}
 	addr := fs.String("addr", envOr("ADDR", "127.0.0.1:5000"), "`host:port` to listen on (env ADDR)")
-	redisURL := fs.String("redis-url", envOr("REDIS_URL", ""), "Redis `URL`, redis:// or rediss://; empty starts an embedded in-memory Redis (env REDIS_URL)")
+	redisURL := fs.String("redis-url", envOr("REDIS_URL", ""), "Redis `URL`: redis:// or rediss:// for one server, with ?addr=host:port&addr=… for a cluster; empty starts an embedded in-memory Redis (env REDIS_URL)")
 	redisTimeout := fs.String("redis-timeout", envOr("REDIS_TIMEOUT", "2s"), "bound on each Redis operation, a Go `duration` (env REDIS_TIMEOUT)")
 	sessionTTL := fs.String("session-ttl", envOr("SESSION_TTL", "720h"), "how long a session's interests are kept after its last search, a Go `duration` (env SESSION_TTL)")
 	cookieSecure := fs.String("cookie-secure", envOr("COOKIE_SECURE", "false"), "mark the session cookie Secure (HTTPS only): `true or false` (env COOKIE_SECURE)")
@@ -78,12 +79,16 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, invalid("addr", "ADDR", *addr, "host:port such as 127.0.0.1:5000 or :8080")
 	}
 	if *redisURL != "" {
-		opts, err := redis.ParseURL(*redisURL)
+		var err error
+		if isClusterURL(*redisURL) {
+			cfg.redisCluster, err = redis.ParseClusterURL(*redisURL)
+		} else {
+			cfg.redisOptions, err = redis.ParseURL(*redisURL)
+		}
 		if err != nil {
 			return config{}, invalid("redis-url", "REDIS_URL", redacted(*redisURL),
-				fmt.Sprintf("redis://[user:password@]host:port[/db] or rediss://… (%v)", err))
+				fmt.Sprintf("redis://[user:password@]host:port[/db], rediss://… for TLS, or redis://host1:port1?addr=host2:port2&addr=host3:port3 for a cluster (%v)", err))
 		}
-		cfg.redisOptions = opts
 	}
 	var err error
 	if cfg.redisTimeout, err = time.ParseDuration(*redisTimeout); err != nil || cfg.redisTimeout < time.Millisecond || cfg.redisTimeout > time.Minute {
@@ -99,6 +104,14 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, invalid("log-format", "LOG_FORMAT", cfg.logFormat, "text or json")
 	}
 	return cfg, nil
+}
+
+// isClusterURL reports whether a Redis URL names cluster nodes with addr=,
+// go-redis's cluster URL syntax. go-redis parses either kind; this only picks
+// the parser.
+func isClusterURL(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	return err == nil && u.Query().Has("addr")
 }
 
 func validPort(s string) bool {

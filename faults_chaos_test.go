@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -115,32 +113,4 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	case <-time.After(shutdownGrace + 2*time.Second):
 		t.Fatalf("the process did not exit within the %v drain limit", shutdownGrace)
 	}
-}
-
-// process is a built binary serving on a free loopback port.
-type process struct {
-	*testApp
-	cmd    *exec.Cmd
-	exited chan error // receives what Wait returned
-}
-
-// startBinary runs binary with env added to the test's environment, and kills
-// it when the test ends if it is still running.
-func startBinary(t *testing.T, binary string, env ...string) *process {
-	t.Helper()
-	logs := newLogBuffer()
-	cmd := exec.Command(binary, "-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, exited: make(chan error, 1)}
-	go func() { p.exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	p.testApp = &testApp{url: "http://" + logs.waitFor(t, listeningLine)[1], logs: logs}
-	if resp := p.get(t, "/healthz", ""); resp.status != http.StatusOK {
-		t.Fatalf("GET /healthz = %d", resp.status)
-	}
-	return p
 }

@@ -54,7 +54,13 @@ func TestCookieSecure(t *testing.T) {
 }
 
 func TestSearchRemembersLastThreeDistinctQueries(t *testing.T) {
-	app := startApp(t, nil)
+	checkSearchRemembers(t, nil)
+}
+
+// checkSearchRemembers walks one session through the reference's searches on
+// the Redis that env names.
+func checkSearchRemembers(t *testing.T, env map[string]string) {
+	app := startApp(t, env)
 	id := uuid.NewString()
 	steps := []struct {
 		query string

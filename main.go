@@ -59,8 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer closeRedis()
 
 	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, logger)
-	st.loadScripts(ctx)
+	// The experiment hooks the client before its first command, so that on a
+	// cluster it reaches every node client as go-redis creates it.
 	handler := experiment.attach(logger, rdb, newHandler(st, logger, cfg.cookieSecure))
+	st.loadScripts(ctx)
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

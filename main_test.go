@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testRedis.stop()
+	if sharedCluster != nil {
+		sharedCluster.stop()
+	}
 	os.Exit(code)
 }
 
@@ -50,11 +53,14 @@ func TestMain(m *testing.M) {
 type redisServer struct {
 	port int
 	dir  string
+	args []string // more redis-server options
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-func startRedisServer() (*redisServer, error) {
+// startRedisServer starts a redis-server on a free loopback port with args
+// added to its options.
+func startRedisServer(args ...string) (*redisServer, error) {
 	dir, err := os.MkdirTemp("", "shopsession-redis-")
 	if err != nil {
 		return nil, err
@@ -65,7 +71,7 @@ func startRedisServer() (*redisServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &redisServer{port: port, dir: dir}
+		s := &redisServer{port: port, dir: dir, args: args}
 		if lastErr = s.start(); lastErr == nil {
 			return s, nil
 		}
@@ -84,9 +90,9 @@ func freePort() (int, error) {
 
 // start runs redis-server and returns once it says it accepts connections.
 func (s *redisServer) start() error {
-	cmd := exec.Command("redis-server",
+	cmd := exec.Command("redis-server", append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "notice")
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "notice"}, s.args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -332,3 +338,31 @@ func interestsOn(page string) []string {
 }
 
 func hasRecommendation(page string) bool { return strings.Contains(page, "this amazing product") }
+
+// process is a built binary serving on a free loopback port.
+type process struct {
+	*testApp
+	cmd    *exec.Cmd
+	exited chan error // receives what Wait returned
+}
+
+// startBinary runs binary with env added to the test's environment, and kills
+// it when the test ends if it is still running.
+func startBinary(t *testing.T, binary string, env ...string) *process {
+	t.Helper()
+	logs := newLogBuffer()
+	cmd := exec.Command(binary, "-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, exited: make(chan error, 1)}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	p.testApp = &testApp{url: "http://" + logs.waitFor(t, listeningLine)[1], logs: logs}
+	if resp := p.get(t, "/healthz", ""); resp.status != http.StatusOK {
+		t.Fatalf("GET /healthz = %d", resp.status)
+	}
+	return p
+}

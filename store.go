@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -150,39 +151,45 @@ func (s *store) ping(ctx context.Context, timeout time.Duration) error {
 	return s.rdb.Ping(ctx).Err()
 }
 
-// openRedis connects to cfg's Redis, or starts an embedded one when none is
-// configured. The returned func closes what it opened.
+// openRedis connects to cfg's Redis server or cluster, or starts an embedded
+// Redis when none is configured. The returned func closes what it opened.
 func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), error) {
-	opts := cfg.redisOptions
-	stopEmbedded := func() {}
-	if opts == nil {
-		embedded := miniredis.NewMiniRedis()
-		if err := embedded.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
-		}
-		logger.Warn("no REDIS_URL: using an embedded in-memory Redis; sessions live in this process only and vanish when it stops. Set REDIS_URL=redis://host:6379/0 (or -redis-url) to use a real Redis",
-			"addr", embedded.Addr())
-		opts = &redis.Options{Addr: embedded.Addr()}
-		stopEmbedded = embedded.Close
-	}
-	// RESP2 unless the URL asks otherwise: the store uses nothing of RESP3, and
-	// RESP3 costs every command a check for push notifications.
-	if opts.Protocol == 0 {
-		opts.Protocol = 2
-	}
-	// Deadlines come from each operation's context, bounded by REDIS_TIMEOUT.
-	opts.ContextTimeoutEnabled = true
-	// Keep connection set-up to the handshake: no CLIENT SETINFO, no
-	// maintenance-notification negotiation.
-	opts.DisableIdentity = true
-	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	// A session cache that is down should cost a page one refused dial, not
-	// go-redis's default of five dials 100 ms apart.
-	opts.DialerRetries = 1
 	// go-redis logs through a process-wide logger; send it to ours so that
 	// LOG_FORMAT=json stays JSON.
 	redis.SetLogger(redisLogger{logger})
-	rdb := redis.NewClient(opts)
+	var rdb redis.UniversalClient
+	stopEmbedded := func() {}
+	// Both kinds of client get the same settings:
+	//   - RESP2 unless the URL asks otherwise: the store uses nothing of RESP3,
+	//     and RESP3 costs every command a check for push notifications;
+	//   - deadlines from each operation's context, bounded by REDIS_TIMEOUT;
+	//   - a bare handshake: no CLIENT SETINFO, no maintenance notifications;
+	//   - one dial per attempt: a session cache that is down should cost a page
+	//     one refused dial, not go-redis's default of five dials 100 ms apart.
+	switch {
+	case cfg.redisCluster != nil:
+		opts := cfg.redisCluster
+		opts.Protocol = cmp.Or(opts.Protocol, 2)
+		opts.ContextTimeoutEnabled, opts.DisableIdentity, opts.DialerRetries = true, true, 1
+		opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		rdb = redis.NewClusterClient(opts)
+	default:
+		opts := cfg.redisOptions
+		if opts == nil {
+			embedded := miniredis.NewMiniRedis()
+			if err := embedded.StartAddr("127.0.0.1:0"); err != nil {
+				return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+			}
+			logger.Warn("no REDIS_URL: using an embedded in-memory Redis; sessions live in this process only and vanish when it stops. Set REDIS_URL=redis://host:6379/0 (or -redis-url) to use a real Redis",
+				"addr", embedded.Addr())
+			opts = &redis.Options{Addr: embedded.Addr()}
+			stopEmbedded = embedded.Close
+		}
+		opts.Protocol = cmp.Or(opts.Protocol, 2)
+		opts.ContextTimeoutEnabled, opts.DisableIdentity, opts.DialerRetries = true, true, 1
+		opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		rdb = redis.NewClient(opts)
+	}
 	return rdb, func() {
 		if err := rdb.Close(); err != nil {
 			logger.Warn("close redis client", "err", err)

@@ -61,10 +61,17 @@ func TestDecodeInterests(t *testing.T) {
 // TestNoLostUpdates races three searches of one session, 200 times; a plain
 // GET-then-SET loses one of them within a few trials.
 func TestNoLostUpdates(t *testing.T) {
-	app := startApp(t, nil)
 	rdb := testRedis.client(t)
 	attemptsBefore := evalshaCalls(t, rdb)
-	for trial := range 200 {
+	checkNoLostUpdates(t, nil, rdb, 200)
+	t.Logf("%d compare-and-set attempts for 600 searches", evalshaCalls(t, rdb)-attemptsBefore)
+}
+
+// checkNoLostUpdates runs trials of three concurrent searches of one fresh
+// session against the Redis that env names, and reads the result through rdb.
+func checkNoLostUpdates(t *testing.T, env map[string]string, rdb redis.UniversalClient, trials int) {
+	app := startApp(t, env)
+	for trial := range trials {
 		id := uuid.NewString()
 		queries := []string{"red", "green", "blue"}
 		var wg sync.WaitGroup
@@ -85,7 +92,6 @@ func TestNoLostUpdates(t *testing.T) {
 	if strings.Contains(app.logs.String(), "redis error") {
 		t.Errorf("conflicts were logged as errors:\n%s", app.logs.String())
 	}
-	t.Logf("%d compare-and-set attempts for 600 searches", evalshaCalls(t, rdb)-attemptsBefore)
 }
 
 // evalshaCalls reads how many EVALSHA commands the server has run.

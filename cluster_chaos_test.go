@@ -1,0 +1,45 @@
+//go:build chaos
+
+package main
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+// TestClusterLatencyExperiment: on a cluster the delay applies where the
+// round trips happen, in each node's client, and a search is still two.
+func TestClusterLatencyExperiment(t *testing.T) {
+	app := startApp(t, map[string]string{"REDIS_URL": testCluster(t).url(), "CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.01"})
+	ids := []string{uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()}
+	for _, id := range ids { // the first search of each reaches its node and loads the slot map
+		app.searchFor(t, id, "warm-up")
+	}
+	before := chaosStatusOf(t, app).Counters
+	for _, id := range ids {
+		if resp := app.searchFor(t, id, "apple"); !hasRecommendation(resp.body) {
+			t.Errorf("no recommendation for a search under 10 ms latency")
+		}
+	}
+	after := chaosStatusOf(t, app).Counters
+	if trips, delays := after.RedisRoundTrips-before.RedisRoundTrips, after.DelaysInjected-before.DelaysInjected; trips != 8 || delays != 8 {
+		t.Errorf("4 searches on the cluster made %d round trips and %d delays, want 8 and 8", trips, delays)
+	}
+}
+
+// TestClusterErrorExperiment: every other read fails, whichever node holds
+// the session.
+func TestClusterErrorExperiment(t *testing.T) {
+	app := startApp(t, map[string]string{"REDIS_URL": testCluster(t).url(), "CHAOS": "error"})
+	for i := 1; i <= 8; i++ {
+		resp := app.searchFor(t, fmt.Sprint("cluster-error-", i), "apple")
+		if resp.status != 200 || hasRecommendation(resp.body) != (i%2 == 1) {
+			t.Errorf("read %d: status %d, recommendation %v; want one on odd reads only", i, resp.status, hasRecommendation(resp.body))
+		}
+	}
+	if c := chaosStatusOf(t, app).Counters; c.InterestReads != 8 || c.ErrorsInjected != 4 {
+		t.Errorf("counters %+v, want 8 reads and 4 errors", c)
+	}
+}
