@@ -5,92 +5,32 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"io"
 	"log/slog"
-	"math"
+	"net"
 	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Everything that injects faults lives in this file, built only with
-// -tags chaos. chaos_off.go declares the same identifiers, empty.
+// Everything that injects faults lives in the files built only with
+// -tags chaos: this one, with the identifiers that chaos_off.go declares
+// empty, and chaos_config.go.
 
 const chaosBuild = true
 
-// The environment variables that pick and tune the experiment.
-const (
-	chaosEnv           = "CHAOS"
-	chaosDelayEnv      = "CHAOS_DELAY_SECONDS"
-	chaosErrorEveryEnv = "CHAOS_ERROR_EVERY"
-)
-
-const chaosChoices = "latency, error or latency,error (unset or empty: no experiment)"
-
-type chaosConfig struct {
-	latency    bool
-	failReads  bool
-	delay      time.Duration
-	errorEvery int64
-}
-
-func (c chaosConfig) name() string {
-	switch {
-	case c.latency && c.failReads:
-		return "latency,error"
-	case c.latency:
-		return "latency"
-	case c.failReads:
-		return "error"
-	}
-	return "none"
-}
-
-func parseChaosConfig(getenv func(string) string) (chaosConfig, error) {
-	cfg := chaosConfig{delay: 750 * time.Millisecond, errorEvery: 2}
-	invalid := func(env, value, want string) error {
-		return usageError(fmt.Sprintf("invalid %s %q: %s", env, value, want))
-	}
-	if raw := getenv(chaosEnv); strings.TrimSpace(raw) != "" {
-		for part := range strings.SplitSeq(raw, ",") {
-			switch strings.ToLower(strings.TrimSpace(part)) {
-			case "latency":
-				cfg.latency = true
-			case "error":
-				cfg.failReads = true
-			case "true", "1", "yes", "on":
-				return chaosConfig{}, invalid(chaosEnv, raw, "ambiguous, it does not say which experiment; want "+chaosChoices)
-			default:
-				return chaosConfig{}, invalid(chaosEnv, raw, "want "+chaosChoices)
-			}
-		}
-	}
-	if raw := getenv(chaosDelayEnv); raw != "" {
-		seconds, err := strconv.ParseFloat(raw, 64)
-		if err != nil || math.IsNaN(seconds) || seconds < 0 || seconds > 60 {
-			return chaosConfig{}, invalid(chaosDelayEnv, raw, "want seconds from 0 to 60, such as 0.75")
-		}
-		cfg.delay = time.Duration(math.Round(seconds * float64(time.Second)))
-	}
-	if raw := getenv(chaosErrorEveryEnv); raw != "" {
-		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil || n < 1 {
-			return chaosConfig{}, invalid(chaosErrorEveryEnv, raw, "want a whole number from 1 up, such as 2 (every 2nd read fails)")
-		}
-		cfg.errorEvery = n
-	}
-	return cfg, nil
-}
-
-// chaosExperiment is the running experiment and what it has done so far.
+// chaosExperiment is the running experiment, which PUT /debug/chaos replaces,
+// and what the experiments have done since the process started.
 type chaosExperiment struct {
-	config         chaosConfig
-	since          time.Time
+	active atomic.Pointer[chaosPlan]
+	swap   sync.Mutex // serialises replacements, which read the plan they replace
+	logger *slog.Logger
+
 	roundTrips     atomic.Int64
 	interestReads  atomic.Int64
 	delaysInjected atomic.Int64
@@ -99,40 +39,59 @@ type chaosExperiment struct {
 
 // newChaosExperiment reads the experiment the environment asks for.
 func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) {
-	cfg, err := parseChaosConfig(getenv)
+	cfg, err := chaosConfigFromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
-	return &chaosExperiment{config: cfg}, nil
+	e := &chaosExperiment{}
+	plan := newChaosPlan(cfg)
+	plan.succeeded(nil, time.Now())
+	e.active.Store(plan)
+	return e, nil
 }
 
-// attach starts the experiment: it hooks the Redis client and serves
-// GET /debug/chaos in front of next.
+// attach hooks the experiment into the Redis client and serves /debug/chaos
+// in front of next.
 func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) http.Handler {
-	e.since = time.Now()
-	logger.Warn("CHAOS BUILD: fault injection is compiled in; never run this binary in production",
-		"experiment", e.config.name(), "delay_seconds", e.config.delay.Seconds(), "error_every", e.config.errorEvery)
-	if e.config.latency || e.config.failReads {
-		// Reads are counted, and failed, once per command as the store issues
-		// it: on a cluster a redirected read is still one read.
-		rdb.AddHook(&chaosReadHook{e})
-		// Round trips happen where commands reach Redis: on a cluster, in the
-		// client go-redis makes for each node.
-		trips := &chaosRoundTripHook{e}
-		if cluster, ok := rdb.(*redis.ClusterClient); ok {
-			cluster.OnNewNode(func(node *redis.Client) { node.AddHook(trips) })
-		} else {
-			rdb.AddHook(trips)
-		}
+	e.logger = logger
+	e.logPlan("CHAOS BUILD: fault injection is compiled in; never run this binary in production", e.active.Load().config)
+	// Reads are counted, and failed, once per command as the store issues it:
+	// on a cluster a redirected read is still one read.
+	rdb.AddHook(&chaosReadHook{e})
+	// Round trips happen where commands reach Redis: on a cluster, in the
+	// client go-redis makes for each node.
+	trips := &chaosRoundTripHook{e}
+	if cluster, ok := rdb.(*redis.ClusterClient); ok {
+		cluster.OnNewNode(func(node *redis.Client) { node.AddHook(trips) })
+	} else {
+		rdb.AddHook(trips)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/chaos", e.serveStatus)
+	mux.HandleFunc("GET /debug/chaos", loopbackOnly(e.serveStatus))
+	mux.HandleFunc("PUT /debug/chaos", loopbackOnly(e.replace))
+	mux.HandleFunc("DELETE /debug/chaos", loopbackOnly(e.stop))
 	mux.Handle("/", next)
 	return mux
 }
 
-// chaosReadHook counts the reads of a session's interests and fails every
-// Nth one in the error experiment, before it reaches Redis.
+func (e *chaosExperiment) logPlan(msg string, c chaosConfig) {
+	e.logger.Warn(msg, "experiment", c.Experiment, "delay_seconds", c.DelaySeconds,
+		"delay_jitter_seconds", c.JitterSeconds, "commands", strings.Join(c.Commands, ","),
+		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed)
+}
+
+// use makes c the running experiment, in one step.
+func (e *chaosExperiment) use(c chaosConfig) {
+	plan := newChaosPlan(c)
+	e.swap.Lock()
+	defer e.swap.Unlock()
+	plan.succeeded(e.active.Load(), time.Now())
+	e.active.Store(plan)
+	e.logPlan("chaos experiment replaced", c)
+}
+
+// chaosReadHook counts the reads of a session's interests and fails some in
+// the error experiment, before they reach Redis.
 type chaosReadHook struct{ e *chaosExperiment }
 
 var _ redis.Hook = (*chaosReadHook)(nil)
@@ -141,8 +100,12 @@ func (h *chaosReadHook) DialHook(next redis.DialHook) redis.DialHook { return ne
 
 func (h *chaosReadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if isInterestRead(cmd) && h.e.failThisRead() {
-			return chaosError{}
+		if isInterestRead(cmd) {
+			h.e.interestReads.Add(1)
+			if h.e.active.Load().failRead() {
+				h.e.errorsInjected.Add(1)
+				return chaosError{}
+			}
 		}
 		return next(ctx, cmd)
 	}
@@ -153,7 +116,7 @@ func (h *chaosReadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 }
 
 // chaosRoundTripHook counts every command and pipeline sent to Redis and, in
-// the latency experiment, delays it.
+// the latency experiment, delays the ones it targets.
 type chaosRoundTripHook struct{ e *chaosExperiment }
 
 var _ redis.Hook = (*chaosRoundTripHook)(nil)
@@ -162,7 +125,7 @@ func (h *chaosRoundTripHook) DialHook(next redis.DialHook) redis.DialHook { retu
 
 func (h *chaosRoundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if err := h.e.roundTrip(ctx); err != nil {
+		if err := h.e.roundTrip(ctx, cmd.Name()); err != nil {
 			return err
 		}
 		return next(ctx, cmd)
@@ -171,22 +134,35 @@ func (h *chaosRoundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHo
 
 func (h *chaosRoundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if err := h.e.roundTrip(ctx); err != nil {
+		// A pipeline is one round trip, delayed if any of its commands is targeted.
+		target := ""
+		plan := h.e.active.Load()
+		for _, cmd := range cmds {
+			if plan.delays(cmd.Name()) {
+				target = cmd.Name()
+			}
+		}
+		if err := h.e.roundTrip(ctx, target); err != nil {
 			return err
 		}
 		return next(ctx, cmds)
 	}
 }
 
-// roundTrip counts a trip to Redis and, in the latency experiment, delays it.
-// The delay ends early with the context's error.
-func (e *chaosExperiment) roundTrip(ctx context.Context) error {
+// roundTrip counts a trip to Redis and, if the latency experiment targets the
+// command, delays it. The delay ends early with the context's error.
+func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
 	e.roundTrips.Add(1)
-	if !e.config.latency || e.config.delay == 0 {
+	plan := e.active.Load()
+	if !plan.delays(command) {
+		return nil
+	}
+	d := plan.nextDelay()
+	if d == 0 {
 		return nil
 	}
 	e.delaysInjected.Add(1)
-	return sleepUntil(ctx, time.Now().Add(e.config.delay))
+	return sleepUntil(ctx, time.Now().Add(d))
 }
 
 // timerSlack is how late a Go timer may fire: the runtime's poller sleeps in
@@ -215,17 +191,6 @@ func sleepUntil(ctx context.Context, deadline time.Time) error {
 	return nil
 }
 
-// failThisRead counts a read of a session's interests and says whether the
-// error experiment fails it: reads N, 2N, 3N… across the whole process.
-func (e *chaosExperiment) failThisRead() bool {
-	n := e.interestReads.Add(1)
-	if !e.config.failReads || n%e.config.errorEvery != 0 {
-		return false
-	}
-	e.errorsInjected.Add(1)
-	return true
-}
-
 // isInterestRead reports whether cmd is the store's read of a session's
 // interests.
 func isInterestRead(cmd redis.Cmder) bool {
@@ -244,14 +209,19 @@ type chaosError struct{}
 func (chaosError) Error() string { return "CHAOS" }
 func (chaosError) RedisError()   {}
 
+// chaosStatus is the body of GET /debug/chaos: the running experiment, with
+// the fields a PUT takes, and what has happened since the process started.
 type chaosStatus struct {
-	Build        string        `json:"build"`
-	Warning      string        `json:"warning"`
-	Experiment   string        `json:"experiment"`
-	DelaySeconds float64       `json:"delay_seconds"`
-	ErrorEvery   int64         `json:"error_every"`
-	Since        time.Time     `json:"since"`
-	Counters     chaosCounters `json:"counters"`
+	Build   string `json:"build"`
+	Warning string `json:"warning"`
+	chaosConfig
+	ActiveSince chaosSince    `json:"active_since"`
+	Counters    chaosCounters `json:"counters"`
+}
+
+type chaosSince struct {
+	Latency *time.Time `json:"latency,omitempty"`
+	Error   *time.Time `json:"error,omitempty"`
 }
 
 type chaosCounters struct {
@@ -262,13 +232,11 @@ type chaosCounters struct {
 }
 
 func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
+	plan := e.active.Load()
 	status := chaosStatus{
-		Build:        "chaos",
-		Warning:      "fault-injection build: not for production",
-		Experiment:   e.config.name(),
-		DelaySeconds: e.config.delay.Seconds(),
-		ErrorEvery:   e.config.errorEvery,
-		Since:        e.since,
+		Build:       "chaos",
+		Warning:     "fault-injection build: not for production",
+		chaosConfig: plan.config,
 		Counters: chaosCounters{
 			RedisRoundTrips: e.roundTrips.Load(),
 			InterestReads:   e.interestReads.Load(),
@@ -276,7 +244,51 @@ func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 			ErrorsInjected:  e.errorsInjected.Load(),
 		},
 	}
+	if plan.latency {
+		status.ActiveSince.Latency = &plan.latencySince
+	}
+	if plan.failReads {
+		status.ActiveSince.Error = &plan.errorSince
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(status)
+}
+
+// replace serves PUT /debug/chaos: a valid body becomes the running
+// experiment; an invalid one is refused and changes nothing.
+func (e *chaosExperiment) replace(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		http.Error(w, "body: "+err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	cfg, err := chaosConfigFromJSON(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	e.use(cfg)
+	e.serveStatus(w, r)
+}
+
+// stop serves DELETE /debug/chaos: no injection until the next PUT.
+func (e *chaosExperiment) stop(w http.ResponseWriter, r *http.Request) {
+	off := chaosDefaults
+	off.check(func(field string) string { return field }) // the defaults are valid; this fills the seed
+	e.use(off)
+	e.serveStatus(w, r)
+}
+
+// loopbackOnly refuses clients that are not on this machine: the debug
+// endpoint changes what the service does.
+func loopbackOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			http.Error(w, "/debug/chaos answers loopback clients only", http.StatusForbidden)
+			return
+		}
+		next(w, r)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,22 +17,28 @@ import (
 	"github.com/google/uuid"
 )
 
-func TestChaosConfig(t *testing.T) {
+func TestChaosConfigFromEnv(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
 		want chaosConfig
 	}{
-		{nil, chaosConfig{delay: 750 * time.Millisecond, errorEvery: 2}},
-		{map[string]string{"CHAOS": "latency"}, chaosConfig{latency: true, delay: 750 * time.Millisecond, errorEvery: 2}},
-		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "5"}, chaosConfig{failReads: true, delay: 750 * time.Millisecond, errorEvery: 5}},
-		{map[string]string{"CHAOS": "Latency, error", "CHAOS_DELAY_SECONDS": "0.1"}, chaosConfig{latency: true, failReads: true, delay: 100 * time.Millisecond, errorEvery: 2}},
-		{map[string]string{"CHAOS": "error,latency", "CHAOS_DELAY_SECONDS": "0"}, chaosConfig{latency: true, failReads: true, errorEvery: 2}},
-		{map[string]string{"CHAOS_DELAY_SECONDS": "60"}, chaosConfig{delay: time.Minute, errorEvery: 2}},
+		{map[string]string{"CHAOS_SEED": "7"}, chaosConfig{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7}},
+		{map[string]string{"CHAOS": "latency", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7}},
+		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "5", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 5, Seed: 7}},
+		{map[string]string{"CHAOS": "Latency, error", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7}},
+		{map[string]string{"CHAOS": "error,latency", "CHAOS_DELAY_SECONDS": "0", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", ErrorEvery: 2, Seed: 7}},
+		{map[string]string{"CHAOS": "none", "CHAOS_DELAY_SECONDS": "60", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "none", DelaySeconds: 60, ErrorEvery: 2, Seed: 7}},
+		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_JITTER_SECONDS": "0.02", "CHAOS_COMMANDS": "GET, evalsha", "CHAOS_SEED": "7"},
+			chaosConfig{Experiment: "latency", DelaySeconds: 0.75, JitterSeconds: 0.02, Commands: []string{"get", "evalsha"}, ErrorEvery: 2, Seed: 7}},
+		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, ErrorRate: 0.3, Seed: 42}},
 	} {
-		got, err := parseChaosConfig(mapGetenv(tc.env))
-		if err != nil || got != tc.want {
+		got, err := chaosConfigFromEnv(mapGetenv(tc.env))
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("env %v: %+v, %v; want %+v", tc.env, got, err, tc.want)
 		}
+	}
+	if c, _ := chaosConfigFromEnv(mapGetenv(nil)); c.Seed == 0 {
+		t.Errorf("no CHAOS_SEED gave seed 0, want a random one to show")
 	}
 }
 
@@ -49,11 +56,17 @@ func TestChaosConfigInvalid(t *testing.T) {
 		{map[string]string{"CHAOS_DELAY_SECONDS": "60.5"}, `invalid CHAOS_DELAY_SECONDS "60.5"`},
 		{map[string]string{"CHAOS_DELAY_SECONDS": "NaN"}, `invalid CHAOS_DELAY_SECONDS "NaN"`},
 		{map[string]string{"CHAOS_DELAY_SECONDS": "750ms"}, `invalid CHAOS_DELAY_SECONDS "750ms"`},
+		{map[string]string{"CHAOS_DELAY_JITTER_SECONDS": "-1"}, `invalid CHAOS_DELAY_JITTER_SECONDS "-1": want seconds from 0 to 60`},
 		{map[string]string{"CHAOS_ERROR_EVERY": "0"}, `invalid CHAOS_ERROR_EVERY "0": want a whole number from 1 up`},
 		{map[string]string{"CHAOS_ERROR_EVERY": "2.5"}, `invalid CHAOS_ERROR_EVERY "2.5"`},
 		{map[string]string{"CHAOS_ERROR_EVERY": "99999999999999999999"}, `invalid CHAOS_ERROR_EVERY`},
+		{map[string]string{"CHAOS_ERROR_RATE": "1.5"}, `invalid CHAOS_ERROR_RATE "1.5": want a probability from 0 to 1`},
+		{map[string]string{"CHAOS_ERROR_RATE": "0.3", "CHAOS_ERROR_EVERY": "2"}, `CHAOS_ERROR_EVERY and CHAOS_ERROR_RATE are both set`},
+		{map[string]string{"CHAOS_SEED": "-1"}, `invalid CHAOS_SEED "-1": want a whole number from 0 up`},
+		{map[string]string{"CHAOS_COMMANDS": "get,,set"}, `invalid CHAOS_COMMANDS "get,,set": want Redis command names`},
+		{map[string]string{"CHAOS_COMMANDS": "get*"}, `invalid CHAOS_COMMANDS "get*"`},
 	} {
-		_, err := parseChaosConfig(mapGetenv(tc.env))
+		_, err := chaosConfigFromEnv(mapGetenv(tc.env))
 		var usage usageError
 		if !errors.As(err, &usage) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("env %v: error %q, want one usage line containing %q", tc.env, err, tc.want)
@@ -88,8 +101,9 @@ func TestChaosUnsetInjectsNothing(t *testing.T) {
 		}
 	}
 	status := chaosStatusOf(t, app)
-	if status.Build != "chaos" || !strings.Contains(status.Warning, "not for production") || status.Experiment != "none" || status.Counters != (chaosCounters{}) {
-		t.Errorf("status = %+v, want the chaos build, no experiment, nothing counted", status)
+	if status.Build != "chaos" || !strings.Contains(status.Warning, "not for production") || status.Experiment != "none" ||
+		status.Counters.DelaysInjected != 0 || status.Counters.ErrorsInjected != 0 || status.ActiveSince.Latency != nil || status.ActiveSince.Error != nil {
+		t.Errorf("status = %+v, want the chaos build, no experiment, nothing injected", status)
 	}
 	app.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="CHAOS BUILD[^"]*" experiment=none`))
 }

@@ -90,7 +90,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	signalled := time.Now()
-	app.logs.waitFor(t, regexp.MustCompile(`msg="shutting down"`))
+	app.logs.waitFor(t, regexp.MustCompile(`msg="stopped accepting connections`))
 	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		conn.Close()
 		t.Errorf("a new connection was accepted after SIGTERM")

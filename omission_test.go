@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"go/ast"
+	"go/build/constraint"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -11,31 +12,42 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
 
 // TestProductionBinaryOmitsExperiments proves that the default build carries
-// nothing of chaos_on.go, in the manner of Go's TestCmdGoNoHTTPServer: the
-// production binary is byte-identical to one built without the file, and the
-// file's names are absent from it while present in the chaos binary.
+// nothing of the chaos files (chaos_on.go and the other files built only with
+// -tags chaos), in the manner of Go's TestCmdGoNoHTTPServer: the production
+// binary is byte-identical to one built without them, and their names are
+// absent from it while present in the chaos binary.
 func TestProductionBinaryOmitsExperiments(t *testing.T) {
+	chaosFiles := chaosOnlyFiles(t)
+	if !slices.Contains(chaosFiles, "chaos_on.go") {
+		t.Fatalf("chaos-only files %q lack chaos_on.go", chaosFiles)
+	}
 	dir := t.TempDir()
 	prod := goBuild(t, ".", filepath.Join(dir, "prod"))
 	chaos := goBuild(t, ".", filepath.Join(dir, "chaos"), "-tags", "chaos")
 
-	withoutFile := filepath.Join(dir, "tree-without-chaos_on.go")
-	copyTreeExcept(t, ".", withoutFile, "chaos_on.go")
-	prodWithout := goBuild(t, withoutFile, filepath.Join(dir, "prod-without"))
+	withoutFiles := filepath.Join(dir, "tree-without-chaos-files")
+	copyTreeExcept(t, ".", withoutFiles, chaosFiles)
+	prodWithout := goBuild(t, withoutFiles, filepath.Join(dir, "prod-without"))
 	if a, b := sha256.Sum256(prod), sha256.Sum256(prodWithout); a != b {
-		t.Errorf("production binary %x differs from one built without chaos_on.go %x", a, b)
+		t.Errorf("production binary %x differs from one built without %q: %x", a, chaosFiles, b)
 	}
 
 	prodSymbols, chaosSymbols := goToolNM(t, filepath.Join(dir, "prod")), goToolNM(t, filepath.Join(dir, "chaos"))
-	names, envVars := declaredIn(t, "chaos_on.go")
-	if len(names) < 5 || len(envVars) < 3 {
-		t.Fatalf("found only %d names and variables %q in chaos_on.go", len(names), envVars)
+	var names []declaredName
+	var envVars []string
+	for _, f := range chaosFiles {
+		n, e := declaredIn(t, f)
+		names, envVars = append(names, n...), append(envVars, e...)
+	}
+	if len(names) < 5 || len(envVars) < 7 {
+		t.Fatalf("found only %d names and variables %q in %q", len(names), envVars, chaosFiles)
 	}
 	for _, d := range names {
 		if bytes.Contains(prod, []byte(d.needle)) || strings.Contains(prodSymbols, d.needle) {
@@ -84,9 +96,45 @@ func goToolNM(t *testing.T, binary string) string {
 	return string(out)
 }
 
-// copyTreeExcept copies the source tree from src to dst, leaving out one
-// file, version control, and build and bench outputs.
-func copyTreeExcept(t *testing.T, src, dst, except string) {
+// chaosOnlyFiles lists the package's non-test files that only the chaos
+// build compiles, by their //go:build lines.
+func chaosOnlyFiles(t *testing.T) []string {
+	t.Helper()
+	paths, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, path := range paths {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(string(src), "\n") {
+			if !constraint.IsGoBuild(line) {
+				continue
+			}
+			expr, err := constraint.Parse(line)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			with := expr.Eval(func(tag string) bool { return tag == "chaos" })
+			without := expr.Eval(func(tag string) bool { return false })
+			if with && !without {
+				files = append(files, path)
+			}
+			break
+		}
+	}
+	return files
+}
+
+// copyTreeExcept copies the source tree from src to dst, leaving out some
+// top-level files, version control, and build and bench outputs.
+func copyTreeExcept(t *testing.T, src, dst string, except []string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -102,7 +150,7 @@ func copyTreeExcept(t *testing.T, src, dst, except string) {
 			}
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
-		if rel == except || !d.Type().IsRegular() {
+		if slices.Contains(except, rel) || !d.Type().IsRegular() {
 			return nil
 		}
 		b, err := os.ReadFile(path)

@@ -1,0 +1,234 @@
+//go:build chaos
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// putChaos sends a PUT /debug/chaos and returns the response.
+func putChaos(t *testing.T, app *testApp, body string) response {
+	t.Helper()
+	return app.do(t, http.MethodPut, "/debug/chaos", "", "application/json", strings.NewReader(body))
+}
+
+func TestSwitchExperimentAtRunTime(t *testing.T) {
+	app := startApp(t, map[string]string{"CHAOS_SEED": "5"})
+	if s := chaosStatusOf(t, app); s.Experiment != "none" || s.Seed != 5 {
+		t.Fatalf("at start: %+v", s.chaosConfig)
+	}
+	resp := putChaos(t, app, `{"experiment":"latency","delay_seconds":0.05,"delay_jitter_seconds":0.01,"commands":["get"],"seed":9}`)
+	if resp.status != http.StatusOK {
+		t.Fatalf("PUT = %d %s", resp.status, resp.body)
+	}
+	want := chaosConfig{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9}
+	s := chaosStatusOf(t, app)
+	if !reflect.DeepEqual(s.chaosConfig, want) || s.ActiveSince.Latency == nil || s.ActiveSince.Error != nil {
+		t.Errorf("after PUT: %+v since %+v, want %+v", s.chaosConfig, s.ActiveSince, want)
+	}
+	latencySince := *s.ActiveSince.Latency
+
+	// Adding the error experiment keeps the latency's start and stamps the error's.
+	putChaos(t, app, `{"experiment":"latency,error","delay_seconds":0.05,"error_every":3,"seed":9}`)
+	s = chaosStatusOf(t, app)
+	if s.ActiveSince.Latency == nil || !s.ActiveSince.Latency.Equal(latencySince) || s.ActiveSince.Error == nil || s.ErrorEvery != 3 {
+		t.Errorf("after adding error: %+v since %+v", s.chaosConfig, s.ActiveSince)
+	}
+
+	for _, body := range []string{
+		`{"experiment":"true"}`, `{"experiment":"slow"}`, `{"delay_seconds":61}`, `{"delay_seconds":-1}`,
+		`{"error_rate":2}`, `{"error_every":0}`, `{"commands":["get*"]}`, `{"delay":1}`, `not json`, `{} {}`, `{"seed":-1}`,
+	} {
+		resp := putChaos(t, app, body)
+		if resp.status != http.StatusBadRequest || len(resp.body) < 10 {
+			t.Errorf("PUT %s = %d %q, want 400 with the reason", body, resp.status, resp.body)
+		}
+		if now := chaosStatusOf(t, app); now.Experiment != "latency,error" || now.ErrorEvery != 3 {
+			t.Errorf("PUT %s changed the experiment to %+v", body, now.chaosConfig)
+		}
+	}
+
+	if resp := app.do(t, http.MethodDelete, "/debug/chaos", "", "", nil); resp.status != http.StatusOK {
+		t.Fatalf("DELETE = %d", resp.status)
+	}
+	before := chaosStatusOf(t, app).Counters
+	start := time.Now()
+	app.searchFor(t, "switched-off", "apple")
+	after := chaosStatusOf(t, app)
+	if after.Experiment != "none" || after.Counters.DelaysInjected != before.DelaysInjected || after.Counters.ErrorsInjected != before.ErrorsInjected {
+		t.Errorf("after DELETE: %+v, %+v → %+v", after.chaosConfig, before, after.Counters)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("a search after DELETE took %v", time.Since(start))
+	}
+}
+
+func TestDebugChaosAnswersLoopbackOnly(t *testing.T) {
+	e, err := newChaosExperiment(mapGetenv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: testRedis.addr()})
+	defer rdb.Close()
+	handler := e.attach(slog.New(slog.NewTextHandler(io.Discard, nil)), rdb, http.NotFoundHandler())
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		for remote, want := range map[string]int{"192.0.2.7:40000": http.StatusForbidden, "[2001:db8::1]:40000": http.StatusForbidden, "127.0.0.1:40000": http.StatusOK, "[::1]:40000": http.StatusOK} {
+			req := httptest.NewRequest(method, "/debug/chaos", strings.NewReader(`{"experiment":"none"}`))
+			req.RemoteAddr = remote
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+			if rec.Code != want {
+				t.Errorf("%s from %s = %d, want %d", method, remote, rec.Code, want)
+			}
+		}
+	}
+}
+
+// TestSwitchingUnderLoad replaces the experiment over and over while clients
+// search and read the status: every status shows one whole configuration.
+func TestSwitchingUnderLoad(t *testing.T) {
+	app := startApp(t, nil)
+	configs := []string{
+		`{"experiment":"latency","delay_seconds":0.001,"delay_jitter_seconds":0.001,"commands":["get"],"seed":11}`,
+		`{"experiment":"error","error_rate":0.5,"seed":22}`,
+		`{"experiment":"latency,error","delay_seconds":0.002,"error_every":3,"seed":33}`,
+	}
+	var allowed []chaosConfig
+	for _, c := range configs {
+		cfg, err := chaosConfigFromJSON([]byte(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed = append(allowed, cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var statuses atomic.Int64
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				if resp := putChaos(t, app, configs[(w+i)%len(configs)]); resp.status != http.StatusOK {
+					t.Errorf("PUT = %d", resp.status)
+				}
+			}
+		})
+	}
+	for c := range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if resp := app.searchFor(t, "switching-"+string(rune('a'+c)), "apple"); resp.status != http.StatusOK {
+					t.Errorf("search = %d", resp.status)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			var s chaosStatus
+			if err := json.Unmarshal([]byte(app.get(t, "/debug/chaos", "").body), &s); err != nil {
+				t.Error(err)
+				return
+			}
+			statuses.Add(1)
+			whole := s.Experiment == "none" // the start, before the first PUT
+			for _, a := range allowed {
+				whole = whole || reflect.DeepEqual(s.chaosConfig, a)
+			}
+			if !whole {
+				t.Errorf("a status showed a mixed configuration: %+v", s.chaosConfig)
+			}
+		}
+	})
+	wg.Wait()
+	t.Logf("%d statuses read while the experiment was replaced", statuses.Load())
+}
+
+// TestErrorRateIsSeeded fails reads at a rate of 0.3 with a fixed seed, from
+// eight goroutines: the count is exactly the seeded sequence's.
+func TestErrorRateIsSeeded(t *testing.T) {
+	const reads, rate, seed = 10000, 0.3, 42
+	e, err := newChaosExperiment(mapGetenv(map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := (&chaosReadHook{e}).ProcessHook(func(context.Context, redis.Cmder) error { return nil })
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for range reads / 8 {
+				if read(context.Background(), redis.NewStringCmd(context.Background(), "get", sessionKeyPrefix+"x")) != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	draws := rand.New(rand.NewPCG(seed, 1))
+	want := 0
+	for range reads {
+		if draws.Float64() < rate {
+			want++
+		}
+	}
+	if failed.Load() != int64(want) || e.errorsInjected.Load() != int64(want) {
+		t.Errorf("%d of %d reads failed (%d counted), want the seeded %d", failed.Load(), reads, e.errorsInjected.Load(), want)
+	}
+	t.Logf("%d of %d reads failed at rate %.1f, seed %d", want, reads, rate, seed)
+}
+
+func TestJitterStaysInBounds(t *testing.T) {
+	for _, tc := range []struct{ delay, jitter, low, high float64 }{
+		{0.1, 0.03, 0.07, 0.13},
+		{0.01, 0.05, 0, 0.06}, // more jitter than delay: never below zero
+	} {
+		p := newChaosPlan(chaosConfig{Experiment: "latency", DelaySeconds: tc.delay, JitterSeconds: tc.jitter, ErrorEvery: 2, Seed: 3})
+		lowest, highest := time.Hour, time.Duration(0)
+		for range 10000 {
+			d := p.nextDelay()
+			lowest, highest = min(lowest, d), max(highest, d)
+		}
+		low, high := time.Duration(tc.low*float64(time.Second)), time.Duration(tc.high*float64(time.Second))
+		if lowest < low || highest > high {
+			t.Errorf("delay %v ± %v: draws from %v to %v, outside [%v, %v]", tc.delay, tc.jitter, lowest, highest, low, high)
+		}
+		// The draws must also use the range, or the jitter is not applied.
+		if lowest > low+time.Millisecond || highest < high-time.Millisecond {
+			t.Errorf("delay %v ± %v: draws from %v to %v do not reach near [%v, %v]", tc.delay, tc.jitter, lowest, highest, low, high)
+		}
+	}
+}
+
+// TestUntargetedCommandsGetNoDelay delays only GET: a search waits once, for
+// its read, and its write goes through at once.
+func TestUntargetedCommandsGetNoDelay(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	app := startApp(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.3", "CHAOS_COMMANDS": "get"})
+	app.searchFor(t, "targeted", "warm-up")
+	before := chaosStatusOf(t, app).Counters
+	start := time.Now()
+	app.searchFor(t, "targeted", "apple")
+	took := time.Since(start)
+	after := chaosStatusOf(t, app).Counters
+	if trips, delays := after.RedisRoundTrips-before.RedisRoundTrips, after.DelaysInjected-before.DelaysInjected; trips != 2 || delays != 1 {
+		t.Errorf("a search made %d round trips and %d delays, want 2 and 1", trips, delays)
+	}
+	if took < delay || took >= 2*delay {
+		t.Errorf("a search took %v, want one %v delay, not two", took, delay)
+	}
+}
