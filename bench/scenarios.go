@@ -39,7 +39,7 @@ type measurement struct {
 type scenario struct {
 	Name         string        `json:"name"`
 	Build        string        `json:"build"`
-	Env          []string      `json:"env"`
+	Setup        []string      `json:"setup,omitempty"` // environment, or the PUT that switched the experiment
 	Runs         []measurement `json:"runs"`
 	Summary      abResult      `json:"summary"` // medians of the runs' figures; counts are sums
 	DeltaMS      *float64      `json:"delta_mean_ms,omitempty"`
@@ -145,17 +145,38 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		r.ChaosOffRatio, formatRatios(ratios), slower, len(ratios), chaosOffTolerance*100))
 	r.Scenarios = append(r.Scenarios, steady, chaosOff)
 
-	latency, err := b.latencyScenario(ctx, "latency", latencyDelay, steady.Summary.MeanMS)
+	// The chaos scenarios share one process: it starts with the latency
+	// experiment from its environment, and PUT /debug/chaos switches it to
+	// the next experiment.
+	latencyEnv := []string{"CHAOS=latency", "CHAOS_DELAY_SECONDS=" + formatSeconds(latencyDelay)}
+	chaosApp, err := b.start(ctx, s.chaosBinary, latencyEnv)
+	if err != nil {
+		return nil, fmt.Errorf("chaos scenarios: %w", err)
+	}
+	defer chaosApp.stop()
+	latency, err := b.latencyScenario(ctx, chaosApp, "latency", latencyDelay, steady.Summary.MeanMS, latencyEnv)
 	if err != nil {
 		return nil, err
 	}
-	r.Scenarios = append(r.Scenarios, latency)
-
-	errScenario, err := b.errorScenario(ctx)
+	errScenario, err := b.errorScenario(ctx, chaosApp)
 	if err != nil {
 		return nil, err
 	}
-	r.Scenarios = append(r.Scenarios, errScenario)
+	r.Scenarios = append(r.Scenarios, latency, errScenario)
+	for _, d := range s.delays {
+		body := fmt.Sprintf(`{"experiment":"latency","delay_seconds":%s}`, formatSeconds(d))
+		if err := chaosApp.setExperiment(body); err != nil {
+			return nil, err
+		}
+		sweep, err := b.latencyScenario(ctx, chaosApp, "sweep "+formatSeconds(d), d, steady.Summary.MeanMS, []string{"PUT /debug/chaos " + body})
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = append(r.Scenarios, sweep)
+	}
+	if err := chaosApp.stop(); err != nil {
+		return nil, fmt.Errorf("chaos scenarios: stop: %w", err)
+	}
 
 	if s.loadSeconds > 0 {
 		load, err := b.loadScenario(ctx)
@@ -164,25 +185,16 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		}
 		r.Scenarios = append(r.Scenarios, load)
 	}
-
-	for _, d := range s.delays {
-		sweep, err := b.latencyScenario(ctx, "sweep "+formatSeconds(d), d, steady.Summary.MeanMS)
-		if err != nil {
-			return nil, err
-		}
-		r.Scenarios = append(r.Scenarios, sweep)
-	}
 	p.done()
 	return r, nil
 }
 
 // latencyScenario checks experiment 1: the mean rises by delay × the round
 // trips per request that the chaos build counted.
-func (b *bench) latencyScenario(ctx context.Context, name string, delay, steadyMeanMS float64) (scenario, error) {
-	env := []string{"CHAOS=latency", "CHAOS_DELAY_SECONDS=" + formatSeconds(delay)}
-	sc := scenario{Name: name, Build: "chaos", Env: env, DelaySeconds: delay,
+func (b *bench) latencyScenario(ctx context.Context, app *appProcess, name string, delay, steadyMeanMS float64, setup []string) (scenario, error) {
+	sc := scenario{Name: name, Build: "chaos", Setup: setup, DelaySeconds: delay,
 		Hypothesis: fmt.Sprintf("mean = steady + %s s × Redis round trips per request, within ±%.0f %%", formatSeconds(delay), latencyTolerance*100)}
-	m, err := b.measure(ctx, name, b.chaosBinary, env)
+	m, err := b.measureOn(ctx, app, runSpec{label: name})
 	if err != nil {
 		return sc, err
 	}
@@ -207,12 +219,15 @@ func (b *bench) latencyScenario(ctx context.Context, name string, delay, steadyM
 
 // errorScenario checks experiment 2: failed reads are handled, every Nth one
 // fails, and a visitor sees recommendations every other time.
-func (b *bench) errorScenario(ctx context.Context) (scenario, error) {
-	env := []string{"CHAOS=error"}
-	sc := scenario{Name: "error", Build: "chaos", Env: env,
+func (b *bench) errorScenario(ctx context.Context, app *appProcess) (scenario, error) {
+	const body = `{"experiment":"error"}`
+	sc := scenario{Name: "error", Build: "chaos", Setup: []string{"PUT /debug/chaos " + body},
 		Hypothesis: "no failed or non-2xx response; errors injected = ⌊reads / N⌋; a visitor refreshing /search sees recommendations every other time"}
+	if err := app.setExperiment(body); err != nil {
+		return sc, err
+	}
 	var probe []bool
-	m, err := b.measureThen(ctx, runSpec{label: "error", binary: b.chaosBinary, env: env, after: func(app *appProcess) error {
+	m, err := b.measureOn(ctx, app, runSpec{label: "error", after: func(app *appProcess) error {
 		var err error
 		probe, err = probeRecommendations(app)
 		return err
@@ -300,35 +315,57 @@ func (b *bench) measure(ctx context.Context, label, binary string, env []string)
 
 // runSpec is one measured run; zero seconds and concurrency take the bench's.
 type runSpec struct {
-	label, binary        string
+	label, binary        string // binary and env: for a process of its own
 	env                  []string
 	seconds, concurrency int
 	after                func(*appProcess) error // called after ab, while the process still serves
 }
 
-// measureThen starts a process on a clean Redis, warms it up, runs ab, calls
-// spec.after, and stops the process.
+// start runs binary against the bench's Redis.
+func (b *bench) start(ctx context.Context, binary string, env []string) (*appProcess, error) {
+	app, err := startApp(ctx, binary, append([]string{"REDIS_URL=" + b.redis.url}, env...))
+	if err != nil {
+		return nil, err
+	}
+	app.chaos = binary == b.chaosBinary
+	return app, nil
+}
+
+// measureThen runs spec against a process of its own, which it then stops.
 func (b *bench) measureThen(ctx context.Context, spec runSpec) (measurement, error) {
-	label, binary, env, after := spec.label, spec.binary, spec.env, spec.after
+	app, err := b.start(ctx, spec.binary, spec.env)
+	if err != nil {
+		return measurement{}, fmt.Errorf("%s: %w", spec.label, err)
+	}
+	defer app.stop()
+	m, err := b.measureOn(ctx, app, spec)
+	if err != nil {
+		return m, err
+	}
+	if err := app.stop(); err != nil {
+		return m, fmt.Errorf("%s: stop: %w", spec.label, err)
+	}
+	return m, nil
+}
+
+// measureOn clears the service's keys, warms app up, runs ab against it and
+// calls spec.after. For the chaos build it records what the experiment's
+// counters added during the ab run.
+func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (measurement, error) {
+	label := spec.label
 	seconds, concurrency := cmp.Or(spec.seconds, b.seconds), cmp.Or(spec.concurrency, b.concurrency)
 	var m measurement
 	if err := b.redis.flush(ctx); err != nil {
 		return m, fmt.Errorf("%s: clear the service's keys: %w", label, err)
 	}
-	appEnv := append([]string{"REDIS_URL=" + b.redis.url}, env...)
-	app, err := startApp(ctx, binary, appEnv)
-	if err != nil {
-		return m, fmt.Errorf("%s: %w", label, err)
-	}
-	defer app.stop()
 	for range warmUpRequests {
 		if _, _, err := app.get("/search?query=Apples", benchCookie); err != nil {
 			return m, fmt.Errorf("%s: warm-up: %w", label, err)
 		}
 	}
-	chaos := binary == b.chaosBinary
 	var before chaosStatus
-	if chaos {
+	var err error
+	if app.chaos {
 		if before, err = app.chaosStatus(); err != nil {
 			return m, fmt.Errorf("%s: %w", label, err)
 		}
@@ -340,7 +377,7 @@ func (b *bench) measureThen(ctx context.Context, spec runSpec) (measurement, err
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", label, err)
 	}
-	if chaos {
+	if app.chaos {
 		end, err := app.chaosStatus()
 		if err != nil {
 			return m, fmt.Errorf("%s: %w", label, err)
@@ -353,13 +390,10 @@ func (b *bench) measureThen(ctx context.Context, spec runSpec) (measurement, err
 			ErrorsInjected:  end.Counters.ErrorsInjected - before.Counters.ErrorsInjected,
 		}
 	}
-	if after != nil {
-		if err := after(app); err != nil {
+	if spec.after != nil {
+		if err := spec.after(app); err != nil {
 			return m, fmt.Errorf("%s: %w", label, err)
 		}
-	}
-	if err := app.stop(); err != nil {
-		return m, fmt.Errorf("%s: stop: %w", label, err)
 	}
 	return m, nil
 }

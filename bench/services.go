@@ -115,6 +115,7 @@ func (t *redisTarget) close() {
 // appProcess is one build of the service, serving on a free loopback port.
 type appProcess struct {
 	url    string
+	chaos  bool // the chaos build, with /debug/chaos
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
 	exited chan struct{}
@@ -221,6 +222,25 @@ func (a *appProcess) chaosStatus() (chaosStatus, error) {
 		return s, fmt.Errorf("GET /debug/chaos: %s", resp.Status)
 	}
 	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// setExperiment replaces the chaos build's running experiment.
+func (a *appProcess) setExperiment(body string) error {
+	req, err := http.NewRequest(http.MethodPut, a.url+"/debug/chaos", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("PUT /debug/chaos %s: %s %s", body, resp.Status, msg)
+	}
+	return nil
 }
 
 // get fetches path with a cookie and returns the body.
