@@ -76,11 +76,7 @@ func runLoad(ctx context.Context, url string, clients int, stats *loadStats) {
 // starts it again: no client may see an error or a broken page, and
 // recommendations must come back within 2 s.
 func TestRedisStoppedUnderLoad(t *testing.T) {
-	server, err := startRedisServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(server.stop)
+	server := ownRedisServer(t)
 	goroutinesBefore := runtime.NumGoroutine()
 	app := startApp(t, map[string]string{"REDIS_URL": server.url(), "REDIS_TIMEOUT": "500ms"})
 

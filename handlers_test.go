@@ -176,11 +176,7 @@ func TestReset(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	server, err := startRedisServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(server.stop)
+	server := ownRedisServer(t)
 	app := startApp(t, map[string]string{"REDIS_URL": server.url()})
 	if resp := app.get(t, "/readyz", ""); resp.status != http.StatusOK {
 		t.Errorf("GET /readyz with Redis up = %d %q", resp.status, resp.body)
@@ -195,11 +191,7 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestRedisDownRendersWithoutRecommendations(t *testing.T) {
-	server, err := startRedisServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(server.stop)
+	server := ownRedisServer(t)
 	app := startApp(t, map[string]string{"REDIS_URL": server.url(), "REDIS_TIMEOUT": "500ms"})
 	id := uuid.NewString()
 	if resp := app.searchFor(t, id, "apple"); !hasRecommendation(resp.body) {

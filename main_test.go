@@ -79,6 +79,18 @@ func startRedisServer(args ...string) (*redisServer, error) {
 	return nil, lastErr
 }
 
+// ownRedisServer starts a redis-server for one test, which may stop and
+// start it, and stops it when the test ends.
+func ownRedisServer(t *testing.T) *redisServer {
+	t.Helper()
+	server, err := startRedisServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(server.stop)
+	return server
+}
+
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -12,11 +12,7 @@ import (
 // the session prefix; every key the app writes must be the prefix plus a
 // valid id, and keys outside it must be untouched.
 func TestCookieCannotAddressOtherKeys(t *testing.T) {
-	server, err := startRedisServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(server.stop)
+	server := ownRedisServer(t)
 	rdb := server.client(t)
 	ctx := context.Background()
 	outside := map[string]string{"victim": "precious", "shop:other": "also precious", "shop:session": "bare prefix"}
