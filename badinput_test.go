@@ -141,11 +141,11 @@ func TestBadInput(t *testing.T) {
 				storedID = fresh
 			}
 			raw, err := rdb.Get(ctx, sessionKeyPrefix+storedID).Result()
-			got, _ := decodeInterests(raw)
+			got, valid := decodeInterests(raw)
 			if tc.wantStored == nil && tc.stored == "" && err == nil {
 				t.Errorf("stored %q, want nothing", raw)
 			}
-			if tc.wantStored != nil && (err != nil || !slices.Equal(got, tc.wantStored)) {
+			if tc.wantStored != nil && (err != nil || !valid || !slices.Equal(got, tc.wantStored)) {
 				t.Errorf("stored %q (%v), want %q", raw, err, tc.wantStored)
 			}
 		})

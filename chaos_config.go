@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -108,7 +109,7 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 // take their defaults, unknown fields are refused.
 func chaosConfigFromJSON(body []byte) (chaosConfig, error) {
 	c := chaosDefaults
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("body is not a JSON experiment: %v", err)

@@ -82,6 +82,9 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 	defer cancel()
 	for range maxWriteAttempts {
 		interests := withQuery(s.decode(sessionID, raw, present), query)
+		if interests == nil {
+			interests = []string{} // stored as [], not as null, which decodes as corrupt
+		}
 		encoded, _ := json.Marshal(interests) // a []string always encodes
 		expected := "absent"
 		if present {
