@@ -232,3 +232,21 @@ func TestUntargetedCommandsGetNoDelay(t *testing.T) {
 		t.Errorf("a search took %v, want one %v delay, not two", took, delay)
 	}
 }
+
+// BenchmarkHooksWithNoExperiment measures what the chaos build's hooks cost a
+// Redis command while no experiment runs: the price of carrying them.
+func BenchmarkHooksWithNoExperiment(b *testing.B) {
+	e, err := newChaosExperiment(mapGetenv(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	noop := func(context.Context, redis.Cmder) error { return nil }
+	process := (&chaosReadHook{e}).ProcessHook((&chaosRoundTripHook{e}).ProcessHook(noop))
+	ctx := context.Background()
+	cmd := redis.NewStringCmd(ctx, "get", sessionKeyPrefix+"bench")
+	for b.Loop() {
+		if err := process(ctx, cmd); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
