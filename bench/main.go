@@ -48,6 +48,13 @@ const (
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == "-redraw" {
+		if err := redraw(args[1]); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return exitCannot
+		}
+		return exitHeld
+	}
 	s, err := parseSettings(args, getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)

@@ -72,11 +72,25 @@ func signedMS(v *float64) string {
 	return fmt.Sprintf("%+.3f ms", *v)
 }
 
+// redraw draws the chart of a saved report again, beside it: bench -redraw
+// bench/results/latest.json writes bench/results/latest.svg.
+func redraw(jsonPath string) error {
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	var r report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	return r.chart(strings.TrimSuffix(jsonPath, filepath.Ext(jsonPath)) + ".svg")
+}
+
 // chart draws each scenario's latency percentiles and, when there was a
 // sweep, its predicted and measured increases.
 func (r *report) chart(path string) error {
 	percentiles := plot.New()
-	percentiles.Title.Text = fmt.Sprintf("Time per request by percentile (ab -c %d)", r.Concurrency)
+	percentiles.Title.Text = fmt.Sprintf("Time per request by percentile (ab -c %d; the load scenario -c %d)", r.Concurrency, loadConcurrency)
 	percentiles.X.Label.Text = "percentile"
 	percentiles.Y.Label.Text = "ms (log scale)"
 	percentiles.Y.Scale = plot.LogScale{}
@@ -97,7 +111,9 @@ func (r *report) chart(path string) error {
 		if err != nil {
 			return err
 		}
+		// Seven colours, then the same colours dashed.
 		line.Color = plotutil.Color(i)
+		line.Dashes = plotutil.Dashes(i / 7)
 		line.Width = vg.Points(1.5)
 		percentiles.Add(line)
 		percentiles.Legend.Add(s.Name, line)
