@@ -132,9 +132,11 @@ func chaosOnlyFiles(t *testing.T) []string {
 	return files
 }
 
-// copyTreeExcept copies the source tree from src to dst, leaving out some
-// top-level files, version control, and build and bench outputs.
+// copyTreeExcept copies the package's source from src to dst — its Go files,
+// go.mod, go.sum and the folders it embeds from — leaving out some top-level
+// files.
 func copyTreeExcept(t *testing.T, src, dst string, except []string) {
+	embeddedDirs := []string{"static"}
 	t.Helper()
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -145,12 +147,14 @@ func copyTreeExcept(t *testing.T, src, dst string, except []string) {
 			return err
 		}
 		if d.IsDir() {
-			if name := d.Name(); rel != "." && (name == ".git" || name == "bin" || name == "results") {
+			if rel != "." && !slices.Contains(embeddedDirs, rel) {
 				return filepath.SkipDir
 			}
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
-		if slices.Contains(except, rel) || !d.Type().IsRegular() {
+		topLevel := filepath.Dir(rel) == "."
+		source := filepath.Ext(rel) == ".go" || rel == "go.mod" || rel == "go.sum"
+		if topLevel && !source || slices.Contains(except, rel) || !d.Type().IsRegular() {
 			return nil
 		}
 		b, err := os.ReadFile(path)
