@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +96,39 @@ func TestBadConfigExitsTwo(t *testing.T) {
 	}
 	if got := stderr.String(); got != "invalid LOG_FORMAT \"yaml\": want text or json\n" {
 		t.Errorf("stderr = %q, want one line naming LOG_FORMAT", got)
+	}
+}
+
+// TestJSONLogsStayJSON runs with LOG_FORMAT=json against a Redis that is not
+// there: every line, go-redis's own included, must be a JSON object.
+func TestJSONLogsStayJSON(t *testing.T) {
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogBuffer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, mapGetenv(map[string]string{
+			"LOG_FORMAT": "json", "REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(port) + "/0", "REDIS_TIMEOUT": "200ms"}), io.Discard, logs)
+	}()
+	addr := logs.waitFor(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1]
+	app := &testApp{url: "http://" + addr, logs: logs}
+	if resp := app.searchFor(t, "json-logs", "apple"); resp.status != http.StatusOK {
+		t.Errorf("search = %d", resp.status)
+	}
+	logs.waitFor(t, regexp.MustCompile(`"msg":"redis error [^"]*refused`))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"go-redis: `) {
+		t.Errorf("go-redis logged nothing of the refused dials, so its logger went untested:\n%s", logs.String())
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("not a JSON line: %s", line)
+		}
 	}
 }
