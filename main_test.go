@@ -247,7 +247,16 @@ func startApp(t testing.TB, env map[string]string, args ...string) *testApp {
 			t.Errorf("run returned %v", err)
 		}
 	})
-	app := &testApp{url: "http://" + logs.waitFor(t, listeningLine)[1], logs: logs, stop: stop}
+	app := serving(t, logs)
+	app.stop = stop
+	return app
+}
+
+// serving waits for an app's log to say where it listens and for /healthz
+// to answer there.
+func serving(t testing.TB, logs *logBuffer) *testApp {
+	t.Helper()
+	app := &testApp{url: "http://" + logs.waitFor(t, listeningLine)[1], logs: logs}
 	if resp := app.get(t, "/healthz", ""); resp.status != http.StatusOK {
 		t.Fatalf("GET /healthz = %d", resp.status)
 	}
@@ -372,9 +381,6 @@ func startBinary(t *testing.T, binary string, env ...string) *process {
 	p := &process{cmd: cmd, exited: make(chan error, 1)}
 	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() })
-	p.testApp = &testApp{url: "http://" + logs.waitFor(t, listeningLine)[1], logs: logs}
-	if resp := p.get(t, "/healthz", ""); resp.status != http.StatusOK {
-		t.Fatalf("GET /healthz = %d", resp.status)
-	}
+	p.testApp = serving(t, logs)
 	return p
 }

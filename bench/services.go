@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -255,9 +254,8 @@ func (a *appProcess) get(path, cookie string) (int, string, error) {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	_, err = io.Copy(&b, bufio.NewReader(resp.Body))
-	return resp.StatusCode, b.String(), err
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
 }
 
 func freePort() (int, error) {
