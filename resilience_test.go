@@ -1,10 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestReadyzTellsNoInternals: with Redis refusing connections or refusing
@@ -37,6 +49,152 @@ func TestReadyzTellsNoInternals(t *testing.T) {
 				if strings.Contains(resp.body, internal) {
 					t.Errorf("GET /readyz tells %q: %q", internal, resp.body)
 				}
+			}
+		})
+	}
+}
+
+func TestBreakerSettings(t *testing.T) {
+	cfg, err := parseConfig(nil, mapGetenv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.breaker != (breakerSettings{failures: 5, cooldown: 500 * time.Millisecond}) {
+		t.Errorf("default breaker settings = %+v", cfg.breaker)
+	}
+	cfg, err = parseConfig([]string{"-breaker-failures", "9"}, mapGetenv(map[string]string{"BREAKER_FAILURES": "3", "BREAKER_COOLDOWN": "2s"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.breaker != (breakerSettings{failures: 9, cooldown: 2 * time.Second}) {
+		t.Errorf("breaker settings from -breaker-failures 9 and BREAKER_COOLDOWN=2s = %+v", cfg.breaker)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{env: map[string]string{"BREAKER_FAILURES": "1"}, want: `invalid BREAKER_FAILURES "1": want a whole number from 2 to 1000`},
+		{env: map[string]string{"BREAKER_FAILURES": "0"}, want: `invalid BREAKER_FAILURES "0"`},
+		{env: map[string]string{"BREAKER_FAILURES": "-5"}, want: `invalid BREAKER_FAILURES "-5"`},
+		{env: map[string]string{"BREAKER_FAILURES": "1001"}, want: `invalid BREAKER_FAILURES "1001"`},
+		{env: map[string]string{"BREAKER_FAILURES": "99999999999"}, want: `invalid BREAKER_FAILURES "99999999999"`},
+		{args: []string{"-breaker-failures", "five"}, want: `invalid -breaker-failures "five"`},
+		{env: map[string]string{"BREAKER_COOLDOWN": "1"}, want: `invalid BREAKER_COOLDOWN "1": want a duration from 10ms to 10m`},
+		{env: map[string]string{"BREAKER_COOLDOWN": "1ms"}, want: `invalid BREAKER_COOLDOWN "1ms"`},
+		{env: map[string]string{"BREAKER_COOLDOWN": "-1s"}, want: `invalid BREAKER_COOLDOWN "-1s"`},
+		{args: []string{"-breaker-cooldown", "1h"}, want: `invalid -breaker-cooldown "1h"`},
+	} {
+		_, err := parseConfig(tc.args, mapGetenv(tc.env), io.Discard)
+		var usage usageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("env %v args %q: error %q, want one usage line containing %q", tc.env, tc.args, err, tc.want)
+		}
+	}
+	var help bytes.Buffer
+	if err := run(context.Background(), []string{"-h"}, mapGetenv(nil), &help, io.Discard); err != nil {
+		t.Fatalf("run -h = %v", err)
+	}
+	for _, name := range []string{"-breaker-failures", "BREAKER_FAILURES", "-breaker-cooldown", "BREAKER_COOLDOWN"} {
+		if !strings.Contains(help.String(), name) {
+			t.Errorf("-h does not mention %s", name)
+		}
+	}
+}
+
+// breakerOpened matches the line the store logs each time the breaker opens.
+var breakerOpened = regexp.MustCompile(`msg="redis circuit breaker open`)
+
+// redisErrors counts the failed Redis operations the app logged: each is an
+// operation that reached Redis, or tried to, and waited for its answer.
+func redisErrors(logs string) int { return strings.Count(logs, `msg="redis error `) }
+
+// searchConcurrently has clients search pages times each, each client in its
+// own session, and fails the test on any response that is not a full page
+// without recommendations.
+func searchConcurrently(t *testing.T, app *testApp, clients, pages int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for n := range pages {
+				resp := app.searchFor(t, fmt.Sprintf("client-%d", c), fmt.Sprint("q", n))
+				if resp.status != http.StatusOK || hasRecommendation(resp.body) || !strings.HasSuffix(resp.body, "</html>\n") {
+					t.Errorf("status %d, recommendation %v, full page %v; want a full page without recommendations",
+						resp.status, hasRecommendation(resp.body), strings.HasSuffix(resp.body, "</html>\n"))
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// waitForRecommendations searches until a page shows recommendations again.
+func waitForRecommendations(t *testing.T, app *testApp) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !hasRecommendation(app.searchFor(t, "back-"+uuid.NewString(), "lamp").body) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recommendations 10 s after Redis came back; log:\n%s", app.logs.String())
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestBreakerOpensWhenRedisFails: Redis stopped (connections refused) or
+// refusing every command (NOAUTH): 16 clients' 800 searches all get a full
+// page, the breaker opens once, and only the operations before it opened and
+// those in flight then reach Redis; the log gets one line for the breaker, not
+// one per page. When Redis is back, so are recommendations.
+func TestBreakerOpensWhenRedisFails(t *testing.T) {
+	const clients, pages, failures = 16, 50, 5
+	for _, tc := range []struct {
+		name string
+		fail func(server *redisServer, admin *redis.Client)
+	}{
+		{"stopped", func(server *redisServer, _ *redis.Client) { server.stop() }},
+		{"refusing commands", func(_ *redisServer, admin *redis.Client) {
+			// Every command of a new connection gets a NOAUTH error reply;
+			// the app's connections are closed so that it makes new ones.
+			ctx := context.Background()
+			if err := admin.ConfigSet(ctx, "requirepass", "s3cret").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := admin.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			server := ownRedisServer(t)
+			admin := server.client(t)
+			if err := admin.Ping(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			// A cool-down longer than the test: no probe, so every operation
+			// that reached Redis after the breaker opened was already in flight.
+			app := startApp(t, map[string]string{"REDIS_URL": server.url(), "REDIS_TIMEOUT": "500ms",
+				"BREAKER_FAILURES": strconv.Itoa(failures), "BREAKER_COOLDOWN": "10m"})
+			if resp := app.searchFor(t, "before", "lamp"); !hasRecommendation(resp.body) {
+				t.Fatalf("no recommendation with Redis up")
+			}
+			tc.fail(server, admin)
+
+			searchConcurrently(t, app, clients, pages)
+			logs := app.logs.String()
+			if n := len(breakerOpened.FindAllString(logs, -1)); n != 1 {
+				t.Errorf("the breaker opened %d times, want once; log:\n%s", n, logs)
+			}
+			// Before it opens: a run of failures as long as the threshold plus
+			// the operations in flight (at most one per client); when it
+			// opens, at most one more per client is still in flight.
+			if n := redisErrors(logs); n > failures+2*clients {
+				t.Errorf("%d of %d searches reached Redis and failed, want at most %d; log:\n%s", n, clients*pages, failures+2*clients, logs)
+			} else {
+				t.Logf("%d of %d searches reached Redis and failed", n, clients*pages)
+			}
+			if resp := app.get(t, "/readyz", ""); resp.status != http.StatusOK || !strings.HasPrefix(resp.body, "degraded") {
+				t.Errorf("GET /readyz with the breaker open = %d %q, want 200 degraded", resp.status, resp.body)
 			}
 		})
 	}
