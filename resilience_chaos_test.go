@@ -6,10 +6,26 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 )
+
+// waitForRecommendations searches until a page shows recommendations again.
+func waitForRecommendations(t *testing.T, app *testApp) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !hasRecommendation(app.searchFor(t, "back-"+uuid.NewString(), "lamp").body) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recommendations 10 s after Redis came back; log:\n%s", app.logs.String())
+		}
+		runtime.Gosched()
+	}
+}
 
 // TestEveryOtherReadFailingNeverOpensTheBreaker: experiment 2 under 32
 // concurrent clients, with the most sensitive breaker allowed, stays exact:

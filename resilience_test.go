@@ -8,15 +8,14 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
 )
 
 // TestReadyzTellsNoInternals: with Redis refusing connections or refusing
@@ -129,18 +128,6 @@ func searchConcurrently(t *testing.T, app *testApp, clients, pages int) {
 	wg.Wait()
 }
 
-// waitForRecommendations searches until a page shows recommendations again.
-func waitForRecommendations(t *testing.T, app *testApp) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !hasRecommendation(app.searchFor(t, "back-"+uuid.NewString(), "lamp").body) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no recommendations 10 s after Redis came back; log:\n%s", app.logs.String())
-		}
-		runtime.Gosched()
-	}
-}
-
 // TestBreakerOpensWhenRedisFails: Redis stopped (connections refused) or
 // refusing every command (NOAUTH): 16 clients' 800 searches all get a full
 // page, the breaker opens once, and only the operations before it opened and
@@ -197,5 +184,66 @@ func TestBreakerOpensWhenRedisFails(t *testing.T) {
 				t.Errorf("GET /readyz with the breaker open = %d %q, want 200 degraded", resp.status, resp.body)
 			}
 		})
+	}
+}
+
+// TestBreakerCountsWhatRedisSays drives the store's breaker directly: "no
+// such key" and a visitor going away are not failures; error replies are, and
+// enough of them in a row open it, after which the store answers without
+// Redis.
+func TestBreakerCountsWhatRedisSays(t *testing.T) {
+	const failures = 3
+	server := ownRedisServer(t)
+	opts, err := redis.ParseURL(server.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogBuffer()
+	logger := newLogger("text", logs)
+	rdb, closeRedis, err := openRedis(config{redisOptions: opts}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeRedis)
+	st := newStore(rdb, time.Second, time.Hour, breakerSettings{failures: failures, cooldown: 10 * time.Minute}, logger)
+	ctx := context.Background()
+
+	for range 2 * failures {
+		if err := st.guarded(func() error { return rdb.Get(ctx, sessionKeyPrefix+"missing").Err() }); !errors.Is(err, redis.Nil) {
+			t.Fatalf("GET of a missing key: %v, want redis.Nil", err)
+		}
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	for range 2 * failures {
+		if _, err := st.remember(gone, "gone", "lamp"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a cancelled search: %v, want context.Canceled", err)
+		}
+	}
+	if state := st.cacheState(); state != gobreaker.StateClosed {
+		t.Fatalf("after missing keys and cancelled searches the breaker is %v, want closed", state)
+	}
+
+	// A key of the wrong type makes Redis answer the read with WRONGTYPE.
+	admin := server.client(t)
+	if err := admin.HSet(ctx, sessionKeyPrefix+"wrongtype", "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range failures {
+		if state := st.cacheState(); state != gobreaker.StateClosed {
+			t.Fatalf("open after %d error replies, want %d", i, failures)
+		}
+		if _, err := st.remember(ctx, "wrongtype", "lamp"); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Fatalf("read of a hash: %v, want WRONGTYPE", err)
+		}
+	}
+	if state := st.cacheState(); state != gobreaker.StateOpen {
+		t.Fatalf("after %d error replies in a row the breaker is %v, want open", failures, state)
+	}
+	if _, err := st.remember(ctx, "healthy", "lamp"); !errors.Is(err, errCacheUnavailable) {
+		t.Errorf("a search with the breaker open: %v, want errCacheUnavailable", err)
+	}
+	if n := strings.Count(logs.String(), `msg="redis circuit breaker open`); n != 1 {
+		t.Errorf("%d lines for the breaker opening, want 1:\n%s", n, logs.String())
 	}
 }
