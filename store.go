@@ -64,8 +64,7 @@ type breakerSettings struct {
 }
 
 // trips reports whether the failures counted so far open the breaker: a run
-// of settings.failures consecutive failures, in the order the operations
-// started. gobreaker counts them in the order they finish, and a failure that
+// of b.failures consecutive failures, in the order the operations started. gobreaker counts them in the order they finish, and a failure that
 // comes back at once (a refused dial, the chaos build's injected error)
 // finishes before the operations that started before it and still wait for
 // Redis, any of which may yet succeed. Counted as they finish, experiment 2
@@ -89,9 +88,9 @@ func newStore(rdb redis.UniversalClient, timeout, ttl time.Duration, breaker bre
 		// breaker, its failure opens it for another cool-down.
 		MaxRequests: 1,
 		Timeout:     breaker.cooldown,
-		// Interval 0: the counts are never cleared while closed; only a run
-		// of consecutive failures opens it, so a Redis that fails every other
-		// read (experiment 2) never does.
+		// Interval 0: the counts are cleared only when the state changes,
+		// and only a run of consecutive failures opens it (see trips), so a
+		// Redis that fails every other read (experiment 2) never does.
 		ReadyToTrip:   func(c gobreaker.Counts) bool { return breaker.trips(c) },
 		IsSuccessful:  redisAnswered,
 		IsExcluded:    func(err error) bool { return errors.Is(err, context.Canceled) },
