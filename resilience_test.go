@@ -73,7 +73,7 @@ func TestBreakerSettings(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{env: map[string]string{"BREAKER_FAILURES": "1"}, want: `invalid BREAKER_FAILURES "1": want a whole number from 2 to 1000`},
+		{env: map[string]string{"BREAKER_FAILURES": "2"}, want: `invalid BREAKER_FAILURES "2": want a whole number from 3 to 1000`},
 		{env: map[string]string{"BREAKER_FAILURES": "0"}, want: `invalid BREAKER_FAILURES "0"`},
 		{env: map[string]string{"BREAKER_FAILURES": "-5"}, want: `invalid BREAKER_FAILURES "-5"`},
 		{env: map[string]string{"BREAKER_FAILURES": "1001"}, want: `invalid BREAKER_FAILURES "1001"`},
@@ -167,8 +167,14 @@ func TestBreakerOpensWhenRedisFails(t *testing.T) {
 			}
 			tc.fail(server, admin)
 
+			linesBefore := strings.Count(app.logs.String(), "\n")
 			searchConcurrently(t, app, clients, pages)
 			logs := app.logs.String()
+			// Each failed operation may log twice (go-redis's failed dial and
+			// the store's error), the breaker once: not a line per page.
+			if lines := strings.Count(logs, "\n") - linesBefore; lines > 2*(failures+2*clients)+1 {
+				t.Errorf("%d log lines for %d searches, want at most %d", lines, clients*pages, 2*(failures+2*clients)+1)
+			}
 			if n := len(breakerOpened.FindAllString(logs, -1)); n != 1 {
 				t.Errorf("the breaker opened %d times, want once; log:\n%s", n, logs)
 			}
