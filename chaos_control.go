@@ -33,6 +33,8 @@ type chaosCounters struct {
 	InterestReads   int64 `json:"interest_reads"`
 	DelaysInjected  int64 `json:"delays_injected"`
 	ErrorsInjected  int64 `json:"errors_injected"`
+	// What the connection layer did; the fields above count the command layer.
+	Connection chaosConnStatus `json:"connection_layer"`
 }
 
 func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
@@ -46,6 +48,7 @@ func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 			InterestReads:   e.interestReads.Load(),
 			DelaysInjected:  e.delaysInjected.Load(),
 			ErrorsInjected:  e.errorsInjected.Load(),
+			Connection:      e.conn.status(),
 		},
 	}
 	if plan.latency {

@@ -18,7 +18,7 @@ import (
 // Everything that injects faults lives in the files built only with
 // -tags chaos: this one, with the identifiers that chaos_off.go declares
 // empty; chaos_config.go, what an experiment is; chaos_control.go, its HTTP
-// control.
+// control; chaos_conn.go, the connection layer.
 
 const chaosBuild = true
 
@@ -33,6 +33,7 @@ type chaosExperiment struct {
 	interestReads  atomic.Int64
 	delaysInjected atomic.Int64
 	errorsInjected atomic.Int64
+	conn           chaosConnCounters // the connection layer's, in chaos_conn.go
 }
 
 // newChaosExperiment reads the experiment the environment asks for.
@@ -75,7 +76,8 @@ func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient,
 func (e *chaosExperiment) logPlan(msg string, c chaosConfig) {
 	e.logger.Warn(msg, "experiment", c.Experiment, "delay_seconds", c.DelaySeconds,
 		"delay_jitter_seconds", c.JitterSeconds, "commands", strings.Join(c.Commands, ","),
-		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed)
+		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed,
+		"layer", c.Layer, "error_reply", c.ErrorReply)
 }
 
 // use makes c the running experiment, in one step.
@@ -100,9 +102,9 @@ func (h *chaosReadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if isInterestRead(cmd) {
 			h.e.interestReads.Add(1)
-			if h.e.active.Load().failRead() {
+			if plan := h.e.active.Load(); !plan.connLayer && plan.failRead() {
 				h.e.errorsInjected.Add(1)
-				return chaosError{}
+				return plan.commandLayerError()
 			}
 		}
 		return next(ctx, cmd)
@@ -114,12 +116,13 @@ func (h *chaosReadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 }
 
 // chaosRoundTripHook counts every command and pipeline sent to Redis and, in
-// the latency experiment, delays the ones it targets.
+// the latency experiment at the command layer, delays the ones it targets.
 type chaosRoundTripHook struct{ e *chaosExperiment }
 
 var _ redis.Hook = (*chaosRoundTripHook)(nil)
 
-func (h *chaosRoundTripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+// DialHook wraps the connections of every node for the connection layer.
+func (h *chaosRoundTripHook) DialHook(next redis.DialHook) redis.DialHook { return h.e.dialHook(next) }
 
 func (h *chaosRoundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
@@ -152,7 +155,7 @@ func (h *chaosRoundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook)
 func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
 	e.roundTrips.Add(1)
 	plan := e.active.Load()
-	if !plan.delays(command) {
+	if plan.connLayer || !plan.delays(command) {
 		return nil
 	}
 	d := plan.nextDelay()
