@@ -99,6 +99,27 @@ func (c *chaosConnCounters) status() chaosConnStatus {
 	return chaosConnStatus{c.dials.Load(), c.delays.Load(), c.drops.Load(), c.errorReplies.Load()}
 }
 
+// chaosPoolStatus is go-redis's connection pool as GET /debug/chaos shows
+// it: whether an experiment made commands queue for a connection (waits),
+// give up waiting (timeouts), or dial anew (misses).
+type chaosPoolStatus struct {
+	Hits          uint32  `json:"hits"`
+	Misses        uint32  `json:"misses"`
+	Timeouts      uint32  `json:"timeouts"`
+	Waits         uint32  `json:"waits"`
+	WaitSeconds   float64 `json:"wait_seconds"`
+	TotalConns    uint32  `json:"total_conns"`
+	IdleConns     uint32  `json:"idle_conns"`
+	StaleConns    uint32  `json:"stale_conns"`
+	UnusableConns uint32  `json:"unusable_conns"`
+}
+
+func poolStatus(rdb redis.UniversalClient) chaosPoolStatus {
+	s := rdb.PoolStats()
+	return chaosPoolStatus{s.Hits, s.Misses, s.Timeouts, s.WaitCount, time.Duration(s.WaitDurationNs).Seconds(),
+		s.TotalConns, s.IdleConns, s.StaleConns, s.Unusable}
+}
+
 // dialHook wraps every connection go-redis dials. The wrapper costs a
 // command one atomic load on each write and read while no connection-layer
 // experiment runs (BenchmarkConnWithNoExperiment), and wrapping every

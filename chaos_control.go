@@ -21,6 +21,9 @@ type chaosStatus struct {
 	chaosConfig
 	ActiveSince chaosSince    `json:"active_since"`
 	Counters    chaosCounters `json:"counters"`
+	// go-redis's pool since the process started: what the connection layer
+	// does to it, and the command layer does not (chaos_conn.go).
+	RedisPool chaosPoolStatus `json:"redis_pool"`
 }
 
 type chaosSince struct {
@@ -50,6 +53,7 @@ func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 			ErrorsInjected:  e.errorsInjected.Load(),
 			Connection:      e.conn.status(),
 		},
+		RedisPool: poolStatus(e.rdb),
 	}
 	if plan.latency {
 		status.ActiveSince.Latency = &plan.latencySince

@@ -28,6 +28,7 @@ type chaosExperiment struct {
 	active atomic.Pointer[chaosPlan]
 	swap   sync.Mutex // serialises replacements, which read the plan they replace
 	logger *slog.Logger
+	rdb    redis.UniversalClient
 
 	roundTrips     atomic.Int64
 	interestReads  atomic.Int64
@@ -52,7 +53,7 @@ func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) {
 // attach hooks the experiment into the Redis client and serves /debug/chaos
 // in front of next.
 func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) http.Handler {
-	e.logger = logger
+	e.logger, e.rdb = logger, rdb
 	e.logPlan("CHAOS BUILD: fault injection is compiled in; never run this binary in production", e.active.Load().config)
 	// Reads are counted, and failed, once per command as the store issues it:
 	// on a cluster a redirected read is still one read.
