@@ -83,20 +83,22 @@ func (chaosReplyError) RedisError()     {}
 // started; GET /debug/chaos shows them as connection_layer.
 type chaosConnCounters struct {
 	dials        atomic.Int64
+	dialsFailed  atomic.Int64
 	delays       atomic.Int64
 	drops        atomic.Int64
 	errorReplies atomic.Int64
 }
 
 type chaosConnStatus struct {
-	ConnectionsDialled   int64 `json:"connections_dialled"`
+	Dials                int64 `json:"dials"` // by go-redis, whether or not they connect
+	DialsFailed          int64 `json:"dials_failed"`
 	DelaysInjected       int64 `json:"delays_injected"`
 	ConnectionsDropped   int64 `json:"connections_dropped"`
 	ErrorRepliesInjected int64 `json:"error_replies_injected"`
 }
 
 func (c *chaosConnCounters) status() chaosConnStatus {
-	return chaosConnStatus{c.dials.Load(), c.delays.Load(), c.drops.Load(), c.errorReplies.Load()}
+	return chaosConnStatus{c.dials.Load(), c.dialsFailed.Load(), c.delays.Load(), c.drops.Load(), c.errorReplies.Load()}
 }
 
 // chaosPoolStatus is go-redis's connection pool as GET /debug/chaos shows
@@ -127,11 +129,12 @@ func poolStatus(rdb redis.UniversalClient) chaosPoolStatus {
 // connections too, not only those dialled after it.
 func (e *chaosExperiment) dialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		e.conn.dials.Add(1)
 		conn, err := next(ctx, network, addr)
 		if err != nil {
+			e.conn.dialsFailed.Add(1)
 			return nil, err
 		}
-		e.conn.dials.Add(1)
 		wrapped := &chaosConn{Conn: conn, e: e, closed: make(chan struct{})}
 		if _, ok := conn.(syscall.Conn); ok {
 			// go-redis's pool peeks at the socket of a syscall.Conn to drop
