@@ -82,7 +82,7 @@ func TestChaosConfigInvalid(t *testing.T) {
 
 func chaosStatusOf(t *testing.T, app *testApp) chaosStatus {
 	t.Helper()
-	resp := app.get(t, "/debug/chaos", "")
+	resp := app.admin.get(t, "/debug/chaos", "")
 	if resp.status != http.StatusOK || resp.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /debug/chaos = %d %s", resp.status, resp.header.Get("Content-Type"))
 	}

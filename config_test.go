@@ -22,7 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.addr != "127.0.0.1:5000" || cfg.redisOptions != nil || cfg.redisTimeout != 2*time.Second ||
-		cfg.sessionTTL != 30*24*time.Hour || cfg.cookieSecure || cfg.logFormat != "text" {
+		cfg.sessionTTL != 30*24*time.Hour || cfg.cookieSecure || cfg.logFormat != "text" || cfg.adminAddr != "127.0.0.1:6060" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }
@@ -34,6 +34,22 @@ func TestConfigFlagBeatsEnvironment(t *testing.T) {
 	}
 	if cfg.redisTimeout != 300*time.Millisecond || cfg.sessionTTL != time.Hour || cfg.redisOptions.Addr != "127.0.0.1:6390" || cfg.redisOptions.DB != 2 {
 		t.Errorf("cfg = %+v, options %+v", cfg, cfg.redisOptions)
+	}
+}
+
+func TestAdminListenerCanBeDisabled(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{args: []string{"-admin-addr="}},
+		{args: []string{"-admin-addr", "off"}},
+		{env: map[string]string{"ADMIN_ADDR": "off"}},
+	} {
+		cfg, err := parseConfig(tc.args, mapGetenv(tc.env), io.Discard)
+		if err != nil || cfg.adminAddr != "" {
+			t.Errorf("args %q env %v: admin %q, %v; want disabled", tc.args, tc.env, cfg.adminAddr, err)
+		}
 	}
 }
 
@@ -55,6 +71,9 @@ func TestConfigInvalid(t *testing.T) {
 		{env: map[string]string{"SESSION_TTL": "500ms"}, want: `invalid SESSION_TTL "500ms"`},
 		{env: map[string]string{"COOKIE_SECURE": "yes"}, want: `invalid COOKIE_SECURE "yes": want true or false`},
 		{env: map[string]string{"LOG_FORMAT": "xml"}, want: `invalid LOG_FORMAT "xml": want text or json`},
+		{env: map[string]string{"ADMIN_ADDR": "6060"}, want: `invalid ADMIN_ADDR "6060": want host:port such as 127.0.0.1:6060, or off to disable`},
+		{args: []string{"-admin-addr", "127.0.0.1:70000"}, want: `invalid -admin-addr "127.0.0.1:70000"`},
+		{env: map[string]string{"ADMIN_ADDR": "127.0.0.1:5000"}, want: `invalid ADMIN_ADDR "127.0.0.1:5000": want an address other than the shop's`},
 		{args: []string{"-nope"}, want: "flag provided but not defined: -nope (see -h)"},
 		{args: []string{"extra"}, want: `unexpected argument "extra"`},
 	} {
@@ -75,7 +94,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 		t.Fatalf("run -h = %v", err)
 	}
 	for _, name := range []string{"-addr", "ADDR", "-redis-url", "REDIS_URL", "-redis-timeout", "REDIS_TIMEOUT",
-		"-session-ttl", "SESSION_TTL", "-cookie-secure", "COOKIE_SECURE", "-log-format", "LOG_FORMAT"} {
+		"-session-ttl", "SESSION_TTL", "-cookie-secure", "COOKIE_SECURE", "-log-format", "LOG_FORMAT", "-admin-addr", "ADMIN_ADDR"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("-h does not mention %s:\n%s", name, out.String())
 		}

@@ -48,6 +48,7 @@ type store struct {
 	timeout time.Duration
 	ttl     time.Duration
 	logger  *slog.Logger
+	metrics *metrics // nil: not counted
 }
 
 func newStore(rdb redis.UniversalClient, timeout, ttl time.Duration, logger *slog.Logger) *store {
@@ -99,6 +100,7 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 		if len(reply) > 0 && reply[0] == int64(1) {
 			return interests, nil
 		}
+		s.metrics.casConflict()
 		raw, present = "", false
 		if len(reply) > 1 && reply[1] != nil {
 			raw, present = fmt.Sprint(reply[1]), true
