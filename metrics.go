@@ -31,8 +31,8 @@ type metrics struct {
 
 	redisCommands     *prometheus.CounterVec
 	redisErrors       *prometheus.CounterVec
-	redisCommandCount [len(redisCommandNames)]prometheus.Counter
-	redisErrorCount   [len(redisCommandNames)]prometheus.Counter
+	redisCommandCount [len(redisCommandLabels)]prometheus.Counter
+	redisErrorCount   [len(redisCommandLabels)]prometheus.Counter
 	casConflicts      prometheus.Counter
 
 	breakerState       *prometheus.GaugeVec   // state; registered by watchBreaker
@@ -51,9 +51,9 @@ const (
 // millisecond) up to the Redis timeout and the chaos build's delays.
 var requestBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
-// redisCommandNames are the commands the service sends; any other is counted
+// redisCommandLabels are the commands the service sends; any other is counted
 // as "other", so a label never carries more than these.
-var redisCommandNames = [...]string{"get", "evalsha", "eval", "script", "ping", "other"}
+var redisCommandLabels = [...]string{"get", "evalsha", "eval", "script", "ping", "other"}
 
 func newMetrics() *metrics {
 	m := &metrics{registry: prometheus.NewRegistry()}
@@ -183,7 +183,7 @@ func (m *metrics) watchRedis(rdb redis.UniversalClient) {
 	if m == nil {
 		return
 	}
-	for i, name := range redisCommandNames {
+	for i, name := range redisCommandLabels {
 		m.redisCommandCount[i] = m.redisCommands.WithLabelValues(name)
 		m.redisErrorCount[i] = m.redisErrors.WithLabelValues(name)
 	}
@@ -224,12 +224,12 @@ func (h *redisMetricsHook) count(cmd redis.Cmder, err error) {
 }
 
 func redisCommandIndex(name string) int {
-	for i, known := range redisCommandNames[:len(redisCommandNames)-1] {
+	for i, known := range redisCommandLabels[:len(redisCommandLabels)-1] {
 		if name == known {
 			return i
 		}
 	}
-	return len(redisCommandNames) - 1
+	return len(redisCommandLabels) - 1
 }
 
 // statusWriter remembers the status code a handler sends. Pooled: the shop

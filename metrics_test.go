@@ -117,7 +117,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	s.expect(t, 4, "shopsession_redis_commands_total", "command", "evalsha")
 	s.expect(t, 1, "shopsession_redis_commands_total", "command", "script")
 	s.expect(t, 0, "shopsession_redis_commands_total", "command", "eval")
-	for _, cmd := range redisCommandNames {
+	for _, cmd := range redisCommandLabels {
 		s.expect(t, 0, "shopsession_redis_errors_total", "command", cmd)
 	}
 	s.expect(t, 0, "shopsession_redis_cas_conflicts_total")
