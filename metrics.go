@@ -51,9 +51,10 @@ const (
 // millisecond) up to the Redis timeout and the chaos build's delays.
 var requestBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
-// redisCommandLabels are the commands the service sends; any other is counted
-// as "other", so a label never carries more than these.
-var redisCommandLabels = [...]string{"get", "evalsha", "eval", "script", "ping", "other"}
+// redisCommandLabels are the commands the service sends (hello: go-redis's
+// handshake on each new connection); any other is counted as "other", so a
+// label never carries more than these.
+var redisCommandLabels = [...]string{"get", "evalsha", "eval", "script", "ping", "hello", "other"}
 
 func newMetrics() *metrics {
 	m := &metrics{registry: prometheus.NewRegistry()}
