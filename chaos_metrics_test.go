@@ -53,3 +53,18 @@ func TestChaosMetricsError(t *testing.T) {
 	s.expect(t, 0, "shopsession_chaos_delays_injected_total")
 	s.expect(t, 0, "shopsession_chaos_delay_seconds_total")
 }
+
+// TestChaosDelaySecondsAreWaited: a delay cut short by the Redis timeout
+// counts the time it waited, not the delay it was set to.
+func TestChaosDelaySecondsAreWaited(t *testing.T) {
+	app := startApp(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "30", "REDIS_TIMEOUT": "100ms"})
+	before := scrape(t, app)
+	app.searchFor(t, "chaos-metrics-cut-short", "apple") // the read times out; no write follows
+	s := scrape(t, app)
+	s.expect(t, before.value("shopsession_chaos_delays_injected_total")+1, "shopsession_chaos_delays_injected_total")
+	s.expect(t, before.value("shopsession_redis_errors_total", "command", "get")+1, "shopsession_redis_errors_total", "command", "get")
+	waited := s.value("shopsession_chaos_delay_seconds_total") - before.value("shopsession_chaos_delay_seconds_total")
+	if waited < 0.1 || waited > 5 {
+		t.Errorf("delay seconds rose by %v for one 30 s delay cut short at 100 ms, want about 0.1", waited)
+	}
+}
