@@ -153,28 +153,52 @@ func (m *metrics) casConflict() {
 var breakerStates = [...]string{"closed", "half-open", "open"}
 
 // watchBreaker exports the state of the circuit breaker around Redis, which
-// starts in initial, and returns what its OnStateChange must call with the
-// states it leaves and enters (gobreaker's State.String()). It registers the
-// breaker's metrics only when there is a breaker to describe.
-func (m *metrics) watchBreaker(initial string) (stateChanged func(from, to string)) {
+// is now in state (gobreaker's State.String()); the breaker's OnStateChange
+// then reports each change to breakerStateChanged. The breaker's metrics are
+// registered only when there is a breaker to describe.
+func (m *metrics) watchBreaker(state string) {
 	if m == nil {
-		return func(from, to string) {}
+		return
 	}
 	m.registry.MustRegister(m.breakerState, m.breakerTransitions)
-	set := func(current string) {
-		for _, state := range breakerStates {
-			v := 0.0
-			if state == current {
-				v = 1
-			}
-			m.breakerState.WithLabelValues(state).Set(v)
+	m.setBreakerState(state)
+}
+
+// breakerStateChanged records a change of the breaker's state; call it from
+// the breaker's OnStateChange with gobreaker's State.String() of each side.
+func (m *metrics) breakerStateChanged(from, to string) {
+	if m == nil {
+		return
+	}
+	m.setBreakerState(to)
+	m.breakerTransitions.WithLabelValues(from, to).Inc()
+}
+
+func (m *metrics) setBreakerState(current string) {
+	for _, state := range breakerStates {
+		v := 0.0
+		if state == current {
+			v = 1
 		}
+		m.breakerState.WithLabelValues(state).Set(v)
 	}
-	set(initial)
-	return func(from, to string) {
-		set(to)
-		m.breakerTransitions.WithLabelValues(from, to).Inc()
+}
+
+// watchDegraded exports whether the service runs degraded, as /readyz says
+// it: pages served without Redis, and so without recommendations.
+func (m *metrics) watchDegraded(degraded func() bool) {
+	if m == nil {
+		return
 	}
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Name: "degraded",
+		Help: "1 while the service runs degraded, serving pages without Redis and so without recommendations (as /readyz reports), else 0.",
+	}, func() float64 {
+		if degraded() {
+			return 1
+		}
+		return 0
+	}))
 }
 
 // watchRedis counts the commands rdb sends and their errors. Call it before

@@ -224,10 +224,12 @@ func valueOf(t *testing.T, m *metrics, name string) float64 {
 
 func TestBreakerMetrics(t *testing.T) {
 	m := newMetrics()
-	changed := m.watchBreaker("closed")
-	changed("closed", "open")
-	changed("open", "half-open")
-	changed("half-open", "open")
+	m.watchBreaker("closed")
+	m.breakerStateChanged("closed", "open")
+	m.breakerStateChanged("open", "half-open")
+	m.breakerStateChanged("half-open", "open")
+	degraded := true
+	m.watchDegraded(func() bool { return degraded })
 	families, err := m.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -242,8 +244,11 @@ func TestBreakerMetrics(t *testing.T) {
 	s.expect(t, 1, "shopsession_redis_breaker_transitions_total", "from", "closed", "to", "open")
 	s.expect(t, 1, "shopsession_redis_breaker_transitions_total", "from", "half-open", "to", "open")
 	s.expect(t, 1, "shopsession_redis_breaker_transitions_total", "from", "open", "to", "half-open")
-	var nilMetrics *metrics
-	nilMetrics.watchBreaker("closed")("closed", "open") // no admin listener: records nothing, does not panic
+	s.expect(t, 1, "shopsession_degraded")
+	var nilMetrics *metrics // no admin listener: records nothing, does not panic
+	nilMetrics.watchBreaker("closed")
+	nilMetrics.breakerStateChanged("closed", "open")
+	nilMetrics.watchDegraded(func() bool { return true })
 }
 
 // TestShopServesNoAdminRoutes: the public listener answers 404 for every
