@@ -129,7 +129,7 @@ func TestJSONLogsStayJSON(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, mapGetenv(map[string]string{
+		done <- run(ctx, onFreePorts, mapGetenv(map[string]string{
 			"LOG_FORMAT": "json", "REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(port) + "/0", "REDIS_TIMEOUT": "200ms"}), io.Discard, logs)
 	}()
 	addr := logs.waitFor(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1]

@@ -136,7 +136,7 @@ func listenAdmin(cfg config, m *metrics, experiment *chaosExperiment, logger *sl
 	}
 	ln, err := net.Listen("tcp", cfg.adminAddr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("admin listener: listen on %s: %w", cfg.adminAddr, err)
+		return nil, nil, fmt.Errorf("admin listener: listen on %s: %w (set ADMIN_ADDR or -admin-addr to another host:port, or off)", cfg.adminAddr, err)
 	}
 	logger.Info("admin listening", "addr", ln.Addr().String())
 	return &http.Server{
