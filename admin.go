@@ -28,9 +28,10 @@ func newAdminHandler(m *metrics, experiment *chaosExperiment, logger *slog.Logge
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	// pprof's handlers, mounted here rather than through its import side
-	// effect on http.DefaultServeMux, which nothing serves.
+	// effect on http.DefaultServeMux, which nothing serves. Not cmdline: a
+	// -redis-url on the command line may carry a password.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/cmdline", http.NotFound)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)

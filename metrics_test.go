@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -281,7 +283,8 @@ func TestAdminListener(t *testing.T) {
 		{"GET", "/metrics", 200, regexp.MustCompile(`(?m)^# TYPE shopsession_http_requests_total counter$`)},
 		{"GET", "/debug/pprof/", 200, regexp.MustCompile(`goroutine`)},
 		{"GET", "/debug/pprof/goroutine?debug=1", 200, regexp.MustCompile(`goroutine profile: total`)},
-		{"GET", "/debug/pprof/cmdline", 200, nil},
+		{"GET", "/debug/pprof/cmdline", 404, nil},
+		{"GET", "/debug/pprof/symbol", 200, regexp.MustCompile(`num_symbols`)},
 		{"GET", "/debug/chaos", chaosStatus, nil},
 		{"GET", "/nope", 404, nil},
 		{"GET", "/metrics/extra", 404, nil},
@@ -301,6 +304,28 @@ func TestAdminListener(t *testing.T) {
 		}
 		if tc.want == 405 && resp.header.Get("Allow") == "" {
 			t.Errorf("admin %s %s: 405 without Allow", tc.method, tc.path)
+		}
+	}
+}
+
+// TestAdminListenerKeepsThePassword: a Redis password given on the command
+// line appears nowhere the admin listener serves. It runs a built binary:
+// pprof shows the process's own command line.
+func TestAdminListenerKeepsThePassword(t *testing.T) {
+	binary := filepath.Join(t.TempDir(), "shopsession")
+	goBuild(t, ".", binary)
+	logs := newLogBuffer()
+	cmd := exec.Command(binary, append(slices.Clone(onFreePorts), "-redis-url", "redis://:hunter2@"+testRedis.addr()+"/0")...)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	app := serving(t, logs)
+	app.searchFor(t, "password", "apple") // Redis refuses the AUTH; the page goes out without interests
+	for _, path := range []string{"/", "/metrics", "/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=2", "/debug/pprof/heap?debug=1"} {
+		if resp := app.admin.get(t, path, ""); strings.Contains(resp.body, "hunter2") {
+			t.Errorf("admin GET %s shows the Redis password", path)
 		}
 	}
 }
