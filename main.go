@@ -69,8 +69,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// client as go-redis creates it.
 	m.watchRedis(rdb)
 	experiment.attach(logger, rdb)
-	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, logger)
+	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, cfg.breaker, logger)
 	st.metrics = m
+	m.watchBreaker(st.cacheState().String())
+	m.watchDegraded(st.degraded)
 	handler := newHandler(st, logger, cfg.cookieSecure, m)
 	st.loadScripts(ctx)
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -197,7 +198,7 @@ func TestMetricsCountCompareAndSetConflicts(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	m.watchRedis(rdb)
 	rdb.AddHook(&conflictOnce{key: sessionKeyPrefix + "metrics-cas", rdb: testRedis.client(t)})
-	st := newStore(rdb, 2*time.Second, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st := newStore(rdb, 2*time.Second, time.Hour, breakerSettings{failures: 5, cooldown: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	st.metrics = m
 	got, err := st.remember(t.Context(), "metrics-cas", "apple")
 	if err != nil || !slices.Equal(got, []string{"from another search", "apple"}) {
@@ -381,3 +382,51 @@ type discardWriter struct{ header http.Header }
 func (w discardWriter) Header() http.Header         { return w.header }
 func (w discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w discardWriter) WriteHeader(int)             {}
+
+// TestMetricsFollowTheBreaker: Redis stops, the breaker opens, and /metrics
+// says so — state, transition and degraded — with the pages and errors that
+// led there; Redis starts again and a probe closes it.
+func TestMetricsFollowTheBreaker(t *testing.T) {
+	const failures = 3
+	server := ownRedisServer(t)
+	app := startApp(t, map[string]string{"REDIS_URL": server.url(), "REDIS_TIMEOUT": "500ms",
+		"BREAKER_FAILURES": fmt.Sprint(failures), "BREAKER_COOLDOWN": "50ms"})
+	app.searchFor(t, "breaker-metrics", "lamp")
+	s := scrape(t, app)
+	s.expect(t, 1, "shopsession_redis_breaker_state", "state", "closed")
+	s.expect(t, 0, "shopsession_redis_breaker_state", "state", "open")
+	s.expect(t, 0, "shopsession_degraded")
+
+	server.stop()
+	for range failures {
+		app.searchFor(t, "breaker-metrics", "desk")
+	}
+	s = scrape(t, app)
+	s.expect(t, 1, "shopsession_redis_breaker_state", "state", "open")
+	s.expect(t, 0, "shopsession_redis_breaker_state", "state", "closed")
+	s.expect(t, 1, "shopsession_redis_breaker_transitions_total", "from", "closed", "to", "open")
+	s.expect(t, 1, "shopsession_degraded")
+	s.expect(t, failures, "shopsession_redis_errors_total", "command", "get")
+	s.expect(t, failures, "shopsession_search_pages_total", "outcome", "without_recommendations")
+	if resp := app.get(t, "/readyz", ""); !strings.HasPrefix(resp.body, "degraded") {
+		t.Errorf("/readyz = %q while /metrics says degraded", resp.body)
+	}
+
+	if err := server.start(); err != nil {
+		t.Fatal(err)
+	}
+	// Searches until a probe, after the 50 ms cool-down, finds Redis again.
+	deadline := time.Now().Add(10 * time.Second)
+	for !hasRecommendation(app.searchFor(t, "breaker-metrics", "chair").body) {
+		if time.Now().After(deadline) {
+			t.Fatal("no recommendations 10 s after Redis started again")
+		}
+	}
+	s = scrape(t, app)
+	s.expect(t, 1, "shopsession_redis_breaker_state", "state", "closed")
+	s.expect(t, 0, "shopsession_degraded")
+	s.expect(t, 1, "shopsession_redis_breaker_transitions_total", "from", "half-open", "to", "closed")
+	// A probe may have failed on a connection from before the restart.
+	failedProbes := max(0, s.value("shopsession_redis_breaker_transitions_total", "from", "half-open", "to", "open"))
+	s.expect(t, failedProbes+1, "shopsession_redis_breaker_transitions_total", "from", "open", "to", "half-open")
+}
