@@ -48,7 +48,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	addr := fs.String("addr", envOr("ADDR", "127.0.0.1:5000"), "`host:port` to listen on (env ADDR)")
 	redisURL := fs.String("redis-url", envOr("REDIS_URL", ""), "Redis `URL`: redis:// or rediss:// for one server, with ?addr=host:port&addr=… for a cluster; empty starts an embedded in-memory Redis (env REDIS_URL)")
 	redisTimeout := fs.String("redis-timeout", envOr("REDIS_TIMEOUT", "2s"), "bound on each Redis operation, a Go `duration` (env REDIS_TIMEOUT)")
-	sessionTTL := fs.String("session-ttl", envOr("SESSION_TTL", "720h"), "how long a session's interests are kept after its last search, a Go `duration` (env SESSION_TTL)")
+	sessionTTL := fs.String("session-ttl", envOr("SESSION_TTL", "24h"), "how long a session's interests are kept after its last search, a Go `duration` (env SESSION_TTL)")
 	cookieSecure := fs.String("cookie-secure", envOr("COOKIE_SECURE", "false"), "mark the session cookie Secure (HTTPS only): `true or false` (env COOKIE_SECURE)")
 	logFormat := fs.String("log-format", envOr("LOG_FORMAT", "text"), "log format: `text or json` (env LOG_FORMAT)")
 
@@ -95,7 +95,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, invalid("redis-timeout", "REDIS_TIMEOUT", *redisTimeout, "a duration from 1ms to 1m, such as 2s or 500ms")
 	}
 	if cfg.sessionTTL, err = time.ParseDuration(*sessionTTL); err != nil || cfg.sessionTTL < time.Second || cfg.sessionTTL > 10*365*24*time.Hour {
-		return config{}, invalid("session-ttl", "SESSION_TTL", *sessionTTL, "a duration from 1s to 87600h, such as 720h")
+		return config{}, invalid("session-ttl", "SESSION_TTL", *sessionTTL, "a duration from 1s to 87600h, such as 24h")
 	}
 	if cfg.cookieSecure, err = strconv.ParseBool(*cookieSecure); err != nil {
 		return config{}, invalid("cookie-secure", "COOKIE_SECURE", *cookieSecure, "true or false")

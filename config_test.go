@@ -22,7 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.addr != "127.0.0.1:5000" || cfg.redisOptions != nil || cfg.redisTimeout != 2*time.Second ||
-		cfg.sessionTTL != 30*24*time.Hour || cfg.cookieSecure || cfg.logFormat != "text" {
+		cfg.sessionTTL != 24*time.Hour || cfg.cookieSecure || cfg.logFormat != "text" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }
