@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,6 +53,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	cookieSecure := fs.String("cookie-secure", envOr("COOKIE_SECURE", "false"), "mark the session cookie Secure (HTTPS only): `true or false` (env COOKIE_SECURE)")
 	logFormat := fs.String("log-format", envOr("LOG_FORMAT", "text"), "log format: `text or json` (env LOG_FORMAT)")
 
+	// -h shows each flag's default, which for -redis-url is REDIS_URL.
+	fs.Lookup("redis-url").DefValue = redactURL(*redisURL)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, "Usage: shopsession [flags]\nEach flag falls back to the environment variable named in its help, then to its default.")
@@ -86,8 +89,14 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 			cfg.redisOptions, err = redis.ParseURL(*redisURL)
 		}
 		if err != nil {
-			return config{}, invalid("redis-url", "REDIS_URL", redacted(*redisURL),
-				fmt.Sprintf("redis://[user:password@]host:port[/db], rediss://… for TLS, or redis://host1:port1?addr=host2:port2&addr=host3:port3 for a cluster (%v)", err))
+			// net/url's errors quote the whole URL; the reason is inside.
+			var urlErr *url.Error
+			if errors.As(err, &urlErr) {
+				err = urlErr.Err
+			}
+			return config{}, invalid("redis-url", "REDIS_URL", redactURL(*redisURL),
+				fmt.Sprintf("redis://[user:password@]host:port[/db], rediss://… for TLS, or redis://host1:port1?addr=host2:port2&addr=host3:port3 for a cluster (%s)",
+					withoutPassword(err.Error(), *redisURL)))
 		}
 	}
 	var err error
@@ -119,13 +128,53 @@ func validPort(s string) bool {
 	return err == nil && n >= 0 && n <= 65535
 }
 
-// redacted hides a password in a Redis URL before it is echoed in an error.
-func redacted(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(unparseable URL)"
+// redactURL returns a Redis URL with its password replaced by xxxxx, as
+// url.URL.Redacted does, also for a URL that net/url cannot parse: it is
+// shown in errors and in -h.
+func redactURL(rawURL string) string {
+	start, end, ok := passwordSpan(rawURL)
+	if !ok {
+		return rawURL
 	}
-	return u.Redacted()
+	return rawURL[:start] + "xxxxx" + rawURL[end:]
+}
+
+// passwordSpan finds the password in a URL's userinfo (scheme://user:password@host…)
+// without parsing the rest, which may be what is wrong with it.
+func passwordSpan(rawURL string) (start, end int, ok bool) {
+	_, rest, found := strings.Cut(rawURL, "://")
+	if !found {
+		return 0, 0, false
+	}
+	authorityStart := len(rawURL) - len(rest)
+	authority := rest
+	if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+		authority = authority[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return 0, 0, false
+	}
+	colon := strings.Index(authority[:at], ":")
+	if colon < 0 {
+		return 0, 0, false
+	}
+	return authorityStart + colon + 1, authorityStart + at, true
+}
+
+// withoutPassword removes rawURL's password, as typed and percent-decoded,
+// from a message about it.
+func withoutPassword(msg, rawURL string) string {
+	start, end, ok := passwordSpan(rawURL)
+	if !ok || start == end {
+		return msg
+	}
+	password := rawURL[start:end]
+	msg = strings.ReplaceAll(msg, password, "xxxxx")
+	if decoded, err := url.PathUnescape(password); err == nil && decoded != "" {
+		msg = strings.ReplaceAll(msg, decoded, "xxxxx")
+	}
+	return msg
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
