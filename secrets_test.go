@@ -35,6 +35,8 @@ func TestRedisPasswordNeverLeaves(t *testing.T) {
 		{"bad port, flag", []string{"-redis-url", "redis://user:" + password + "@host:badport/0"}, nil},
 		{"bad scheme", nil, map[string]string{"REDIS_URL": "http://user:" + password + "@host:6379/0"}},
 		{"bad option", nil, map[string]string{"REDIS_URL": "redis://user:" + password + "@host:6379/0?nope=1"}},
+		{"bad pool size", nil, map[string]string{"REDIS_URL": "redis://user:" + password + "@host:6379/0?pool_size=-5"}},
+		{"bad cluster addr", nil, map[string]string{"REDIS_URL": "redis://user:" + password + "@host:6379/0?addr=h2:x"}},
 		{"control character", nil, map[string]string{"REDIS_URL": "redis://user:" + password + "@ho\x7fst:6379/0"}},
 		{"password with a quote", nil, map[string]string{"REDIS_URL": "redis://user:" + password + `"x@host:bad/0`}},
 		{"help", []string{"-h"}, map[string]string{"REDIS_URL": goodURL}},
