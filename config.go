@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -81,8 +82,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	}
 
 	cfg := config{addr: *addr, logFormat: *logFormat}
-	if _, port, err := net.SplitHostPort(*addr); err != nil || !validPort(port) {
-		return config{}, invalid("addr", "ADDR", *addr, "host:port such as 127.0.0.1:5000 or :8080")
+	if host, port, err := net.SplitHostPort(*addr); err != nil || !validPort(port) || !validListenHost(host) {
+		return config{}, invalid("addr", "ADDR", *addr, "host:port such as 127.0.0.1:5000 or :8080, the host an IP address or a DNS name")
 	}
 	if *redisURL != "" {
 		var err error
@@ -239,6 +240,33 @@ func hostPort(s string) bool {
 func isClusterURL(rawURL string) bool {
 	u, err := url.Parse(rawURL)
 	return err == nil && u.Query().Has("addr")
+}
+
+// validListenHost reports whether host can name an address to listen on:
+// empty (every interface), an IP address, or a DNS name. A name whose last
+// label is all digits, such as 999.1.1.1, is neither an IP address nor a name
+// (RFC 3696, section 2).
+func validListenHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	host = strings.TrimSuffix(host, ".")
+	if len(host) > 253 {
+		return false
+	}
+	labels := strings.Split(host, ".")
+	for _, label := range labels {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' ||
+			strings.IndexFunc(label, func(r rune) bool {
+				return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-')
+			}) >= 0 {
+			return false
+		}
+	}
+	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
 }
 
 func validPort(s string) bool {

@@ -46,6 +46,11 @@ func TestConfigInvalid(t *testing.T) {
 		{env: map[string]string{"ADDR": "5000"}, want: `invalid ADDR "5000": want host:port`},
 		{env: map[string]string{"ADDR": "127.0.0.1:99999"}, want: `invalid ADDR`},
 		{args: []string{"-addr", "nope"}, want: `invalid -addr "nope"`},
+		{env: map[string]string{"ADDR": "999.1.1.1:80"}, want: `invalid ADDR "999.1.1.1:80": want host:port`},
+		{env: map[string]string{"ADDR": "1.2.3:80"}, want: `invalid ADDR "1.2.3:80"`},
+		{env: map[string]string{"ADDR": "exa mple:80"}, want: `invalid ADDR "exa mple:80"`},
+		{env: map[string]string{"ADDR": "-shop:80"}, want: `invalid ADDR "-shop:80"`},
+		{env: map[string]string{"ADDR": "shop..example:80"}, want: `invalid ADDR "shop..example:80"`},
 		{env: map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, want: `invalid REDIS_URL "http://127.0.0.1:6379": want redis://`},
 		{env: map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/x"}, want: `invalid REDIS_URL "redis://:xxxxx@127.0.0.1:6379/x"`},
 		{env: map[string]string{"REDIS_TIMEOUT": "2"}, want: `invalid REDIS_TIMEOUT "2": want a duration from 1ms to 1m`},
@@ -69,6 +74,14 @@ func TestConfigInvalid(t *testing.T) {
 	}
 }
 
+func TestConfigListenHosts(t *testing.T) {
+	for _, addr := range []string{":8080", "127.0.0.1:0", "[::1]:0", "localhost:80", "shop.example.com:443", "shop-1.internal.:80", "0.0.0.0:80", "[fe80::1%eth0]:80"} {
+		if _, err := parseConfig([]string{"-addr", addr}, mapGetenv(nil), io.Discard); err != nil {
+			t.Errorf("-addr %s: %v", addr, err)
+		}
+	}
+}
+
 func TestHelpListsEverySetting(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"-h"}, mapGetenv(nil), &out, io.Discard); err != nil {
@@ -85,17 +98,22 @@ func TestHelpListsEverySetting(t *testing.T) {
 // TestBadConfigExitsTwo runs main in a child process (see TestMain): a usage error must end
 // it with status 2 and exactly one line on stderr.
 func TestBadConfigExitsTwo(t *testing.T) {
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "SHOPSESSION_TEST_MAIN=1", "LOG_FORMAT=yaml")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-		t.Fatalf("exit = %v, want status 2; stderr %q", err, stderr.String())
-	}
-	if got := stderr.String(); got != "invalid LOG_FORMAT \"yaml\": want text or json\n" {
-		t.Errorf("stderr = %q, want one line naming LOG_FORMAT", got)
+	for setting, line := range map[string]string{
+		"LOG_FORMAT=yaml":   "invalid LOG_FORMAT \"yaml\": want text or json\n",
+		"ADDR=999.1.1.1:80": "invalid ADDR \"999.1.1.1:80\": want host:port such as 127.0.0.1:5000 or :8080, the host an IP address or a DNS name\n",
+	} {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "SHOPSESSION_TEST_MAIN=1", setting)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Fatalf("%s: exit = %v, want status 2; stderr %q", setting, err, stderr.String())
+		}
+		if got := stderr.String(); got != line {
+			t.Errorf("%s: stderr = %q, want %q", setting, got, line)
+		}
 	}
 }
 
