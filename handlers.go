@@ -50,6 +50,9 @@ var (
 	contentSecurityPolicy = []string{"default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
 	noSniff               = []string{"nosniff"}
 	noReferrer            = []string{"no-referrer"}
+	// The session id is a bearer token for the visitor's interests: no cache
+	// may keep a response that sets or shows it.
+	noStore = []string{"no-store"}
 )
 
 // securityHeaders sets the browser policy headers on every response. The
@@ -133,9 +136,11 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ready\n"))
 }
 
-// sessionID returns the request's session id, issuing a new one (and its
-// cookie) when the request has none or one that is not safe to use.
+// sessionID returns the request's session id for a page that shows it,
+// issuing a new one (and its cookie) when the request has none or one that is
+// not safe to use.
 func (a *app) sessionID(w http.ResponseWriter, r *http.Request) string {
+	w.Header()["Cache-Control"] = noStore // the page shows the id
 	if c, err := r.Cookie(sessionCookie); err == nil && validSessionID(c.Value) {
 		return c.Value
 	}
@@ -143,6 +148,7 @@ func (a *app) sessionID(w http.ResponseWriter, r *http.Request) string {
 }
 
 func (a *app) newSession(w http.ResponseWriter) string {
+	w.Header()["Cache-Control"] = noStore
 	id := uuid.NewString()
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
