@@ -111,6 +111,11 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 // take their defaults, unknown fields are refused.
 func chaosConfigFromJSON(body []byte) (chaosConfig, error) {
 	c := chaosDefaults
+	// Decode would take null, or nothing at all, as "every field at its
+	// default": a typo would stop the running experiment.
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return c, fmt.Errorf("body is not a JSON object: want an experiment such as {\"experiment\":\"latency\",\"delay_seconds\":0.1}")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
