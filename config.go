@@ -34,6 +34,7 @@ type config struct {
 	redisCluster *redis.ClusterOptions // a Redis Cluster, from a URL that names nodes with addr=
 	redisTimeout time.Duration
 	sessionTTL   time.Duration
+	maxConns     int
 	cookieSecure bool
 	logFormat    string
 }
@@ -54,6 +55,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	redisURL := fs.String("redis-url", envOr("REDIS_URL", ""), "Redis `URL`: redis:// or rediss:// for one server, with ?addr=host:port&addr=… for a cluster; empty starts an embedded in-memory Redis (env REDIS_URL)")
 	redisTimeout := fs.String("redis-timeout", envOr("REDIS_TIMEOUT", "2s"), "bound on each Redis operation, a Go `duration` (env REDIS_TIMEOUT)")
 	sessionTTL := fs.String("session-ttl", envOr("SESSION_TTL", "24h"), "how long a session's interests are kept after its last search, a Go `duration` (env SESSION_TTL)")
+	maxConns := fs.String("max-conns", envOr("MAX_CONNS", "256"), "most client `connections` held at once; more wait in the kernel's queue, and idle ones are closed to make room (env MAX_CONNS)")
 	cookieSecure := fs.String("cookie-secure", envOr("COOKIE_SECURE", "false"), "mark the session cookie Secure (HTTPS only): `true or false` (env COOKIE_SECURE)")
 	logFormat := fs.String("log-format", envOr("LOG_FORMAT", "text"), "log format: `text or json` (env LOG_FORMAT)")
 
@@ -112,6 +114,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	}
 	if cfg.sessionTTL, err = time.ParseDuration(*sessionTTL); err != nil || cfg.sessionTTL < time.Second || cfg.sessionTTL > 10*365*24*time.Hour {
 		return config{}, invalid("session-ttl", "SESSION_TTL", *sessionTTL, "a duration from 1s to 87600h, such as 24h")
+	}
+	if cfg.maxConns, err = strconv.Atoi(*maxConns); err != nil || cfg.maxConns < 1 || cfg.maxConns > 65536 {
+		return config{}, invalid("max-conns", "MAX_CONNS", *maxConns, "a whole number from 1 to 65536, such as 256")
 	}
 	if cfg.cookieSecure, err = strconv.ParseBool(*cookieSecure); err != nil {
 		return config{}, invalid("cookie-secure", "COOKIE_SECURE", *cookieSecure, "true or false")

@@ -22,7 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.addr != "127.0.0.1:5000" || cfg.redisOptions != nil || cfg.redisTimeout != 2*time.Second ||
-		cfg.sessionTTL != 24*time.Hour || cfg.cookieSecure || cfg.logFormat != "text" {
+		cfg.sessionTTL != 24*time.Hour || cfg.maxConns != 256 || cfg.cookieSecure || cfg.logFormat != "text" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }
@@ -60,6 +60,10 @@ func TestConfigInvalid(t *testing.T) {
 		{env: map[string]string{"SESSION_TTL": "500ms"}, want: `invalid SESSION_TTL "500ms"`},
 		{env: map[string]string{"COOKIE_SECURE": "yes"}, want: `invalid COOKIE_SECURE "yes": want true or false`},
 		{env: map[string]string{"LOG_FORMAT": "xml"}, want: `invalid LOG_FORMAT "xml": want text or json`},
+		{env: map[string]string{"MAX_CONNS": "0"}, want: `invalid MAX_CONNS "0": want a whole number from 1 to 65536`},
+		{env: map[string]string{"MAX_CONNS": "-5"}, want: `invalid MAX_CONNS "-5"`},
+		{env: map[string]string{"MAX_CONNS": "100000"}, want: `invalid MAX_CONNS "100000"`},
+		{args: []string{"-max-conns", "many"}, want: `invalid -max-conns "many"`},
 		{args: []string{"-nope"}, want: "flag provided but not defined: -nope (see -h)"},
 		{args: []string{"extra"}, want: `unexpected argument "extra"`},
 	} {
@@ -88,7 +92,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 		t.Fatalf("run -h = %v", err)
 	}
 	for _, name := range []string{"-addr", "ADDR", "-redis-url", "REDIS_URL", "-redis-timeout", "REDIS_TIMEOUT",
-		"-session-ttl", "SESSION_TTL", "-cookie-secure", "COOKIE_SECURE", "-log-format", "LOG_FORMAT"} {
+		"-session-ttl", "SESSION_TTL", "-max-conns", "MAX_CONNS", "-cookie-secure", "COOKIE_SECURE", "-log-format", "LOG_FORMAT"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("-h does not mention %s:\n%s", name, out.String())
 		}

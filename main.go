@@ -82,12 +82,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := experiment.attach(logger, rdb, newHandler(st, logger, cfg.cookieSecure))
 	st.loadScripts(ctx)
 
-	ln, err := net.Listen("tcp", cfg.addr)
+	tcp, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
+	ln := newConnLimit(tcp, cfg.maxConns)
 	srv := &http.Server{
 		Handler:           handler,
+		ConnState:         ln.trackState,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		// Counted from the end of the headers, so it holds the body's reading too.
