@@ -120,3 +120,14 @@ func (c *limitedConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
+
+// CloseWrite passes the server's half-close through to the TCP connection.
+// After an error reply (431, 400) the server half-closes and waits for the
+// client before it closes; without this it would close at once, and the
+// client, still sending, would get a reset instead of the reply.
+func (c *limitedConn) CloseWrite() error {
+	if tcp, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return tcp.CloseWrite()
+	}
+	return nil
+}
