@@ -104,6 +104,11 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	page := searchPage{Query: query, SessionID: a.sessionID(w, r)}
 	// On a Redis error the store has logged it; the page goes out without interests.
 	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, query)
+	if len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
+		// The store has just refreshed the session's TTL; the cookie follows,
+		// so that a visitor who keeps searching keeps their session.
+		a.setSessionCookie(w, page.SessionID)
+	}
 	a.render(w, "search", page)
 }
 
@@ -148,8 +153,13 @@ func (a *app) sessionID(w http.ResponseWriter, r *http.Request) string {
 }
 
 func (a *app) newSession(w http.ResponseWriter) string {
-	w.Header()["Cache-Control"] = noStore
 	id := uuid.NewString()
+	a.setSessionCookie(w, id)
+	return id
+}
+
+func (a *app) setSessionCookie(w http.ResponseWriter, id string) {
+	w.Header()["Cache-Control"] = noStore
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
 		Value:    id,
@@ -159,7 +169,6 @@ func (a *app) newSession(w http.ResponseWriter) string {
 		Secure:   a.cookieSecure,
 		SameSite: http.SameSiteLaxMode,
 	})
-	return id
 }
 
 // validSessionID reports whether a client-supplied session id may be used as

@@ -160,3 +160,27 @@ func redisInfo(t *testing.T, rdb *redis.Client, field string) int64 {
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	return n
 }
+
+// TestCookieLivesAsLongAsTheInterests: each search that refreshes a
+// session's key in Redis refreshes its cookie too, so that a visitor who
+// keeps searching keeps their session past one SESSION_TTL from its start.
+func TestCookieLivesAsLongAsTheInterests(t *testing.T) {
+	app := startApp(t, map[string]string{"SESSION_TTL": "2h"})
+	id := uuid.NewString()
+	for _, query := range []string{"lamp", "", "lamp"} {
+		resp := app.get(t, "/search?query="+query, sessionCookie+"="+id)
+		setCookie := resp.header.Get("Set-Cookie")
+		if resp.cookie(sessionCookie) != id || !strings.Contains(setCookie, "Max-Age=7200") || !strings.Contains(setCookie, "HttpOnly") {
+			t.Errorf("search %q of a session with interests: Set-Cookie %q, want the same id with Max-Age=7200", query, setCookie)
+		}
+	}
+	// Nothing to remember: nothing refreshed.
+	if sc := app.get(t, "/search", sessionCookie+"="+uuid.NewString()).header.Get("Set-Cookie"); sc != "" {
+		t.Errorf("an empty search of a session without interests set %q", sc)
+	}
+	// A new session gets one cookie, not two.
+	resp := app.get(t, "/search?query=desk", "")
+	if n := len(resp.header.Values("Set-Cookie")); n != 1 || resp.cookie(sessionCookie) == "" {
+		t.Errorf("a new session's first search set %d cookies: %q", n, resp.header.Values("Set-Cookie"))
+	}
+}
