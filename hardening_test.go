@@ -49,8 +49,8 @@ func TestPagesWithTheSessionIDAreNotStored(t *testing.T) {
 
 // TestConnectionCap runs with MAX_CONNS=2. Two connections in the middle of
 // a request hold both slots: a third waits until one is done. Idle
-// keep-alive connections do not hold slots against new visitors: the longest
-// idle one is closed to make room.
+// keep-alive connections do not hold slots against new visitors: an idle one
+// is closed to make room, never one in the middle of a request.
 func TestConnectionCap(t *testing.T) {
 	app := startApp(t, map[string]string{"MAX_CONNS": "2"})
 	addr := strings.TrimPrefix(app.url, "http://")
@@ -98,16 +98,45 @@ func TestConnectionCap(t *testing.T) {
 	answered("c", rc)
 	closedByServer("a", a, ra)
 
-	// b finishes and goes idle; c is idle too. A new connection closes the
-	// longer idle of the two, b, and is answered.
-	io.WriteString(b, "\r\n")
-	answered("b", rb)
-	io.WriteString(c, request)
-	answered("c again", rc)
+	// c is idle, b still in the middle of its request: a new connection
+	// closes c, not b, and is answered; b's request is still answered.
 	d, rd := dial()
 	io.WriteString(d, request)
 	answered("d", rd)
-	closedByServer("b", b, rb)
-	io.WriteString(c, request)
-	answered("c, still open", rc)
+	closedByServer("c", c, rc)
+	io.WriteString(b, "\r\n")
+	answered("b", rb)
+	io.WriteString(b, request)
+	answered("b, still open", rb)
+}
+
+// TestConnLimitClosesTheLongestIdle: of several idle connections, the one
+// idle longest is closed to make room.
+func TestConnLimitClosesTheLongestIdle(t *testing.T) {
+	l := newConnLimit(nil, 3)
+	conns := make([]net.Conn, 3)
+	peers := make([]net.Conn, 3)
+	for i := range conns {
+		conns[i], peers[i] = net.Pipe()
+		t.Cleanup(func() { conns[i].Close(); peers[i].Close() })
+	}
+	l.trackState(conns[0], http.StateIdle)
+	l.trackState(conns[1], http.StateIdle)
+	l.trackState(conns[2], http.StateActive)
+	l.trackState(conns[0], http.StateActive) // used again: now 1 is the longest idle
+	l.trackState(conns[0], http.StateIdle)
+	if !l.closeLongestIdle() {
+		t.Fatal("no idle connection closed")
+	}
+	for i, want := range []bool{false, true, false} {
+		conns[i].SetWriteDeadline(time.Now()) // an open pipe times out at once; a closed one says so
+		_, err := conns[i].Write([]byte("x"))
+		if closed := errors.Is(err, io.ErrClosedPipe); closed != want {
+			t.Errorf("connection %d closed: %v, want %v", i, closed, want)
+		}
+	}
+	l.trackState(conns[0], http.StateClosed)
+	if l.closeLongestIdle() {
+		t.Error("closed a connection with none idle")
+	}
 }
