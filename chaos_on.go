@@ -66,13 +66,11 @@ func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient)
 	}
 }
 
-// mountControl serves /debug/chaos on the admin listener, to loopback
-// clients only: the listener is loopback by default, but it may be bound
-// wider to let Prometheus scrape it.
+// mountControl serves /debug/chaos on the admin listener, behind
+// chaosControlGuard: the listener is loopback by default, but it may be
+// bound wider to let Prometheus scrape it.
 func (e *chaosExperiment) mountControl(admin *http.ServeMux) {
-	admin.HandleFunc("GET /debug/chaos", loopbackOnly(e.serveStatus))
-	admin.HandleFunc("PUT /debug/chaos", loopbackOnly(e.replace))
-	admin.HandleFunc("DELETE /debug/chaos", loopbackOnly(e.stop))
+	admin.Handle("/debug/chaos", e.controlHandler())
 }
 
 func (e *chaosExperiment) logPlan(msg string, c chaosConfig) {
