@@ -15,8 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// chaosHandler is the chaos build's handler with its experiment, in front of
-// a shop that answers 404.
+// chaosHandler is the chaos build's admin handler with its experiment.
 func chaosHandler(t *testing.T) (http.Handler, *chaosExperiment) {
 	t.Helper()
 	e, err := newChaosExperiment(mapGetenv(map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "3"}))
@@ -25,7 +24,9 @@ func chaosHandler(t *testing.T) (http.Handler, *chaosExperiment) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: testRedis.addr()})
 	t.Cleanup(func() { rdb.Close() })
-	return e.attach(slog.New(slog.NewTextHandler(io.Discard, nil)), rdb, http.NotFoundHandler()), e
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e.attach(logger, rdb)
+	return newAdminHandler(newMetrics(), e, logger), e
 }
 
 // TestDebugChaosRefusesWhatALoopbackPeerDoesNotProve: a loopback peer is not
@@ -119,7 +120,7 @@ func TestDebugChaosRefusesBodiesThatAreNotAnExperiment(t *testing.T) {
 	}
 
 	// A chunked body with a malformed chunk size, sent as bytes on the wire.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(app.url, "http://"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(app.admin.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}

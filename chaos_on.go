@@ -33,6 +33,7 @@ type chaosExperiment struct {
 	interestReads  atomic.Int64
 	delaysInjected atomic.Int64
 	errorsInjected atomic.Int64
+	delayedNanos   atomic.Int64 // time the delays actually waited, cut short or not
 }
 
 // newChaosExperiment reads the experiment the environment asks for.
@@ -48,9 +49,8 @@ func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) {
 	return e, nil
 }
 
-// attach hooks the experiment into the Redis client and serves /debug/chaos
-// in front of next.
-func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) http.Handler {
+// attach hooks the experiment into the Redis client.
+func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient) {
 	e.logger = logger
 	e.logPlan("CHAOS BUILD: fault injection is compiled in; never run this binary in production", e.active.Load().config)
 	// Reads are counted, and failed, once per command as the store issues it:
@@ -64,10 +64,13 @@ func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient,
 	} else {
 		rdb.AddHook(trips)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/debug/chaos", e.controlHandler())
-	mux.Handle("/", next)
-	return mux
+}
+
+// mountControl serves /debug/chaos on the admin listener, behind
+// chaosControlGuard: the listener is loopback by default, but it may be
+// bound wider to let Prometheus scrape it.
+func (e *chaosExperiment) mountControl(admin *http.ServeMux) {
+	admin.Handle("/debug/chaos", e.controlHandler())
 }
 
 func (e *chaosExperiment) logPlan(msg string, c chaosConfig) {
@@ -158,7 +161,10 @@ func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
 		return nil
 	}
 	e.delaysInjected.Add(1)
-	return sleepUntil(ctx, time.Now().Add(d))
+	start := time.Now()
+	err := sleepUntil(ctx, start.Add(d))
+	e.delayedNanos.Add(int64(time.Since(start)))
+	return err
 }
 
 // timerSlack is how late a Go timer may fire: the runtime's poller sleeps in

@@ -79,7 +79,7 @@ func TestChaosConfigInvalid(t *testing.T) {
 		}
 	}
 	// run refuses to start on it, with the same usage error.
-	err := run(t.Context(), []string{"-addr", "127.0.0.1:0"}, mapGetenv(map[string]string{"CHAOS": "true", "REDIS_URL": testRedis.url()}), nil, newLogBuffer())
+	err := run(t.Context(), onFreePorts, mapGetenv(map[string]string{"CHAOS": "true", "REDIS_URL": testRedis.url()}), nil, newLogBuffer())
 	var usage usageError
 	if !errors.As(err, &usage) {
 		t.Errorf("run with CHAOS=true returned %v, want a usage error", err)
@@ -88,7 +88,7 @@ func TestChaosConfigInvalid(t *testing.T) {
 
 func chaosStatusOf(t *testing.T, app *testApp) chaosStatus {
 	t.Helper()
-	resp := app.get(t, "/debug/chaos", "")
+	resp := app.admin.get(t, "/debug/chaos", "")
 	if resp.status != http.StatusOK || resp.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /debug/chaos = %d %s", resp.status, resp.header.Get("Content-Type"))
 	}

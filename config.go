@@ -30,6 +30,7 @@ var errHelpShown = errors.New("help shown")
 
 type config struct {
 	addr         string
+	adminAddr    string                // "" disables the admin listener, and with it the metrics
 	redisOptions *redis.Options        // one Redis server; nil with redisCluster nil: start the embedded Redis
 	redisCluster *redis.ClusterOptions // a Redis Cluster, from a URL that names nodes with addr=
 	redisTimeout time.Duration
@@ -53,6 +54,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return def
 	}
 	addr := fs.String("addr", envOr("ADDR", "127.0.0.1:5000"), "`host:port` to listen on (env ADDR)")
+	adminAddr := fs.String("admin-addr", envOr("ADMIN_ADDR", defaultAdminAddr), "`host:port` of the admin listener (/metrics, /debug/pprof/, and /debug/chaos in the chaos build); off or empty disables it and the metrics (env ADMIN_ADDR; an empty variable counts as unset, so write off)")
 	redisURL := fs.String("redis-url", envOr("REDIS_URL", ""), "Redis `URL`: redis:// or rediss:// for one server, with ?addr=host:port&addr=… for a cluster; empty starts an embedded in-memory Redis (env REDIS_URL)")
 	redisTimeout := fs.String("redis-timeout", envOr("REDIS_TIMEOUT", "2s"), "bound on each Redis operation, a Go `duration` (env REDIS_TIMEOUT)")
 	sessionTTL := fs.String("session-ttl", envOr("SESSION_TTL", "24h"), "how long a session's interests are kept after its last search, a Go `duration` (env SESSION_TTL)")
@@ -86,9 +88,21 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return usageError(fmt.Sprintf("invalid %s %q: want %s", name, value, want))
 	}
 
-	cfg := config{addr: *addr, logFormat: *logFormat}
+	cfg := config{addr: *addr, adminAddr: *adminAddr, logFormat: *logFormat}
+	if cfg.adminAddr == "off" {
+		cfg.adminAddr = ""
+	}
 	if host, port, err := net.SplitHostPort(*addr); err != nil || !validPort(port) || !validListenHost(host) {
 		return config{}, invalid("addr", "ADDR", *addr, "host:port such as 127.0.0.1:5000 or :8080, the host an IP address or a DNS name")
+	}
+	if cfg.adminAddr != "" {
+		host, port, err := net.SplitHostPort(cfg.adminAddr)
+		if err != nil || !validPort(port) || !validListenHost(host) {
+			return config{}, invalid("admin-addr", "ADMIN_ADDR", *adminAddr, "host:port such as "+defaultAdminAddr+", the host an IP address or a DNS name, or off to disable the admin listener")
+		}
+		if cfg.adminAddr == cfg.addr && port != "0" {
+			return config{}, invalid("admin-addr", "ADMIN_ADDR", *adminAddr, "an address other than the shop's (-addr): the admin listener must not share it")
+		}
 	}
 	if *redisURL != "" {
 		var err error
@@ -141,6 +155,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	}
 	return cfg, nil
 }
+
+// defaultAdminAddr keeps the admin listener on this machine unless told
+// otherwise; 6060 is where Go programs customarily serve pprof.
+const defaultAdminAddr = "127.0.0.1:6060"
 
 // redisURLOptions are the query parameters go-redis's URL parsers take, each
 // with the range this service can run with. go-redis itself accepts any

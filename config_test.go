@@ -22,7 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.addr != "127.0.0.1:5000" || cfg.redisOptions != nil || cfg.redisTimeout != 2*time.Second ||
-		cfg.sessionTTL != 24*time.Hour || cfg.maxConns != 256 || cfg.cookieSecure || cfg.logFormat != "text" {
+		cfg.sessionTTL != 24*time.Hour || cfg.maxConns != 256 || cfg.cookieSecure || cfg.logFormat != "text" || cfg.adminAddr != "127.0.0.1:6060" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }
@@ -34,6 +34,22 @@ func TestConfigFlagBeatsEnvironment(t *testing.T) {
 	}
 	if cfg.redisTimeout != 300*time.Millisecond || cfg.sessionTTL != time.Hour || cfg.redisOptions.Addr != "127.0.0.1:6390" || cfg.redisOptions.DB != 2 {
 		t.Errorf("cfg = %+v, options %+v", cfg, cfg.redisOptions)
+	}
+}
+
+func TestAdminListenerCanBeDisabled(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{args: []string{"-admin-addr="}},
+		{args: []string{"-admin-addr", "off"}},
+		{env: map[string]string{"ADMIN_ADDR": "off"}},
+	} {
+		cfg, err := parseConfig(tc.args, mapGetenv(tc.env), io.Discard)
+		if err != nil || cfg.adminAddr != "" {
+			t.Errorf("args %q env %v: admin %q, %v; want disabled", tc.args, tc.env, cfg.adminAddr, err)
+		}
 	}
 }
 
@@ -60,6 +76,10 @@ func TestConfigInvalid(t *testing.T) {
 		{env: map[string]string{"SESSION_TTL": "500ms"}, want: `invalid SESSION_TTL "500ms"`},
 		{env: map[string]string{"COOKIE_SECURE": "yes"}, want: `invalid COOKIE_SECURE "yes": want true or false`},
 		{env: map[string]string{"LOG_FORMAT": "xml"}, want: `invalid LOG_FORMAT "xml": want text or json`},
+		{env: map[string]string{"ADMIN_ADDR": "6060"}, want: `invalid ADMIN_ADDR "6060": want host:port such as 127.0.0.1:6060`},
+		{args: []string{"-admin-addr", "127.0.0.1:70000"}, want: `invalid -admin-addr "127.0.0.1:70000"`},
+		{env: map[string]string{"ADMIN_ADDR": "127.0.0.1:5000"}, want: `invalid ADMIN_ADDR "127.0.0.1:5000": want an address other than the shop's`},
+		{env: map[string]string{"ADMIN_ADDR": "999.1.1.1:6060"}, want: `invalid ADMIN_ADDR "999.1.1.1:6060"`},
 		{env: map[string]string{"MAX_CONNS": "0"}, want: `invalid MAX_CONNS "0": want a whole number from 1 to 65536`},
 		{env: map[string]string{"MAX_CONNS": "-5"}, want: `invalid MAX_CONNS "-5"`},
 		{env: map[string]string{"MAX_CONNS": "100000"}, want: `invalid MAX_CONNS "100000"`},
@@ -92,7 +112,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 		t.Fatalf("run -h = %v", err)
 	}
 	for _, name := range []string{"-addr", "ADDR", "-redis-url", "REDIS_URL", "-redis-timeout", "REDIS_TIMEOUT",
-		"-session-ttl", "SESSION_TTL", "-max-conns", "MAX_CONNS", "-cookie-secure", "COOKIE_SECURE", "-log-format", "LOG_FORMAT"} {
+		"-session-ttl", "SESSION_TTL", "-max-conns", "MAX_CONNS", "-cookie-secure", "COOKIE_SECURE", "-log-format", "LOG_FORMAT", "-admin-addr", "ADMIN_ADDR"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("-h does not mention %s:\n%s", name, out.String())
 		}
@@ -132,7 +152,7 @@ func TestJSONLogsStayJSON(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, mapGetenv(map[string]string{
+		done <- run(ctx, onFreePorts, mapGetenv(map[string]string{
 			"LOG_FORMAT": "json", "REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(port) + "/0", "REDIS_TIMEOUT": "200ms"}), io.Discard, logs)
 	}()
 	addr := logs.waitFor(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1]

@@ -28,11 +28,12 @@ type app struct {
 	store        *store
 	logger       *slog.Logger
 	cookieSecure bool
+	metrics      *metrics
 }
 
 // newHandler returns the service's routes, all of them.
-func newHandler(st *store, logger *slog.Logger, cookieSecure bool) http.Handler {
-	a := &app{store: st, logger: logger, cookieSecure: cookieSecure}
+func newHandler(st *store, logger *slog.Logger, cookieSecure bool, m *metrics) http.Handler {
+	a := &app{store: st, logger: logger, cookieSecure: cookieSecure, metrics: m}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("GET /search", a.search)
@@ -41,7 +42,7 @@ func newHandler(st *store, logger *slog.Logger, cookieSecure bool) http.Handler 
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /style.css", serveStylesheet)
-	return securityHeaders(mux)
+	return m.instrumentHTTP(securityHeaders(mux))
 }
 
 // The pages use nothing but a same-origin stylesheet, form and links: the
@@ -104,6 +105,7 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	page := searchPage{Query: query, SessionID: a.sessionID(w, r)}
 	// On a Redis error the store has logged it; the page goes out without interests.
 	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, query)
+	a.metrics.searchPage(len(page.Interests) > 0)
 	if len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
 		// The store has just refreshed the session's TTL; the cookie follows,
 		// so that a visitor who keeps searching keeps their session.

@@ -56,7 +56,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 // (VmHWM, kB) and how many requests were answered.
 func idleConnections(b *testing.B, binary, maxConns string, n int) (before, peak int64, answered int64) {
 	logs := newLogBuffer()
-	cmd := exec.Command(binary, "-addr", "127.0.0.1:0")
+	cmd := exec.Command(binary, onFreePorts...)
 	cmd.Env = append(os.Environ(), "REDIS_URL="+testRedis.url())
 	if maxConns != "" {
 		cmd.Env = append(cmd.Env, "MAX_CONNS="+maxConns)

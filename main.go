@@ -76,10 +76,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer closeRedis()
 
+	var m *metrics // nil, recording nothing, when no admin listener would serve them
+	if cfg.adminAddr != "" {
+		m = newMetrics()
+		experiment.registerMetrics(m.registry)
+	}
+	// Metrics count commands as the store sees them, the experiment's faults
+	// included, so their hook goes first. The experiment hooks the client
+	// before its first command, so that on a cluster it reaches every node
+	// client as go-redis creates it.
+	m.watchRedis(rdb)
+	experiment.attach(logger, rdb)
 	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, cfg.breaker, logger)
-	// The experiment hooks the client before its first command, so that on a
-	// cluster it reaches every node client as go-redis creates it.
-	handler := experiment.attach(logger, rdb, newHandler(st, logger, cfg.cookieSecure))
+	st.metrics = m
+	m.watchBreaker(st.cacheState().String())
+	m.watchDegraded(st.degraded)
+	handler := newHandler(st, logger, cfg.cookieSecure, m)
 	st.loadScripts(ctx)
 
 	tcp, err := net.Listen("tcp", cfg.addr)
@@ -103,12 +115,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if chaosBuild {
 		build = "chaos"
 	}
+	admin, adminLn, err := listenAdmin(cfg, m, experiment, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "build", build)
 
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	if admin != nil {
+		go func() { served <- admin.Serve(adminLn) }()
+	}
 	select {
 	case err := <-served:
+		srv.Close()
+		if admin != nil {
+			admin.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -117,8 +141,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger.Info("shutting down", "grace", grace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	if admin != nil {
+		// Operators can watch the drain: the admin listener stops after the shop's.
+		defer admin.Close()
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("drain in-flight requests: %w", err)
 	}
 	return nil
+}
+
+// listenAdmin opens the admin listener, or returns nils when cfg disables it.
+func listenAdmin(cfg config, m *metrics, experiment *chaosExperiment, logger *slog.Logger) (*http.Server, net.Listener, error) {
+	if cfg.adminAddr == "" {
+		logger.Info("admin listener disabled: no /metrics, /debug/pprof/ or /debug/chaos")
+		return nil, nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.adminAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin listener: listen on %s: %w (set ADMIN_ADDR or -admin-addr to another host:port, or off)", cfg.adminAddr, err)
+	}
+	logger.Info("admin listening", "addr", ln.Addr().String())
+	return &http.Server{
+		Handler:           newAdminHandler(m, experiment, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}, ln, nil
 }

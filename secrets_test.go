@@ -89,7 +89,7 @@ func TestRedisPasswordNeverLeaves(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, mapGetenv(map[string]string{"REDIS_URL": goodURL, "LOG_FORMAT": "json"}), io.Discard, logs)
+		done <- run(ctx, onFreePorts, mapGetenv(map[string]string{"REDIS_URL": goodURL, "LOG_FORMAT": "json"}), io.Discard, logs)
 	}()
 	jsonApp := &testApp{url: "http://" + logs.waitFor(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1], logs: logs}
 	fetchEverything(t, jsonApp, &everything)
@@ -132,6 +132,21 @@ func fetchEverything(t *testing.T, app *testApp, out *bytes.Buffer) {
 			contentType = "application/x-www-form-urlencoded"
 		}
 		resp := app.do(t, r.method, r.path, sessionCookie+"=secrets", contentType, body)
+		(&http.Response{Header: resp.header}).Header.Write(out)
+		out.WriteString(resp.body)
+	}
+	if app.admin == nil {
+		return
+	}
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/", ""}, {"GET", "/metrics", ""}, {"GET", "/debug/pprof/", ""}, {"GET", "/debug/pprof/cmdline", ""},
+		{"GET", "/debug/chaos", ""}, {"PUT", "/debug/chaos", `{"experiment":"nope"}`},
+	} {
+		var body io.Reader
+		if r.body != "" {
+			body = strings.NewReader(r.body)
+		}
+		resp := app.admin.do(t, r.method, r.path, "", "", body)
 		(&http.Response{Header: resp.header}).Header.Write(out)
 		out.WriteString(resp.body)
 	}

@@ -56,6 +56,7 @@ type store struct {
 	ttl     time.Duration
 	logger  *slog.Logger
 	breaker *gobreaker.CircuitBreaker[struct{}]
+	metrics *metrics // nil: not counted
 }
 
 // breakerSettings are the circuit breaker's thresholds.
@@ -114,6 +115,7 @@ func redisAnswered(err error) bool {
 // breakerChanged logs each change of the breaker's state once; while it is
 // open, pages are served without recommendations and log nothing each.
 func (s *store) breakerChanged(from, to gobreaker.State) {
+	s.metrics.breakerStateChanged(from.String(), to.String())
 	switch to {
 	case gobreaker.StateOpen:
 		s.logger.Warn("redis circuit breaker open: serving pages without recommendations", "from", from.String(), "to", to.String())
@@ -127,6 +129,10 @@ func (s *store) breakerChanged(from, to gobreaker.State) {
 // cacheState is the breaker's state: closed while Redis answers, open while
 // the store serves without it, half-open while one operation probes it.
 func (s *store) cacheState() gobreaker.State { return s.breaker.State() }
+
+// degraded reports whether the store serves without Redis, as /readyz says:
+// the breaker is open, or half-open with one operation probing Redis.
+func (s *store) degraded() bool { return s.cacheState() != gobreaker.StateClosed }
 
 // guarded runs one Redis operation through the breaker. While the breaker
 // is open (or half-open with its probe already out) it returns
@@ -197,6 +203,7 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 		if len(reply) > 0 && reply[0] == int64(1) {
 			return interests, nil
 		}
+		s.metrics.casConflict()
 		raw, present = "", false
 		if len(reply) > 1 && reply[1] != nil {
 			raw, present = fmt.Sprint(reply[1]), true
