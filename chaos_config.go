@@ -62,16 +62,6 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 		return usageError(fmt.Sprintf("invalid %s %q: %s", env, raw, want))
 	}
 	c.Experiment = getenv(chaosEnv)
-	if truthy(c.Experiment) {
-		// The book starts experiment 1 with CHAOS=true CHAOS_DELAY_SECONDS=0.1:
-		// a truthy CHAOS takes the experiments whose settings are given, and
-		// check refuses it when none is.
-		if named, by := experimentsNamedBy(getenv); named != "none" {
-			c.readAs = fmt.Sprintf("%s=%s read as %s=%s (%s set); write %s=%s next time",
-				chaosEnv, c.Experiment, chaosEnv, named, strings.Join(by, " and "), chaosEnv, named)
-			c.Experiment = named
-		}
-	}
 	number := func(env string, into *float64, want string) error {
 		if raw := getenv(env); raw != "" {
 			f, err := strconv.ParseFloat(raw, 64)
@@ -110,6 +100,16 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 	}
 	if raw := getenv(chaosCommandsEnv); raw != "" {
 		c.Commands = strings.Split(raw, ",")
+	}
+	if truthy(c.Experiment) {
+		// The book starts experiment 1 with CHAOS=true CHAOS_DELAY_SECONDS=0.1:
+		// a truthy CHAOS takes the experiments whose settings are given, and
+		// check refuses it when none is.
+		if named, by := experimentsNamedBy(getenv); named != "none" {
+			c.readAs = fmt.Sprintf("%s=%s read as %s=%s (%s set); write %s=%s next time",
+				chaosEnv, c.Experiment, chaosEnv, named, strings.Join(by, " and "), chaosEnv, named)
+			c.Experiment = named
+		}
 	}
 	if err := c.check(func(field string) string { return chaosFieldNames[field] }); err != nil {
 		return c, usageError(err.Error())
