@@ -124,6 +124,16 @@ func TestRedisStoppedUnderLoad(t *testing.T) {
 	if !strings.Contains(app.logs.String(), "redis error") {
 		t.Errorf("the outage was not logged")
 	}
+	// The breaker opened, so the outage cost a page each only until then and
+	// once per probe, not for every one of the requests while Redis was down.
+	logs := app.logs.String()
+	probes := strings.Count(logs, `msg="redis circuit breaker half-open`)
+	if !breakerOpened.MatchString(logs) {
+		t.Errorf("the breaker never opened")
+	}
+	if n, limit := redisErrors(logs), 5+2*16+probes; n > limit {
+		t.Errorf("%d failed Redis operations logged for %d requests while Redis was down, want at most %d (%d probes)", n, requestsWhileDown, limit, probes)
+	}
 
 	// Nothing leaks: the app's connections to Redis close with it, and its
 	// goroutines end.

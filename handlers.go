@@ -144,11 +144,17 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
+// readyz answers 200 while the process can serve pages, which it can with
+// Redis down: a cache outage must not take every instance out of a load
+// balancer's rotation at once. The body says whether pages come with
+// recommendations, and nothing about why not: the log has that.
 func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err := a.store.ping(r.Context(), readyTimeout); err != nil {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte("redis not ready: " + err.Error() + "\n"))
+		if !errors.Is(err, errCacheUnavailable) {
+			a.logger.Warn("redis error "+err.Error(), "op", "ping")
+		}
+		w.Write([]byte("degraded: session cache unavailable; pages are served without recommendations\n"))
 		return
 	}
 	w.Write([]byte("ready\n"))

@@ -178,12 +178,13 @@ func TestReset(t *testing.T) {
 func TestHealthAndReadiness(t *testing.T) {
 	server := ownRedisServer(t)
 	app := startApp(t, map[string]string{"REDIS_URL": server.url()})
-	if resp := app.get(t, "/readyz", ""); resp.status != http.StatusOK {
-		t.Errorf("GET /readyz with Redis up = %d %q", resp.status, resp.body)
+	if resp := app.get(t, "/readyz", ""); resp.status != http.StatusOK || resp.body != "ready\n" {
+		t.Errorf("GET /readyz with Redis up = %d %q, want 200 ready", resp.status, resp.body)
 	}
 	server.stop()
-	if resp := app.get(t, "/readyz", ""); resp.status != http.StatusServiceUnavailable {
-		t.Errorf("GET /readyz with Redis down = %d, want 503", resp.status)
+	// The instance still serves pages, so it stays in rotation.
+	if resp := app.get(t, "/readyz", ""); resp.status != http.StatusOK || !strings.HasPrefix(resp.body, "degraded") {
+		t.Errorf("GET /readyz with Redis down = %d %q, want 200 degraded", resp.status, resp.body)
 	}
 	if resp := app.get(t, "/healthz", ""); resp.status != http.StatusOK {
 		t.Errorf("GET /healthz with Redis down = %d, want 200", resp.status)

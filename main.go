@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer closeRedis()
 
-	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, logger)
+	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, cfg.breaker, logger)
 	// The experiment hooks the client before its first command, so that on a
 	// cluster it reaches every node client as go-redis creates it.
 	handler := experiment.attach(logger, rdb, newHandler(st, logger, cfg.cookieSecure))

@@ -49,6 +49,8 @@ type scenario struct {
 	Findings     []string      `json:"findings,omitempty"`
 	DelaySeconds float64       `json:"delay_seconds,omitempty"`
 	PeakRSSKB    int           `json:"peak_rss_kb,omitempty"`
+	TimeoutWaits *int64        `json:"timeout_waits,omitempty"` // slow: requests that waited for REDIS_TIMEOUT
+	RecoveryMS   *float64      `json:"recovery_ms,omitempty"`   // recovery: Redis answering to the first page with recommendations
 }
 
 func (s *scenario) judge(held bool, finding string) {
@@ -186,6 +188,11 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		}
 		r.Scenarios = append(r.Scenarios, load)
 	}
+	outages, err := b.outageScenarios(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, outages...)
 	p.done()
 	return r, nil
 }
