@@ -62,23 +62,25 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 		return usageError(fmt.Sprintf("invalid %s %q: %s", env, raw, want))
 	}
 	c.Experiment = getenv(chaosEnv)
-	number := func(env string, into *float64, want string) error {
+	// A number out of range is refused here, where the error can echo it as
+	// typed ("Inf", "1e3"), not as check would format it ("+Inf", "1000").
+	number := func(env string, into *float64, highest float64, want string) error {
 		if raw := getenv(env); raw != "" {
 			f, err := strconv.ParseFloat(raw, 64)
-			if err != nil {
+			if err != nil || !(f >= 0 && f <= highest) {
 				return invalid(env, raw, want)
 			}
 			*into = f
 		}
 		return nil
 	}
-	if err := number(chaosDelayEnv, &c.DelaySeconds, "want seconds from 0 to 60, such as 0.75"); err != nil {
+	if err := number(chaosDelayEnv, &c.DelaySeconds, 60, "want seconds from 0 to 60, such as 0.75"); err != nil {
 		return c, err
 	}
-	if err := number(chaosJitterEnv, &c.JitterSeconds, "want seconds from 0 to 60, such as 0.05"); err != nil {
+	if err := number(chaosJitterEnv, &c.JitterSeconds, 60, "want seconds from 0 to 60, such as 0.05"); err != nil {
 		return c, err
 	}
-	if err := number(chaosErrorRateEnv, &c.ErrorRate, "want a probability from 0 to 1, such as 0.3"); err != nil {
+	if err := number(chaosErrorRateEnv, &c.ErrorRate, 1, "want a probability from 0 to 1, such as 0.3"); err != nil {
 		return c, err
 	}
 	if raw := getenv(chaosErrorEveryEnv); raw != "" {
@@ -121,6 +123,11 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 // take their defaults, unknown fields are refused.
 func chaosConfigFromJSON(body []byte) (chaosConfig, error) {
 	c := chaosDefaults
+	// Decode would take null, or nothing at all, as "every field at its
+	// default": a typo would stop the running experiment.
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return c, fmt.Errorf("body is not a JSON object: want an experiment such as {\"experiment\":\"latency\",\"delay_seconds\":0.1}")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {

@@ -68,9 +68,7 @@ func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient,
 		rdb.AddHook(trips)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/chaos", loopbackOnly(e.serveStatus))
-	mux.HandleFunc("PUT /debug/chaos", loopbackOnly(e.replace))
-	mux.HandleFunc("DELETE /debug/chaos", loopbackOnly(e.stop))
+	mux.Handle("/debug/chaos", e.controlHandler())
 	mux.Handle("/", next)
 	return mux
 }

@@ -88,6 +88,7 @@ func TestDebugChaosAnswersLoopbackOnly(t *testing.T) {
 	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 		for remote, want := range map[string]int{"192.0.2.7:40000": http.StatusForbidden, "[2001:db8::1]:40000": http.StatusForbidden, "127.0.0.1:40000": http.StatusOK, "[::1]:40000": http.StatusOK} {
 			req := httptest.NewRequest(method, "/debug/chaos", strings.NewReader(`{"experiment":"none"}`))
+			req.Host = "127.0.0.1:5000"
 			req.RemoteAddr = remote
 			rec := httptest.NewRecorder()
 			handler.ServeHTTP(rec, req)

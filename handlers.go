@@ -50,6 +50,9 @@ var (
 	contentSecurityPolicy = []string{"default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
 	noSniff               = []string{"nosniff"}
 	noReferrer            = []string{"no-referrer"}
+	// The session id is a bearer token for the visitor's interests: no cache
+	// may keep a response that sets or shows it.
+	noStore = []string{"no-store"}
 )
 
 // securityHeaders sets the browser policy headers on every response. The
@@ -104,6 +107,11 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	page := searchPage{Query: query, SessionID: a.sessionID(w, r)}
 	// On a Redis error the store has logged it; the page goes out without interests.
 	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, query)
+	if len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
+		// The store has just refreshed the session's TTL; the cookie follows,
+		// so that a visitor who keeps searching keeps their session.
+		a.setSessionCookie(w, page.SessionID)
+	}
 	a.render(w, "search", page)
 }
 
@@ -160,9 +168,11 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ready\n"))
 }
 
-// sessionID returns the request's session id, issuing a new one (and its
-// cookie) when the request has none or one that is not safe to use.
+// sessionID returns the request's session id for a page that shows it,
+// issuing a new one (and its cookie) when the request has none or one that is
+// not safe to use.
 func (a *app) sessionID(w http.ResponseWriter, r *http.Request) string {
+	w.Header()["Cache-Control"] = noStore // the page shows the id
 	if c, err := r.Cookie(sessionCookie); err == nil && validSessionID(c.Value) {
 		return c.Value
 	}
@@ -171,6 +181,12 @@ func (a *app) sessionID(w http.ResponseWriter, r *http.Request) string {
 
 func (a *app) newSession(w http.ResponseWriter) string {
 	id := uuid.NewString()
+	a.setSessionCookie(w, id)
+	return id
+}
+
+func (a *app) setSessionCookie(w http.ResponseWriter, id string) {
+	w.Header()["Cache-Control"] = noStore
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
 		Value:    id,
@@ -180,7 +196,6 @@ func (a *app) newSession(w http.ResponseWriter) string {
 		Secure:   a.cookieSecure,
 		SameSite: http.SameSiteLaxMode,
 	})
-	return id
 }
 
 // validSessionID reports whether a client-supplied session id may be used as

@@ -33,9 +33,27 @@ func main() {
 	}
 }
 
-// shutdownGrace bounds how long in-flight requests may take to finish after
-// SIGINT or SIGTERM.
-const shutdownGrace = 10 * time.Second
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	// renderAndWrite is what a request takes besides reading it and Redis:
+	// rendering a page of a few kilobytes and handing it to the kernel.
+	renderAndWrite = 5 * time.Second
+)
+
+// longestRequest bounds how long a request can take: reading it, then the
+// search's two Redis operations (the read; the write with its retries), each
+// bounded by REDIS_TIMEOUT, then the page. The server's timeouts enforce it.
+func longestRequest(redisTimeout time.Duration) time.Duration {
+	return readTimeout + 2*redisTimeout + renderAndWrite
+}
+
+// shutdownGrace is how long SIGINT or SIGTERM lets in-flight requests finish:
+// as long as the longest can take, so that none is cut and the drain ends in
+// time.
+func shutdownGrace(redisTimeout time.Duration) time.Duration {
+	return longestRequest(redisTimeout) + time.Second
+}
 
 // run serves until ctx is done, then drains in-flight requests and returns.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -64,16 +82,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := experiment.attach(logger, rdb, newHandler(st, logger, cfg.cookieSecure))
 	st.loadScripts(ctx)
 
-	ln, err := net.Listen("tcp", cfg.addr)
+	tcp, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
+	ln := newConnLimit(tcp, cfg.maxConns)
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		// A search makes two Redis operations, each bounded by the Redis timeout.
-		WriteTimeout:   2*cfg.redisTimeout + 5*time.Second,
+		ConnState:         ln.trackState,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		// Counted from the end of the headers, so it holds the body's reading too.
+		WriteTimeout:   longestRequest(cfg.redisTimeout),
 		IdleTimeout:    60 * time.Second,
 		MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -93,8 +113,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case <-ctx.Done():
 	}
 
-	logger.Info("shutting down", "grace", shutdownGrace)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	grace := shutdownGrace(cfg.redisTimeout)
+	logger.Info("shutting down", "grace", grace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("drain in-flight requests: %w", err)

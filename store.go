@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -149,8 +150,11 @@ func (s *store) loadScripts(ctx context.Context) {
 }
 
 // remember adds query (if not empty) to the session's interests and returns
-// them, oldest first. On a Redis error it logs it and returns it with no
-// interests; nothing is written after a failed read.
+// them, oldest first. A session with interests is written back, which
+// refreshes its TTL; one without (no query, nothing stored) is not written,
+// so a visitor with nothing to remember costs no key. On a Redis error it
+// logs it and returns it with no interests; nothing is written after a failed
+// read.
 func (s *store) remember(ctx context.Context, sessionID, query string) ([]string, error) {
 	key := sessionKeyPrefix + sessionID
 	var raw string
@@ -171,10 +175,10 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 	defer cancel()
 	for range maxWriteAttempts {
 		interests := withQuery(s.decode(sessionID, raw, present), query)
-		if interests == nil {
-			interests = []string{} // stored as [], not as null, which decodes as corrupt
+		if len(interests) == 0 {
+			return nil, nil // nothing to remember: no key for this visitor
 		}
-		encoded, _ := json.Marshal(interests) // a []string always encodes
+		encoded := encodeInterests(interests)
 		expected := "absent"
 		if present {
 			expected = "value"
@@ -225,6 +229,17 @@ func (s *store) decode(sessionID, raw string, present bool) []string {
 			"session", sessionID, "bytes", len(raw))
 	}
 	return interests
+}
+
+// encodeInterests stores interests as the JSON array that decodeInterests
+// reads, without encoding/json's HTML-safe escapes, which would store each
+// "<", ">" or "&" a visitor types as six bytes.
+func encodeInterests(interests []string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(interests) // a []string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 func decodeInterests(raw string) ([]string, bool) {
