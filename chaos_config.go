@@ -40,6 +40,8 @@ type chaosConfig struct {
 	ErrorEvery    int64    `json:"error_every"`
 	ErrorRate     float64  `json:"error_rate"` // above 0: fail reads at random with this probability instead
 	Seed          uint64   `json:"seed"`       // for error_rate and the jitter; 0: a random one
+
+	readAs string // how a truthy CHAOS was read, for a warning at start-up
 }
 
 // chaosDefaults is the experiment before anything is set: none, with the
@@ -101,6 +103,16 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 	if raw := getenv(chaosCommandsEnv); raw != "" {
 		c.Commands = strings.Split(raw, ",")
 	}
+	if truthy(c.Experiment) {
+		// The book starts experiment 1 with CHAOS=true CHAOS_DELAY_SECONDS=0.1:
+		// a truthy CHAOS takes the experiments whose settings are given, and
+		// check refuses it when none is.
+		if named, by := experimentsNamedBy(getenv); named != "none" {
+			c.readAs = fmt.Sprintf("%s=%s read as %s=%s (%s set); write %s=%s next time",
+				chaosEnv, c.Experiment, chaosEnv, named, strings.Join(by, " and "), chaosEnv, named)
+			c.Experiment = named
+		}
+	}
 	if err := c.check(func(field string) string { return chaosFieldNames[field] }); err != nil {
 		return c, usageError(err.Error())
 	}
@@ -138,12 +150,12 @@ func (c *chaosConfig) check(name func(field string) string) error {
 	latency, failReads := false, false
 	if raw := strings.TrimSpace(c.Experiment); raw != "" && raw != "none" {
 		for part := range strings.SplitSeq(raw, ",") {
-			switch strings.ToLower(strings.TrimSpace(part)) {
-			case "latency":
+			switch part = strings.ToLower(strings.TrimSpace(part)); {
+			case part == "latency":
 				latency = true
-			case "error":
+			case part == "error":
 				failReads = true
-			case "true", "1", "yes", "on":
+			case truthy(part):
 				return invalid("experiment", c.Experiment, "ambiguous, it does not say which experiment; want "+chaosChoices)
 			default:
 				return invalid("experiment", c.Experiment, "want "+chaosChoices)
@@ -172,6 +184,34 @@ func (c *chaosConfig) check(name func(field string) string) error {
 		c.Seed = rand.Uint64() | 1 // shown in the status, so a run can be repeated
 	}
 	return nil
+}
+
+// truthy reports whether an experiment is spelled as a bare switch, such as
+// CHAOS=true, which does not say which experiment.
+func truthy(experiment string) bool {
+	switch strings.ToLower(strings.TrimSpace(experiment)) {
+	case "true", "1", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// experimentsNamedBy returns the experiments whose own settings the
+// environment gives, and those settings: the delay names latency, the
+// frequency of failed reads names error.
+func experimentsNamedBy(getenv func(string) string) (named string, by []string) {
+	set := func(envs ...string) bool {
+		found := false
+		for _, env := range envs {
+			if getenv(env) != "" {
+				by, found = append(by, env), true
+			}
+		}
+		return found
+	}
+	latency := set(chaosDelayEnv)
+	failReads := set(chaosErrorEveryEnv, chaosErrorRateEnv)
+	return experimentName(latency, failReads), by
 }
 
 func experimentName(latency, failReads bool) string {

@@ -53,6 +53,9 @@ func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) {
 func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient) {
 	e.logger = logger
 	e.logPlan("CHAOS BUILD: fault injection is compiled in; never run this binary in production", e.active.Load().config)
+	if readAs := e.active.Load().config.readAs; readAs != "" {
+		logger.Warn(readAs)
+	}
 	// Reads are counted, and failed, once per command as the store issues it:
 	// on a cluster a redirected read is still one read.
 	rdb.AddHook(&chaosReadHook{e})

@@ -145,8 +145,9 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		return nil, err
 	}
 	defer os.RemoveAll(workDir)
-	b := &bench{settings: s, workDir: workDir, postFile: filepath.Join(workDir, "post.txt"), progress: p}
-	if err := os.WriteFile(b.postFile, []byte("query=Apples"), 0o644); err != nil {
+	b := &bench{settings: s, workDir: workDir, postFile: filepath.Join(workDir, "query.txt"), progress: p}
+	// The body the book's echo "query=Apples" > query.txt writes.
+	if err := os.WriteFile(b.postFile, []byte("query=Apples\n"), 0o644); err != nil {
 		return nil, err
 	}
 	if b.redis, err = openRedis(ctx, s.redisURL, workDir); err != nil {
