@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -99,6 +100,34 @@ type chaosConnStatus struct {
 
 func (c *chaosConnCounters) status() chaosConnStatus {
 	return chaosConnStatus{c.dials.Load(), c.dialsFailed.Load(), c.delays.Load(), c.drops.Load(), c.errorReplies.Load()}
+}
+
+// registerConnMetrics adds the connection layer's metrics to reg; the
+// delays and errors metrics of chaos_metrics.go count the command layer.
+func (e *chaosExperiment) registerConnMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shopsession_chaos_connection_layer",
+			Help: "1 while the experiment injects on go-redis's connections (CHAOS_LAYER=connection), 0 while around its commands.",
+		}, func() float64 {
+			if e.active.Load().connLayer {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shopsession_chaos_connection_delays_injected_total",
+			Help: "Replies the connection layer held back, holding their pooled connection.",
+		}, func() float64 { return float64(e.conn.delays.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shopsession_chaos_connections_dropped_total",
+			Help: "Reads the connection layer failed by closing their connection.",
+		}, func() float64 { return float64(e.conn.drops.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shopsession_chaos_error_replies_injected_total",
+			Help: "Reads the connection layer answered with a Redis error reply (CHAOS_ERROR_REPLY).",
+		}, func() float64 { return float64(e.conn.errorReplies.Load()) }),
+	)
 }
 
 // chaosPoolStatus is go-redis's connection pool as GET /debug/chaos shows

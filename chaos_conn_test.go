@@ -289,6 +289,12 @@ func TestConnectionLayerInTheApp(t *testing.T) {
 		t.Errorf("%d of 4 pages with recommendations, counters %+v; want 2 and 2 dropped connections", withRecs, s.Counters)
 	}
 	app.logs.waitFor(t, regexp.MustCompile(`msg="redis error EOF" op=read`))
+	m := scrape(t, app)
+	m.expect(t, 1, "shopsession_chaos_connection_layer")
+	m.expect(t, 2, "shopsession_chaos_connections_dropped_total")
+	m.expect(t, float64(s.Counters.Connection.DelaysInjected), "shopsession_chaos_connection_delays_injected_total")
+	m.expect(t, 0, "shopsession_chaos_delays_injected_total")
+	m.expect(t, 0, "shopsession_chaos_errors_injected_total")
 }
 
 // BenchmarkConnWithNoExperiment measures what the connection wrapper costs a
