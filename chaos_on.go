@@ -18,7 +18,7 @@ import (
 // Everything that injects faults lives in the files built only with
 // -tags chaos: this one, with the identifiers that chaos_off.go declares
 // empty; chaos_config.go, what an experiment is; chaos_control.go, its HTTP
-// control; chaos_conn.go, the connection layer.
+// control; chaos_metrics.go, its metrics; chaos_conn.go, the connection layer.
 
 const chaosBuild = true
 

@@ -165,7 +165,8 @@ const defaultAdminAddr = "127.0.0.1:6060"
 // number: a negative pool_size panics in NewClient, a huge one allocates
 // hundreds of megabytes, a non-positive dial_timeout makes every dial fail.
 // Each in-flight request holds at most one Redis connection, so a pool of
-// more than 1 000 would never fill under MAX_CONNS.
+// more than 1 000 would fill only with more than 1 000 searches waiting on
+// Redis at once, which REDIS_TIMEOUT and the breaker do not let happen.
 var redisURLOptions = map[string]struct {
 	valid func(string) bool
 	want  string
@@ -249,10 +250,10 @@ func durationIn(lo, hi time.Duration) func(string) bool {
 	return func(s string) bool {
 		d, err := time.ParseDuration(s)
 		if n, nErr := strconv.Atoi(s); nErr == nil {
-			d, err = time.Duration(n)*time.Second, nil
-			if n > int(hi/time.Second) {
+			if n < 0 || n > int(hi/time.Second) {
 				return false // before the multiplication overflows
 			}
+			d, err = time.Duration(n)*time.Second, nil
 		}
 		return err == nil && d >= lo && d <= hi
 	}
@@ -331,10 +332,10 @@ func passwordSpan(rawURL string) (start, end int, ok bool) {
 		return 0, 0, false
 	}
 	authorityStart := len(rawURL) - len(rest)
+	// The userinfo ends at the last "@", not at the first "/", "?" or "#":
+	// a password typed unescaped may hold any of them, and redacting too much
+	// of a URL that has "@" elsewhere is the safe mistake.
 	authority := rest
-	if i := strings.IndexAny(authority, "/?#"); i >= 0 {
-		authority = authority[:i]
-	}
 	at := strings.LastIndex(authority, "@")
 	if at < 0 {
 		return 0, 0, false
@@ -354,6 +355,11 @@ func withoutPassword(msg, rawURL string) string {
 		return msg
 	}
 	password := rawURL[start:end]
+	// An unescaped "/", "?" or "#" ends the authority for net/url, whose
+	// message then quotes a piece of the password: say only what to do.
+	if strings.ContainsAny(password, "/?#") {
+		return "the password holds /, ? or #, which must be percent-encoded as %2F, %3F, %23"
+	}
 	msg = strings.ReplaceAll(msg, password, "xxxxx")
 	if decoded, err := url.PathUnescape(password); err == nil && decoded != "" {
 		msg = strings.ReplaceAll(msg, decoded, "xxxxx")

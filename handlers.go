@@ -21,7 +21,6 @@ const (
 	maxQueryRunes  = 200
 	maxBodyBytes   = 64 << 10
 	maxHeaderBytes = 32 << 10
-	readyTimeout   = 500 * time.Millisecond
 )
 
 type app struct {
@@ -160,7 +159,7 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 // recommendations, and nothing about why not: the log has that.
 func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := a.store.ping(r.Context(), readyTimeout); err != nil {
+	if err := a.store.ping(r.Context()); err != nil {
 		if !errors.Is(err, errCacheUnavailable) {
 			a.logger.Warn("redis error "+err.Error(), "op", "ping")
 		}

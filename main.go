@@ -141,11 +141,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger.Info("shutting down", "grace", grace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
 	if admin != nil {
-		// Operators can watch the drain: the admin listener stops after the shop's.
-		defer admin.Close()
+		// Operators can watch the drain: the admin listener stops after the
+		// shop's, and lets a scrape or a PUT under way finish.
+		if adminErr := admin.Shutdown(shutdownCtx); adminErr != nil {
+			admin.Close()
+		}
 	}
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	if err != nil {
 		return fmt.Errorf("drain in-flight requests: %w", err)
 	}
 	return nil
@@ -154,7 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // listenAdmin opens the admin listener, or returns nils when cfg disables it.
 func listenAdmin(cfg config, m *metrics, experiment *chaosExperiment, logger *slog.Logger) (*http.Server, net.Listener, error) {
 	if cfg.adminAddr == "" {
-		logger.Info("admin listener disabled: no /metrics, /debug/pprof/ or /debug/chaos")
+		logger.Info("admin listener disabled: no /metrics or /debug/pprof/")
 		return nil, nil, nil
 	}
 	ln, err := net.Listen("tcp", cfg.adminAddr)

@@ -18,6 +18,7 @@ func TestRedisURLOptionsRefused(t *testing.T) {
 		"redis://127.0.0.1:6379/0?pool_size=1000000000000":              `pool_size`,
 		"redis://127.0.0.1:6379/0?pool_size=100000000":                  `pool_size`,
 		"redis://127.0.0.1:6379/0?dial_timeout=-1s":                     `want dial_timeout as a duration from 1ms to 1m, not "-1s"`,
+		"redis://127.0.0.1:6379/0?dial_timeout=-36028797018963967":      `want dial_timeout as a duration from 1ms to 1m, not "-36028797018963967"`,
 		"redis://127.0.0.1:6379/0?read_timeout=0":                       `read_timeout`,
 		"redis://127.0.0.1:6379/0?write_timeout=100000000000000000":     `write_timeout`,
 		"redis://127.0.0.1:6379/0?min_idle_conns=-1":                    `min_idle_conns`,

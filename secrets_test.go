@@ -39,12 +39,16 @@ func TestRedisPasswordNeverLeaves(t *testing.T) {
 		{"bad cluster addr", nil, map[string]string{"REDIS_URL": "redis://user:" + password + "@host:6379/0?addr=h2:x"}},
 		{"control character", nil, map[string]string{"REDIS_URL": "redis://user:" + password + "@ho\x7fst:6379/0"}},
 		{"password with a quote", nil, map[string]string{"REDIS_URL": "redis://user:" + password + `"x@host:bad/0`}},
+		{"password with a slash", nil, map[string]string{"REDIS_URL": "redis://user:" + password + "/x=@host:6379/0"}},
+		{"password with a question mark", nil, map[string]string{"REDIS_URL": "redis://user:" + password + "?x@host:6379/0"}},
+		{"password with a hash", nil, map[string]string{"REDIS_URL": "redis://user:" + password + "#x@host:6379/0"}},
+		{"password with a slash, help", []string{"-h"}, map[string]string{"REDIS_URL": "redis://user:" + password + "/x=@host:6379/0"}},
 		{"help", []string{"-h"}, map[string]string{"REDIS_URL": goodURL}},
 		{"other bad setting", nil, map[string]string{"REDIS_URL": goodURL, "REDIS_TIMEOUT": "x"}},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, mapGetenv(tc.env), &stdout, &stderr)
-		if tc.name != "help" {
+		if !strings.HasSuffix(tc.name, "help") {
 			var usage usageError
 			if !errors.As(err, &usage) {
 				t.Errorf("%s: run = %v, want a usage error", tc.name, err)

@@ -273,12 +273,13 @@ func withQuery(interests []string, query string) []string {
 	return next
 }
 
-// ping answers whether Redis responds within timeout. It goes through the
+// ping answers whether Redis responds within REDIS_TIMEOUT, the bound pages
+// use, so a probe fails only when a page would. It goes through the
 // breaker, so that readiness probes notice an outage when no visitor does,
 // and answer at once while the breaker is open.
-func (s *store) ping(ctx context.Context, timeout time.Duration) error {
+func (s *store) ping(ctx context.Context) error {
 	return s.guarded(func() error {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 		return s.rdb.Ping(ctx).Err()
 	})
@@ -312,7 +313,8 @@ func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), 
 	case cfg.redisCluster != nil:
 		opts := cfg.redisCluster
 		opts.Protocol = cmp.Or(opts.Protocol, 2)
-		opts.ContextTimeoutEnabled, opts.DisableIdentity, opts.DialerRetries = true, true, 1
+		opts.ContextTimeoutEnabled, opts.DisableIdentity = true, true
+		opts.DialerRetries = cmp.Or(opts.DialerRetries, 1)
 		opts.MaxRetries = cmp.Or(opts.MaxRetries, -1)
 		opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		rdb = redis.NewClusterClient(opts)
@@ -329,7 +331,8 @@ func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), 
 			stopEmbedded = embedded.Close
 		}
 		opts.Protocol = cmp.Or(opts.Protocol, 2)
-		opts.ContextTimeoutEnabled, opts.DisableIdentity, opts.DialerRetries = true, true, 1
+		opts.ContextTimeoutEnabled, opts.DisableIdentity = true, true
+		opts.DialerRetries = cmp.Or(opts.DialerRetries, 1)
 		opts.MaxRetries = cmp.Or(opts.MaxRetries, -1)
 		opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		rdb = redis.NewClient(opts)
