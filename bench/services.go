@@ -210,10 +210,11 @@ func (a *appProcess) peakRSSKB() (int, error) {
 
 // chaosCounters mirrors the counters of the chaos build's GET /debug/chaos.
 type chaosCounters struct {
-	RedisRoundTrips int64 `json:"redis_round_trips"`
-	InterestReads   int64 `json:"interest_reads"`
-	DelaysInjected  int64 `json:"delays_injected"`
-	ErrorsInjected  int64 `json:"errors_injected"`
+	RedisRoundTrips int64        `json:"redis_round_trips"`
+	InterestReads   int64        `json:"interest_reads"`
+	DelaysInjected  int64        `json:"delays_injected"`
+	ErrorsInjected  int64        `json:"errors_injected"`
+	Connection      connCounters `json:"connection_layer"`
 }
 
 type chaosStatus struct {
@@ -221,6 +222,7 @@ type chaosStatus struct {
 	DelaySeconds float64       `json:"delay_seconds"`
 	ErrorEvery   int64         `json:"error_every"`
 	Counters     chaosCounters `json:"counters"`
+	RedisPool    poolCounters  `json:"redis_pool"`
 }
 
 func (a *appProcess) chaosStatus() (chaosStatus, error) {
