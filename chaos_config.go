@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The environment variables that pick and tune the experiment at start-up.
@@ -39,7 +41,8 @@ type chaosConfig struct {
 	Commands      []string `json:"commands"` // the commands the latency applies to; empty: all
 	ErrorEvery    int64    `json:"error_every"`
 	ErrorRate     float64  `json:"error_rate"` // above 0: fail reads at random with this probability instead
-	Seed          uint64   `json:"seed"`       // for error_rate and the jitter; 0: a random one
+	Seed          uint64   `json:"seed"`       // for error_rate, the jitter and sessions_percent; 0: a random one
+	chaosGuardConfig
 }
 
 // chaosDefaults is the experiment before anything is set: none, with the
@@ -50,6 +53,8 @@ var chaosDefaults = chaosConfig{Experiment: "none", DelaySeconds: 0.75, ErrorEve
 var chaosFieldNames = map[string]string{
 	"experiment": chaosEnv, "delay_seconds": chaosDelayEnv, "delay_jitter_seconds": chaosJitterEnv,
 	"commands": chaosCommandsEnv, "error_every": chaosErrorEveryEnv, "error_rate": chaosErrorRateEnv, "seed": chaosSeedEnv,
+	"duration_seconds": chaosDurationEnv, "sessions_percent": chaosSessionsPercentEnv, "stop_window_searches": chaosStopWindowEnv,
+	"stop_failed_reads_share": chaosStopFailedReadsEnv, "stop_search_p99_seconds": chaosStopSearchP99Env,
 }
 
 // chaosConfigFromEnv reads the experiment from the environment. Every invalid
@@ -98,6 +103,9 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 	}
 	if raw := getenv(chaosCommandsEnv); raw != "" {
 		c.Commands = strings.Split(raw, ",")
+	}
+	if err := c.guardFromEnv(getenv); err != nil {
+		return c, err
 	}
 	if err := c.check(func(field string) string { return chaosFieldNames[field] }); err != nil {
 		return c, usageError(err.Error())
@@ -161,6 +169,9 @@ func (c *chaosConfig) check(name func(field string) string) error {
 			return invalid("commands", strings.Join(c.Commands, ","), "want Redis command names, such as get or get,evalsha")
 		}
 	}
+	if err := c.checkGuard(name); err != nil {
+		return err
+	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64() | 1 // shown in the status, so a run can be repeated
 	}
@@ -188,6 +199,7 @@ type chaosPlan struct {
 	delay        time.Duration
 	jitter       time.Duration
 	commands     map[string]bool // nil: every command
+	run          *chaosRun       // the guardrails' state, which the plan that ends it shares
 	latencySince time.Time
 	errorSince   time.Time
 
@@ -206,6 +218,7 @@ func newChaosPlan(c chaosConfig) *chaosPlan {
 		jitter:     time.Duration(math.Round(c.JitterSeconds * float64(time.Second))),
 		errorDraws: rand.New(rand.NewPCG(c.Seed, 1)),
 		delayDraws: rand.New(rand.NewPCG(c.Seed, 2)),
+		run:        newChaosRun(c),
 	}
 	if len(c.Commands) > 0 {
 		p.commands = map[string]bool{}
@@ -217,8 +230,8 @@ func newChaosPlan(c chaosConfig) *chaosPlan {
 }
 
 // delays reports whether the latency experiment applies to a command.
-func (p *chaosPlan) delays(name string) bool {
-	return p.latency && (p.commands == nil || p.commands[name])
+func (p *chaosPlan) delays(cmd redis.Cmder) bool {
+	return p.latency && (p.commands == nil || p.commands[cmd.Name()]) && p.reaches(cmd)
 }
 
 // nextDelay is the delay, moved by a uniform draw within ± the jitter, and

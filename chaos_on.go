@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,8 @@ type chaosExperiment struct {
 	interestReads  atomic.Int64
 	delaysInjected atomic.Int64
 	errorsInjected atomic.Int64
+
+	chaosGuards
 }
 
 // newChaosExperiment reads the experiment the environment asks for.
@@ -52,6 +55,9 @@ func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) {
 // in front of next.
 func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) http.Handler {
 	e.logger = logger
+	e.swap.Lock()
+	e.started(e.active.Load(), nil)
+	e.swap.Unlock()
 	e.logPlan("CHAOS BUILD: fault injection is compiled in; never run this binary in production", e.active.Load().config)
 	// Reads are counted, and failed, once per command as the store issues it:
 	// on a cluster a redirected read is still one read.
@@ -68,14 +74,15 @@ func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient,
 	mux.HandleFunc("GET /debug/chaos", loopbackOnly(e.serveStatus))
 	mux.HandleFunc("PUT /debug/chaos", loopbackOnly(e.replace))
 	mux.HandleFunc("DELETE /debug/chaos", loopbackOnly(e.stop))
-	mux.Handle("/", next)
+	mux.Handle("/", e.observe(next))
 	return mux
 }
 
 func (e *chaosExperiment) logPlan(msg string, c chaosConfig) {
-	e.logger.Warn(msg, "experiment", c.Experiment, "delay_seconds", c.DelaySeconds,
+	attrs := []any{"experiment", c.Experiment, "delay_seconds", c.DelaySeconds,
 		"delay_jitter_seconds", c.JitterSeconds, "commands", strings.Join(c.Commands, ","),
-		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed)
+		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed}
+	e.logger.Warn(msg, append(attrs, c.logAttrs()...)...)
 }
 
 // use makes c the running experiment, in one step.
@@ -83,7 +90,9 @@ func (e *chaosExperiment) use(c chaosConfig) {
 	plan := newChaosPlan(c)
 	e.swap.Lock()
 	defer e.swap.Unlock()
-	plan.succeeded(e.active.Load(), time.Now())
+	old := e.active.Load()
+	plan.succeeded(old, time.Now())
+	e.started(plan, old)
 	e.active.Store(plan)
 	e.logPlan("chaos experiment replaced", c)
 }
@@ -98,14 +107,18 @@ func (h *chaosReadHook) DialHook(next redis.DialHook) redis.DialHook { return ne
 
 func (h *chaosReadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if isInterestRead(cmd) {
-			h.e.interestReads.Add(1)
-			if h.e.active.Load().failRead() {
-				h.e.errorsInjected.Add(1)
-				return chaosError{}
-			}
+		if !isInterestRead(cmd) {
+			return next(ctx, cmd)
 		}
-		return next(ctx, cmd)
+		h.e.interestReads.Add(1)
+		if plan := h.e.active.Load(); plan.reaches(cmd) && plan.failRead() {
+			h.e.errorsInjected.Add(1)
+			noteError(ctx)
+			return chaosError{}
+		}
+		err := next(ctx, cmd)
+		noteRead(ctx, err)
+		return err
 	}
 }
 
@@ -123,7 +136,7 @@ func (h *chaosRoundTripHook) DialHook(next redis.DialHook) redis.DialHook { retu
 
 func (h *chaosRoundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if err := h.e.roundTrip(ctx, cmd.Name()); err != nil {
+		if err := h.e.roundTrip(ctx, cmd); err != nil {
 			return err
 		}
 		return next(ctx, cmd)
@@ -133,26 +146,20 @@ func (h *chaosRoundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHo
 func (h *chaosRoundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		// A pipeline is one round trip, delayed if any of its commands is targeted.
-		target := ""
-		plan := h.e.active.Load()
-		for _, cmd := range cmds {
-			if plan.delays(cmd.Name()) {
-				target = cmd.Name()
-			}
-		}
-		if err := h.e.roundTrip(ctx, target); err != nil {
+		if err := h.e.roundTrip(ctx, cmds...); err != nil {
 			return err
 		}
 		return next(ctx, cmds)
 	}
 }
 
-// roundTrip counts a trip to Redis and, if the latency experiment targets the
-// command, delays it. The delay ends early with the context's error.
-func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
+// roundTrip counts a trip to Redis and, if the latency experiment targets
+// any of its commands, delays it. The delay ends early with the context's
+// error.
+func (e *chaosExperiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 	e.roundTrips.Add(1)
 	plan := e.active.Load()
-	if !plan.delays(command) {
+	if !slices.ContainsFunc(cmds, plan.delays) {
 		return nil
 	}
 	d := plan.nextDelay()
@@ -160,6 +167,7 @@ func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
 		return nil
 	}
 	e.delaysInjected.Add(1)
+	noteDelay(ctx)
 	return sleepUntil(ctx, time.Now().Add(d))
 }
 

@@ -1,0 +1,224 @@
+//go:build chaos
+
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// guardEnv keeps the circuit breaker out of the guardrails' tests: an
+// experiment that fails every read would open it, and an open breaker fails
+// reads without reaching the hooks.
+func guardEnv(kv ...string) map[string]string {
+	return withEnv(map[string]string{"BREAKER_FAILURES": "1000"}, kv...)
+}
+
+func TestGuardConfig(t *testing.T) {
+	c, err := chaosConfigFromEnv(mapGetenv(map[string]string{
+		"CHAOS": "latency", "CHAOS_DURATION_SECONDS": "300", "CHAOS_SESSIONS_PERCENT": "12.5",
+		"CHAOS_STOP_WINDOW_SEARCHES": "50", "CHAOS_STOP_FAILED_READS_SHARE": "0.2", "CHAOS_STOP_SEARCH_P99_SECONDS": "0.5",
+	}))
+	if err != nil || c.DurationSeconds != 300 || c.SessionsPercent == nil || *c.SessionsPercent != 12.5 ||
+		c.StopWindowSearches != 50 || c.StopFailedReadsShare != 0.2 || c.StopSearchP99Seconds != 0.5 {
+		t.Errorf("from env: %+v, %v", c.chaosGuardConfig, err)
+	}
+	for env, want := range map[string]string{
+		"CHAOS_DURATION_SECONDS":        "-1",
+		"CHAOS_SESSIONS_PERCENT":        "101",
+		"CHAOS_STOP_WINDOW_SEARCHES":    "1.5",
+		"CHAOS_STOP_FAILED_READS_SHARE": "1.01",
+		"CHAOS_STOP_SEARCH_P99_SECONDS": "NaN",
+	} {
+		_, err := chaosConfigFromEnv(mapGetenv(map[string]string{env: want}))
+		var usage usageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), fmt.Sprintf("invalid %s %q: want", env, want)) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s=%s: error %q, want one usage line naming it", env, want, err)
+		}
+	}
+	for body, want := range map[string]string{
+		`{"duration_seconds":86401}`:      `invalid duration_seconds "86401": want seconds from 0 to 86400`,
+		`{"duration_seconds":"5"}`:        `body is not a JSON experiment`,
+		`{"sessions_percent":-1}`:         `invalid sessions_percent "-1": want a percentage from 0 to 100`,
+		`{"stop_window_searches":100001}`: `invalid stop_window_searches "100001"`,
+		`{"stop_failed_reads_share":-0.1}`: `invalid stop_failed_reads_share "-0.1": want a share from 0 to 1`,
+		`{"stop_search_p99_seconds":61}`:  `invalid stop_search_p99_seconds "61": want seconds from 0 to 60`,
+	} {
+		if _, err := chaosConfigFromJSON([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("PUT %s: %v, want %q", body, err, want)
+		}
+	}
+}
+
+// fakeClock fires its timers when the test says so.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	at      time.Time
+	f       func()
+	stopped bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	timer := &fakeTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, timer)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		was := !timer.stopped
+		timer.stopped = true
+		return was
+	}
+}
+
+// advance moves the clock on and runs the timers that are due.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []func()
+	for _, timer := range c.timers {
+		if !timer.stopped && !timer.at.After(c.now) {
+			timer.stopped = true
+			due = append(due, timer.f)
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
+// guardedApp is the shop with an experiment whose clock the test holds.
+type guardedApp struct {
+	e       *chaosExperiment
+	handler http.Handler
+	logs    *logBuffer
+}
+
+func newGuardedApp(t *testing.T, clock chaosClock, env map[string]string) *guardedApp {
+	t.Helper()
+	e, err := newChaosExperiment(mapGetenv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock = clock
+	logs := newLogBuffer()
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	rdb := testRedis.client(t)
+	st := newStore(rdb, time.Second, time.Hour, breakerSettings{failures: 1000, cooldown: time.Second}, logger)
+	return &guardedApp{e: e, handler: e.attach(logger, rdb, newHandler(st, logger, false)), logs: logs}
+}
+
+func (a *guardedApp) status(t *testing.T, query string) chaosStatus {
+	t.Helper()
+	rec := a.serve(http.MethodGet, "/debug/chaos"+query, "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /debug/chaos%s = %d %s", query, rec.Code, rec.Body)
+	}
+	var s chaosStatus
+	if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (a *guardedApp) serve(method, target, cookie string, body io.Reader) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, body)
+	req.RemoteAddr = "127.0.0.1:40000"
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	rec := httptest.NewRecorder()
+	a.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+func (a *guardedApp) search(sessionID string) string {
+	return a.serve(http.MethodPost, "/search", sessionCookie+"="+sessionID, strings.NewReader("query=apple")).Body.String()
+}
+
+func TestDurationEndsTheExperiment(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	start := clock.now
+	app := newGuardedApp(t, clock, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1", "CHAOS_DURATION_SECONDS", "30"))
+	id := uuid.NewString()
+	s := app.status(t, "")
+	if s.State != "running" || s.EndsAt == nil || !s.EndsAt.Equal(start.Add(30*time.Second)) || s.EndedAt != nil {
+		t.Fatalf("at start: state %s, ends %v, ended %v", s.State, s.EndsAt, s.EndedAt)
+	}
+	if page := app.search(id); hasRecommendation(page) {
+		t.Fatalf("a read succeeded while every read fails")
+	}
+	clock.advance(29 * time.Second)
+	if s := app.status(t, ""); s.State != "running" {
+		t.Fatalf("after 29 s of 30: state %s", s.State)
+	}
+	clock.advance(time.Second)
+	s = app.status(t, "")
+	if s.State != "ended" || s.EndedAt == nil || !s.EndedAt.Equal(start.Add(30*time.Second)) || s.EndsAt != nil || s.Experiment != "error" {
+		t.Fatalf("after 30 s: state %s, experiment %s, ends %v, ended %v", s.State, s.Experiment, s.EndsAt, s.EndedAt)
+	}
+	app.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="chaos experiment ended: its duration ran out.*duration_seconds=30`))
+	injected := app.e.errorsInjected.Load()
+	if page := app.search(id); !hasRecommendation(page) || app.e.errorsInjected.Load() != injected {
+		t.Errorf("a search after the end was injected a fault")
+	}
+	if g := s.Groups["experiment"]; g.Searches != 1 || g.ErrorsInjected != 1 || g.FailedReads != 1 {
+		t.Errorf("experiment group while it ran: %+v", g)
+	}
+
+	// A PUT starts a new run; the old one's timer no longer ends anything.
+	rec := app.serve(http.MethodPut, "/debug/chaos", "", strings.NewReader(`{"experiment":"error","error_every":1,"duration_seconds":10}`))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("PUT = %d %s", rec.Code, rec.Body)
+	}
+	app.serve(http.MethodPut, "/debug/chaos", "", strings.NewReader(`{"experiment":"error","error_every":1}`))
+	clock.advance(time.Hour)
+	if s := app.status(t, ""); s.State != "running" || s.EndsAt != nil {
+		t.Errorf("a replaced experiment's duration ended its successor: state %s, ends %v", s.State, s.EndsAt)
+	}
+}
+
+// TestDurationOverHTTP runs the real timer: the log says when it ended.
+func TestDurationOverHTTP(t *testing.T) {
+	app := startApp(t, guardEnv())
+	resp := putChaos(t, app, `{"experiment":"latency","delay_seconds":0.01,"duration_seconds":0.05}`)
+	if resp.status != http.StatusOK || !strings.Contains(resp.body, `"state":"running"`) || !strings.Contains(resp.body, `"ends_at":`) {
+		t.Fatalf("PUT = %d %s", resp.status, resp.body)
+	}
+	app.logs.waitFor(t, regexp.MustCompile(`msg="chaos experiment ended: its duration ran out`))
+	if s := chaosStatusOf(t, app); s.State != "ended" || s.EndedAt == nil {
+		t.Errorf("after the duration: state %s, ended %v", s.State, s.EndedAt)
+	}
+	if resp := putChaos(t, app, `{"experiment":"latency","duration_seconds":-5}`); resp.status != http.StatusBadRequest ||
+		!strings.Contains(resp.body, `invalid duration_seconds "-5"`) {
+		t.Errorf("PUT with a negative duration = %d %s", resp.status, resp.body)
+	}
+}
