@@ -222,3 +222,126 @@ func TestDurationOverHTTP(t *testing.T) {
 		t.Errorf("PUT with a negative duration = %d %s", resp.status, resp.body)
 	}
 }
+
+// sessionsIn finds n session ids in each group of a run.
+func sessionsIn(run *chaosRun, n int) (experiment, control []string) {
+	for i := 0; len(experiment) < n || len(control) < n; i++ {
+		id := fmt.Sprintf("session-%d", i)
+		if run.groupOf(id) == experimentGroup {
+			experiment = append(experiment, id)
+		} else {
+			control = append(control, id)
+		}
+	}
+	return experiment[:n], control[:n]
+}
+
+func TestBlastRadiusSplitsSessions(t *testing.T) {
+	percent := 30.0
+	cfg := chaosConfig{Seed: 42, chaosGuardConfig: chaosGuardConfig{SessionsPercent: &percent}}
+	one, other := newChaosRun(cfg), newChaosRun(cfg) // two instances, same seed
+	reseeded := cfg
+	reseeded.Seed = 43
+	moved, inExperiment := 0, 0
+	const sessions = 20000
+	for range sessions {
+		id := uuid.NewString()
+		g := one.groupOf(id)
+		if g != other.groupOf(id) || g != one.groupOf(id) {
+			t.Fatalf("session %s changes group", id)
+		}
+		if g == experimentGroup {
+			inExperiment++
+		}
+		if g != newChaosRun(reseeded).groupOf(id) {
+			moved++
+		}
+	}
+	if share := float64(inExperiment) / sessions; share < 0.28 || share > 0.32 {
+		t.Errorf("%.3f of the sessions are in the experiment group, want 0.30", share)
+	}
+	if moved == 0 {
+		t.Errorf("another seed puts every session in the same group")
+	}
+	for _, p := range []float64{0, 100} {
+		run := newChaosRun(chaosConfig{Seed: 42, chaosGuardConfig: chaosGuardConfig{SessionsPercent: &p}})
+		for range 1000 {
+			if g := run.groupOf(uuid.NewString()); (g == experimentGroup) != (p == 100) {
+				t.Fatalf("sessions_percent %v put a session in the %s group", p, g)
+			}
+		}
+	}
+}
+
+// TestBlastRadiusSparesTheControlGroup fails every read of the experiment
+// group's sessions: the control group's never fail, and the counters say so.
+func TestBlastRadiusSparesTheControlGroup(t *testing.T) {
+	app := startApp(t, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1", "CHAOS_SESSIONS_PERCENT", "50", "CHAOS_SEED", "7"))
+	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).chaosConfig), 3)
+	for _, id := range experiment {
+		var s chaosStatus
+		if err := json.Unmarshal([]byte(app.get(t, "/debug/chaos?session="+id, "").body), &s); err != nil || s.Session == nil || s.Session.Group != "experiment" {
+			t.Fatalf("GET /debug/chaos?session=%s: %+v, %v", id, s.Session, err)
+		}
+	}
+	if resp := app.get(t, "/debug/chaos?session=a/b", ""); resp.status != http.StatusBadRequest {
+		t.Errorf("GET /debug/chaos?session=a/b = %d, want 400", resp.status)
+	}
+	for range 4 {
+		for i := range experiment {
+			if page := app.searchFor(t, experiment[i], "apple").body; hasRecommendation(page) {
+				t.Errorf("session %s of the experiment group read its interests", experiment[i])
+			}
+			if page := app.searchFor(t, control[i], "apple").body; !hasRecommendation(page) {
+				t.Errorf("session %s of the control group did not read its interests", control[i])
+			}
+		}
+	}
+	s := chaosStatusOf(t, app)
+	want := map[string]chaosGroupFigures{
+		"experiment": {Searches: 12, FailedReads: 12, ErrorsInjected: 12},
+		"control":    {Searches: 12},
+	}
+	for name, w := range want {
+		g := s.Groups[name]
+		if g.Searches != w.Searches || g.FailedReads != w.FailedReads || g.ErrorsInjected != w.ErrorsInjected || g.DelaysInjected != 0 || g.MeanSearchMS <= 0 {
+			t.Errorf("%s group: %+v, want %+v", name, g, w)
+		}
+	}
+	if s.Counters.ErrorsInjected != 12 {
+		t.Errorf("%d errors injected, want 12", s.Counters.ErrorsInjected)
+	}
+}
+
+// TestBlastRadiusDelaysOnlyTheExperimentGroup: the control group's commands
+// get no delay; a new visitor, whose session the response issues, is counted
+// in its group too.
+func TestBlastRadiusDelaysOnlyTheExperimentGroup(t *testing.T) {
+	app := startApp(t, guardEnv())
+	resp := putChaos(t, app, `{"experiment":"latency","delay_seconds":0.001,"sessions_percent":50,"seed":11}`)
+	if resp.status != http.StatusOK {
+		t.Fatalf("PUT = %d %s", resp.status, resp.body)
+	}
+	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).chaosConfig), 2)
+	for i := range 2 {
+		app.searchFor(t, experiment[i], "apple")
+		app.searchFor(t, control[i], "apple")
+	}
+	fresh := app.do(t, http.MethodPost, "/search", "", "application/x-www-form-urlencoded", strings.NewReader("query=pear"))
+	id := fresh.cookie(sessionCookie)
+	var s chaosStatus
+	if err := json.Unmarshal([]byte(app.get(t, "/debug/chaos?session="+id, "").body), &s); err != nil {
+		t.Fatal(err)
+	}
+	wantSearches := map[string]int64{"experiment": 2, "control": 2}
+	wantSearches[s.Session.Group]++
+	for name, g := range s.Groups {
+		wantDelays := int64(0)
+		if name == "experiment" {
+			wantDelays = 2 * g.Searches
+		}
+		if g.Searches != wantSearches[name] || g.DelaysInjected != wantDelays || g.FailedReads != 0 {
+			t.Errorf("%s group: %+v, want %d searches and %d delays", name, g, wantSearches[name], wantDelays)
+		}
+	}
+}
