@@ -49,12 +49,12 @@ func TestGuardConfig(t *testing.T) {
 		}
 	}
 	for body, want := range map[string]string{
-		`{"duration_seconds":86401}`:      `invalid duration_seconds "86401": want seconds from 0 to 86400`,
-		`{"duration_seconds":"5"}`:        `body is not a JSON experiment`,
-		`{"sessions_percent":-1}`:         `invalid sessions_percent "-1": want a percentage from 0 to 100`,
-		`{"stop_window_searches":100001}`: `invalid stop_window_searches "100001"`,
+		`{"duration_seconds":86401}`:       `invalid duration_seconds "86401": want seconds from 0 to 86400`,
+		`{"duration_seconds":"5"}`:         `body is not a JSON experiment`,
+		`{"sessions_percent":-1}`:          `invalid sessions_percent "-1": want a percentage from 0 to 100`,
+		`{"stop_window_searches":100001}`:  `invalid stop_window_searches "100001"`,
 		`{"stop_failed_reads_share":-0.1}`: `invalid stop_failed_reads_share "-0.1": want a share from 0 to 1`,
-		`{"stop_search_p99_seconds":61}`:  `invalid stop_search_p99_seconds "61": want seconds from 0 to 60`,
+		`{"stop_search_p99_seconds":61}`:   `invalid stop_search_p99_seconds "61": want seconds from 0 to 60`,
 	} {
 		if _, err := chaosConfigFromJSON([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("PUT %s: %v, want %q", body, err, want)
