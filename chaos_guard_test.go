@@ -345,3 +345,132 @@ func TestBlastRadiusDelaysOnlyTheExperimentGroup(t *testing.T) {
 		}
 	}
 }
+
+func TestStopConditionFailedReadsAborts(t *testing.T) {
+	app := startApp(t, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1", "CHAOS_STOP_WINDOW_SEARCHES", "10", "CHAOS_STOP_FAILED_READS_SHARE", "0.5"))
+	for i := range 10 {
+		if s := chaosStatusOf(t, app); s.State != "running" {
+			t.Fatalf("after %d searches: state %s", i, s.State)
+		}
+		app.searchFor(t, "stop-reads", "apple")
+	}
+	s := chaosStatusOf(t, app)
+	if s.State != "aborted" || s.EndedAt == nil || s.Abort == nil ||
+		*s.Abort != (chaosAbort{Condition: "failed_reads_share", Observed: 1, Threshold: 0.5, Window: 10}) {
+		t.Fatalf("after a window of failed reads: state %s, abort %+v", s.State, s.Abort)
+	}
+	app.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="chaos experiment aborted by a stop condition.*condition=failed_reads_share observed=1 threshold=0.5 window_searches=10`))
+	// Once: it stays off, and searches read their interests again.
+	for range 5 {
+		if page := app.searchFor(t, "stop-reads", "apple").body; !hasRecommendation(page) {
+			t.Errorf("a search after the abort did not read its interests")
+		}
+	}
+	if s := chaosStatusOf(t, app); s.State != "aborted" || s.Counters.ErrorsInjected != 10 {
+		t.Errorf("after the abort: state %s, %d errors injected, want 10", s.State, s.Counters.ErrorsInjected)
+	}
+	if resp := putChaos(t, app, `{"experiment":"error","error_every":1}`); !strings.Contains(resp.body, `"state":"running"`) {
+		t.Errorf("a PUT after the abort: %s", resp.body)
+	}
+	if page := app.searchFor(t, "stop-reads", "apple").body; hasRecommendation(page) {
+		t.Errorf("the PUT after the abort injects nothing")
+	}
+}
+
+func TestStopConditionsHoldAtTheirThresholds(t *testing.T) {
+	// Every other read fails: a share of exactly 0.5, which does not exceed 0.5.
+	app := startApp(t, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "2", "CHAOS_STOP_WINDOW_SEARCHES", "10",
+		"CHAOS_STOP_FAILED_READS_SHARE", "0.5", "CHAOS_STOP_SEARCH_P99_SECONDS", "5"))
+	for range 40 {
+		app.searchFor(t, "stop-hold", "apple")
+	}
+	if s := chaosStatusOf(t, app); s.State != "running" || s.Groups["experiment"].FailedReads != 20 {
+		t.Errorf("at the threshold: state %s, abort %+v, groups %+v", s.State, s.Abort, s.Groups)
+	}
+	resp := putChaos(t, app, `{"experiment":"error","error_every":2,"stop_window_searches":10,"stop_failed_reads_share":0.49}`)
+	if resp.status != http.StatusOK {
+		t.Fatal(resp.body)
+	}
+	for range 10 {
+		app.searchFor(t, "stop-hold", "apple")
+	}
+	if s := chaosStatusOf(t, app); s.State != "aborted" || s.Abort.Observed != 0.5 {
+		t.Errorf("just above the threshold: state %s, abort %+v", s.State, s.Abort)
+	}
+}
+
+func TestStopConditionSearchP99Aborts(t *testing.T) {
+	app := startApp(t, guardEnv())
+	resp := putChaos(t, app, `{"experiment":"latency","delay_seconds":0.005,"stop_window_searches":5,"stop_search_p99_seconds":0.002}`)
+	if resp.status != http.StatusOK {
+		t.Fatal(resp.body)
+	}
+	for range 5 {
+		app.searchFor(t, "stop-p99", "apple")
+	}
+	s := chaosStatusOf(t, app)
+	if s.State != "aborted" || s.Abort == nil || s.Abort.Condition != "search_p99_seconds" || s.Abort.Observed < 0.01 || s.Abort.Threshold != 0.002 {
+		t.Fatalf("after a window of slow searches: state %s, abort %+v", s.State, s.Abort)
+	}
+	delays := s.Counters.DelaysInjected
+	app.searchFor(t, "stop-p99", "apple")
+	if after := chaosStatusOf(t, app).Counters.DelaysInjected; after != delays {
+		t.Errorf("%d delays after the abort", after-delays)
+	}
+}
+
+// TestAbortLatency counts the searches that still get a fault after the one
+// whose outcome crossed the threshold, with eight clients searching at once:
+// only those already past the read hook when it crossed can.
+func TestAbortLatency(t *testing.T) {
+	const clients, window = 8, 20
+	app := startApp(t, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1",
+		"CHAOS_STOP_WINDOW_SEARCHES", fmt.Sprint(window), "CHAOS_STOP_FAILED_READS_SHARE", "0.5"))
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			// Until a search reads its interests, which only happens after the abort.
+			for !hasRecommendation(app.searchFor(t, fmt.Sprintf("abort-latency-%d", c), "apple").body) {
+			}
+		})
+	}
+	wg.Wait()
+	// Connections the clients dialled but never used would hold up the app's
+	// shutdown for five seconds.
+	noRedirects.CloseIdleConnections()
+	s := chaosStatusOf(t, app)
+	if s.State != "aborted" {
+		t.Fatalf("state %s", s.State)
+	}
+	// Every read failed until the abort, so the window crossed at its first
+	// full count: every fault beyond it came after the crossing.
+	after := s.Counters.ErrorsInjected - window
+	if after < 0 || after > clients-1 {
+		t.Errorf("%d searches got a fault after the crossing, want at most %d (the others in flight)", after, clients-1)
+	}
+	t.Logf("searches with a fault after the crossing: %d (%d clients)", after, clients)
+}
+
+// TestStopWindowP99 checks the nearest-rank p99 of a full window of 100: one
+// slow search is the 100th value and leaves it below the threshold, a second
+// one makes it the 99th.
+func TestStopWindowP99(t *testing.T) {
+	w := newStopWindow(100, 0, 0.1)
+	for i := range 99 {
+		took := 10 * time.Millisecond
+		if i == 50 {
+			took = time.Second
+		}
+		if abort := w.add(false, took); abort != nil {
+			t.Fatalf("search %d: %+v", i, abort)
+		}
+	}
+	if abort := w.add(false, 20*time.Millisecond); abort != nil {
+		t.Fatalf("one slow search of 100 aborted: %+v", abort)
+	}
+	// The window slides: the oldest search leaves as the second slow one comes.
+	abort := w.add(false, 500*time.Millisecond)
+	if abort == nil || *abort != (chaosAbort{Condition: "search_p99_seconds", Observed: 0.5, Threshold: 0.1, Window: 100}) {
+		t.Fatalf("two slow searches of 100: %+v", abort)
+	}
+}
