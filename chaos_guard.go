@@ -163,6 +163,9 @@ func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
 // chaosGuards is the experiment's part that the guardrails keep.
 type chaosGuards struct {
 	clock chaosClock // nil: the real one
+	// groupTotals count every run's searches by group since the process
+	// started, for the metrics, which must only grow; each run counts its own.
+	groupTotals [2]chaosGroupCounters
 }
 
 func (g *chaosGuards) now() time.Time {
@@ -213,6 +216,16 @@ type chaosGroupCounters struct {
 	searchNanos    atomic.Int64
 	delaysInjected atomic.Int64
 	errorsInjected atomic.Int64
+}
+
+func (g *chaosGroupCounters) add(search *chaosSearch, failed bool, took time.Duration) {
+	g.searches.Add(1)
+	g.searchNanos.Add(int64(took))
+	g.delaysInjected.Add(search.delaysInjected.Load())
+	g.errorsInjected.Add(search.errorsInjected.Load())
+	if failed {
+		g.failedReads.Add(1)
+	}
 }
 
 func newChaosRun(c chaosConfig) *chaosRun {
@@ -326,14 +339,10 @@ func (e *chaosExperiment) observe(next http.Handler) http.Handler {
 			return // refused before it reached the store
 		}
 		run := plan.run
-		g := &run.groups[run.groupOf(sessionOfRequest(r, w.Header()))]
-		g.searches.Add(1)
-		g.searchNanos.Add(int64(took))
-		g.delaysInjected.Add(search.delaysInjected.Load())
-		g.errorsInjected.Add(search.errorsInjected.Load())
+		group := run.groupOf(sessionOfRequest(r, w.Header()))
 		failed := !search.readOK.Load()
-		if failed {
-			g.failedReads.Add(1)
+		for _, g := range []*chaosGroupCounters{&run.groups[group], &e.groupTotals[group]} {
+			g.add(search, failed, took)
 		}
 		if run.window != nil {
 			if abort := run.window.add(failed, took); abort != nil {
