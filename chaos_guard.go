@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -552,4 +553,41 @@ func guardStatus(plan *chaosPlan, sessionID string) chaosGuardStatus {
 		s.Session = &chaosSessionGroup{ID: sessionID, Group: run.groupOf(sessionID).String()}
 	}
 	return s
+}
+
+// registerGroupMetrics exports the searches of each side of the blast radius
+// since the process started, labelled chaos_group="experiment" or "control".
+// Without a blast radius every session is in the experiment group.
+func (e *chaosExperiment) registerGroupMetrics(reg prometheus.Registerer) {
+	for _, g := range []chaosGroup{experimentGroup, controlGroup} {
+		c := &e.groupTotals[g]
+		count := func(v *atomic.Int64) func() float64 { return func() float64 { return float64(v.Load()) } }
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "shopsession_chaos_group_searches_total",
+				Help:        "Searches served while an experiment injected, by side of the blast radius.",
+				ConstLabels: prometheus.Labels{"chaos_group": g.String()},
+			}, count(&c.searches)),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "shopsession_chaos_group_failed_reads_total",
+				Help:        "Searches that could not read their interests while an experiment injected, by side of the blast radius.",
+				ConstLabels: prometheus.Labels{"chaos_group": g.String()},
+			}, count(&c.failedReads)),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "shopsession_chaos_group_delays_injected_total",
+				Help:        "Delays injected into the searches of each side of the blast radius.",
+				ConstLabels: prometheus.Labels{"chaos_group": g.String()},
+			}, count(&c.delaysInjected)),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "shopsession_chaos_group_errors_injected_total",
+				Help:        "Errors injected into the searches of each side of the blast radius.",
+				ConstLabels: prometheus.Labels{"chaos_group": g.String()},
+			}, count(&c.errorsInjected)),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "shopsession_chaos_group_search_seconds_total",
+				Help:        "Time the service spent on the searches of each side of the blast radius while an experiment injected.",
+				ConstLabels: prometheus.Labels{"chaos_group": g.String()},
+			}, func() float64 { return time.Duration(c.searchNanos.Load()).Seconds() }),
+		)
+	}
 }

@@ -130,7 +130,11 @@ func newGuardedApp(t *testing.T, clock chaosClock, env map[string]string) *guard
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	rdb := testRedis.client(t)
 	st := newStore(rdb, time.Second, time.Hour, breakerSettings{failures: 1000, cooldown: time.Second}, logger)
-	return &guardedApp{e: e, handler: e.attach(logger, rdb, newHandler(st, logger, false)), logs: logs}
+	e.attach(logger, rdb)
+	mux := http.NewServeMux()
+	mux.Handle("/", e.observe(newHandler(st, logger, false, nil)))
+	e.mountControl(mux)
+	return &guardedApp{e: e, handler: mux, logs: logs}
 }
 
 func (a *guardedApp) status(t *testing.T, query string) chaosStatus {
@@ -148,7 +152,7 @@ func (a *guardedApp) status(t *testing.T, query string) chaosStatus {
 
 func (a *guardedApp) serve(method, target, cookie string, body io.Reader) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, target, body)
-	req.RemoteAddr = "127.0.0.1:40000"
+	req.RemoteAddr, req.Host = "127.0.0.1:40000", "localhost"
 	if cookie != "" {
 		req.Header.Set("Cookie", cookie)
 	}
@@ -280,11 +284,11 @@ func TestBlastRadiusSparesTheControlGroup(t *testing.T) {
 	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).chaosConfig), 3)
 	for _, id := range experiment {
 		var s chaosStatus
-		if err := json.Unmarshal([]byte(app.get(t, "/debug/chaos?session="+id, "").body), &s); err != nil || s.Session == nil || s.Session.Group != "experiment" {
+		if err := json.Unmarshal([]byte(app.admin.get(t, "/debug/chaos?session="+id, "").body), &s); err != nil || s.Session == nil || s.Session.Group != "experiment" {
 			t.Fatalf("GET /debug/chaos?session=%s: %+v, %v", id, s.Session, err)
 		}
 	}
-	if resp := app.get(t, "/debug/chaos?session=a/b", ""); resp.status != http.StatusBadRequest {
+	if resp := app.admin.get(t, "/debug/chaos?session=a/b", ""); resp.status != http.StatusBadRequest {
 		t.Errorf("GET /debug/chaos?session=a/b = %d, want 400", resp.status)
 	}
 	for range 4 {
@@ -330,7 +334,7 @@ func TestBlastRadiusDelaysOnlyTheExperimentGroup(t *testing.T) {
 	fresh := app.do(t, http.MethodPost, "/search", "", "application/x-www-form-urlencoded", strings.NewReader("query=pear"))
 	id := fresh.cookie(sessionCookie)
 	var s chaosStatus
-	if err := json.Unmarshal([]byte(app.get(t, "/debug/chaos?session="+id, "").body), &s); err != nil {
+	if err := json.Unmarshal([]byte(app.admin.get(t, "/debug/chaos?session="+id, "").body), &s); err != nil {
 		t.Fatal(err)
 	}
 	wantSearches := map[string]int64{"experiment": 2, "control": 2}
@@ -472,5 +476,32 @@ func TestStopWindowP99(t *testing.T) {
 	abort := w.add(false, 500*time.Millisecond)
 	if abort == nil || *abort != (chaosAbort{Condition: "search_p99_seconds", Observed: 0.5, Threshold: 0.1, Window: 100}) {
 		t.Fatalf("two slow searches of 100: %+v", abort)
+	}
+}
+
+// TestGroupMetrics: the metrics count each side of the blast radius since the
+// process started, across PUTs, where the status counts each run.
+func TestGroupMetrics(t *testing.T) {
+	app := startApp(t, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1", "CHAOS_SESSIONS_PERCENT", "50", "CHAOS_SEED", "7"))
+	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).chaosConfig), 1)
+	for range 2 {
+		app.searchFor(t, experiment[0], "apple")
+		app.searchFor(t, control[0], "apple")
+	}
+	putChaos(t, app, `{"experiment":"error","error_every":1,"sessions_percent":50,"seed":7}`)
+	app.searchFor(t, experiment[0], "apple")
+	s := scrape(t, app)
+	s.expect(t, 3, "shopsession_chaos_group_searches_total", "chaos_group", "experiment")
+	s.expect(t, 3, "shopsession_chaos_group_failed_reads_total", "chaos_group", "experiment")
+	s.expect(t, 3, "shopsession_chaos_group_errors_injected_total", "chaos_group", "experiment")
+	s.expect(t, 2, "shopsession_chaos_group_searches_total", "chaos_group", "control")
+	s.expect(t, 0, "shopsession_chaos_group_failed_reads_total", "chaos_group", "control")
+	s.expect(t, 0, "shopsession_chaos_group_errors_injected_total", "chaos_group", "control")
+	s.expect(t, 0, "shopsession_chaos_group_delays_injected_total", "chaos_group", "control")
+	if v := s.value("shopsession_chaos_group_search_seconds_total", "chaos_group", "control"); v <= 0 {
+		t.Errorf("control group search seconds %v, want above 0", v)
+	}
+	if g := chaosStatusOf(t, app).Groups["experiment"]; g.Searches != 1 {
+		t.Errorf("the status counts %d searches of the experiment group since the PUT, want 1", g.Searches)
 	}
 }

@@ -61,7 +61,7 @@ type chaosGroups struct {
 // which group that session is in.
 func (a *appProcess) chaosGroups(session string) (chaosGroups, error) {
 	var g chaosGroups
-	target := a.url + "/debug/chaos"
+	target := a.admin + "/debug/chaos"
 	if session != "" {
 		target += "?session=" + url.QueryEscape(session)
 	}

@@ -11,11 +11,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -111,26 +114,36 @@ func (t *redisTarget) close() {
 	}
 }
 
-// appProcess is one build of the service, serving on a free loopback port.
+// appProcess is one build of the service, serving on a free loopback port,
+// with its admin listener on another.
 type appProcess struct {
 	url    string
-	chaos  bool // the chaos build, with /debug/chaos
+	admin  string // the admin listener's URL; "" when ADMIN_ADDR=off
+	chaos  bool   // the chaos build, with /debug/chaos on the admin listener
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
 	exited chan struct{}
 }
 
 // startApp runs binary with env added to this process's environment and
-// returns once /readyz answers 200.
+// returns once /readyz answers 200. ADMIN_ADDR=off in env disables the admin
+// listener.
 func startApp(ctx context.Context, binary string, env []string) (*appProcess, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	adminPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr, adminAddr := "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(adminPort)
 	cmd := exec.Command(binary)
-	cmd.Env = append(os.Environ(), append([]string{"ADDR=" + addr, "CHAOS=", "CHAOS_DELAY_SECONDS=", "CHAOS_ERROR_EVERY="}, env...)...)
-	a := &appProcess{url: "http://" + addr, cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	cmd.Env = append(os.Environ(), append([]string{"ADDR=" + addr, "ADMIN_ADDR=" + adminAddr, "CHAOS=", "CHAOS_DELAY_SECONDS=", "CHAOS_ERROR_EVERY="}, env...)...)
+	a := &appProcess{url: "http://" + addr, admin: "http://" + adminAddr, cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	if slices.Contains(env, "ADMIN_ADDR=off") {
+		a.admin = ""
+	}
 	cmd.Stderr = a.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
@@ -212,7 +225,7 @@ type chaosStatus struct {
 
 func (a *appProcess) chaosStatus() (chaosStatus, error) {
 	var s chaosStatus
-	resp, err := http.Get(a.url + "/debug/chaos")
+	resp, err := http.Get(a.admin + "/debug/chaos")
 	if err != nil {
 		return s, err
 	}
@@ -225,7 +238,7 @@ func (a *appProcess) chaosStatus() (chaosStatus, error) {
 
 // setExperiment replaces the chaos build's running experiment.
 func (a *appProcess) setExperiment(body string) error {
-	req, err := http.NewRequest(http.MethodPut, a.url+"/debug/chaos", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPut, a.admin+"/debug/chaos", strings.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -240,6 +253,77 @@ func (a *appProcess) setExperiment(body string) error {
 		return fmt.Errorf("PUT /debug/chaos %s: %s %s", body, resp.Status, msg)
 	}
 	return nil
+}
+
+// pageCounts are the search pages the service counted, by outcome.
+type pageCounts struct {
+	WithRecommendations    int64 `json:"with_recommendations"`
+	WithoutRecommendations int64 `json:"without_recommendations"`
+}
+
+func (p pageCounts) minus(q pageCounts) pageCounts {
+	return pageCounts{p.WithRecommendations - q.WithRecommendations, p.WithoutRecommendations - q.WithoutRecommendations}
+}
+
+// searchPages reads shopsession_search_pages_total from the admin listener's
+// /metrics.
+func (a *appProcess) searchPages() (pageCounts, error) {
+	var p pageCounts
+	resp, err := http.Get(a.admin + "/metrics")
+	if err != nil {
+		return p, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return p, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return p, fmt.Errorf("GET /metrics: %w", err)
+	}
+	pages := families["shopsession_search_pages_total"]
+	if pages == nil {
+		return p, errors.New("GET /metrics: no shopsession_search_pages_total")
+	}
+	for _, m := range pages.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() != "outcome" {
+				continue
+			}
+			switch n := int64(m.GetCounter().GetValue()); l.GetValue() {
+			case "with_recommendations":
+				p.WithRecommendations = n
+			case "without_recommendations":
+				p.WithoutRecommendations = n
+			}
+		}
+	}
+	return p, nil
+}
+
+// cpuSeconds reads the user and system CPU time the process has used, from
+// /proc/<pid>/stat.
+func (a *appProcess) cpuSeconds() (float64, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces; the fields after it
+	// start with the state (field 3), so utime and stime (14, 15) are the
+	// 12th and 13th.
+	end := bytes.LastIndexByte(stat, ')')
+	fields := strings.Fields(string(stat[end+1:]))
+	if end < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("unexpected /proc stat: %q", stat)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc stat: %w", err)
+	}
+	// /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+	return float64(utime+stime) / 100, nil
 }
 
 // get fetches path with a cookie and returns the body.
