@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The environment variables that pick and tune the experiment at start-up.
@@ -45,6 +47,7 @@ type chaosConfig struct {
 	Seed          uint64   `json:"seed"`        // for error_rate and the jitter; 0: a random one
 	Layer         string   `json:"layer"`       // where faults are injected: command or connection (chaos_conn.go)
 	ErrorReply    string   `json:"error_reply"` // the error a failed read gets: "" (CHAOS, or a dropped connection), LOADING, READONLY or CLUSTERDOWN
+	chaosGuardConfig
 
 	readAs string // how a truthy CHAOS was read, for a warning at start-up
 }
@@ -58,6 +61,8 @@ var chaosFieldNames = map[string]string{
 	"experiment": chaosEnv, "delay_seconds": chaosDelayEnv, "delay_jitter_seconds": chaosJitterEnv,
 	"commands": chaosCommandsEnv, "error_every": chaosErrorEveryEnv, "error_rate": chaosErrorRateEnv, "seed": chaosSeedEnv,
 	"layer": chaosLayerEnv, "error_reply": chaosErrorReplyEnv,
+	"duration_seconds": chaosDurationEnv, "sessions_percent": chaosSessionsPercentEnv, "stop_window_searches": chaosStopWindowEnv,
+	"stop_failed_reads_share": chaosStopFailedReadsEnv, "stop_search_p99_seconds": chaosStopSearchP99Env,
 }
 
 // chaosConfigFromEnv reads the experiment from the environment. Every invalid
@@ -108,6 +113,9 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 	}
 	if raw := getenv(chaosCommandsEnv); raw != "" {
 		c.Commands = strings.Split(raw, ",")
+	}
+	if err := c.guardFromEnv(getenv); err != nil {
+		return c, err
 	}
 	if truthy(c.Experiment) {
 		// The book starts experiment 1 with CHAOS=true CHAOS_DELAY_SECONDS=0.1:
@@ -191,6 +199,9 @@ func (c *chaosConfig) check(name func(field string) string) error {
 	if err := c.checkLayer(invalid); err != nil {
 		return err
 	}
+	if err := c.checkGuard(name); err != nil {
+		return err
+	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64() | 1 // shown in the status, so a run can be repeated
 	}
@@ -248,6 +259,7 @@ type chaosPlan struct {
 	commands     map[string]bool // nil: every command
 	connLayer    bool            // inject on the connection (chaos_conn.go), not around the command
 	errorReply   []byte          // the RESP error reply a failed read gets; nil: CHAOS, or a dropped connection
+	run          *chaosRun       // the guardrails' state, which the plan that ends it shares
 	latencySince time.Time
 	errorSince   time.Time
 
@@ -268,6 +280,7 @@ func newChaosPlan(c chaosConfig) *chaosPlan {
 		delayDraws: rand.New(rand.NewPCG(c.Seed, 2)),
 		connLayer:  c.Layer == layerConnection,
 		errorReply: redisErrorReplies[c.ErrorReply],
+		run:        newChaosRun(c),
 	}
 	if len(c.Commands) > 0 {
 		p.commands = map[string]bool{}
@@ -279,7 +292,13 @@ func newChaosPlan(c chaosConfig) *chaosPlan {
 }
 
 // delays reports whether the latency experiment applies to a command.
-func (p *chaosPlan) delays(name string) bool {
+func (p *chaosPlan) delays(cmd redis.Cmder) bool {
+	return p.targets(cmd.Name()) && p.reaches(cmd)
+}
+
+// targets reports whether the latency experiment names a command. The
+// connection layer, which sees command names but no sessions, asks only this.
+func (p *chaosPlan) targets(name string) bool {
 	return p.latency && (p.commands == nil || p.commands[name])
 }
 

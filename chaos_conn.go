@@ -58,6 +58,12 @@ func (c *chaosConfig) checkLayer(invalid func(field string, value any, want stri
 	default:
 		return invalid("layer", c.Layer, "want command (around each go-redis command, the default) or connection (on the connections go-redis dials)")
 	}
+	// The connection layer sees RESP bytes, not the store's commands, so it
+	// cannot tell one session from another: a blast radius needs the command
+	// layer.
+	if c.Layer == layerConnection && c.SessionsPercent != nil && *c.SessionsPercent < 100 {
+		return invalid("layer", c.Layer, "want command with sessions_percent below 100: the connection layer cannot tell sessions apart")
+	}
 	c.ErrorReply = strings.ToUpper(strings.TrimSpace(c.ErrorReply))
 	if _, ok := redisErrorReplies[c.ErrorReply]; c.ErrorReply != "" && !ok {
 		return invalid("error_reply", c.ErrorReply, "want "+errorReplyChoices)
@@ -228,7 +234,7 @@ func (c *chaosConn) Write(b []byte) (int, error) {
 		return n, err
 	}
 	for _, cmd := range cmds {
-		if plan.delays(cmd.name) {
+		if plan.targets(cmd.name) {
 			if d := plan.nextDelay(); d > 0 {
 				c.e.conn.delays.Add(1)
 				c.pending.Store(&connFault{until: written.Add(d)})

@@ -22,6 +22,7 @@ type chaosStatus struct {
 	Build   string `json:"build"`
 	Warning string `json:"warning"`
 	chaosConfig
+	chaosGuardStatus
 	ActiveSince chaosSince    `json:"active_since"`
 	Counters    chaosCounters `json:"counters"`
 	// go-redis's pool since the process started: what the connection layer
@@ -44,11 +45,17 @@ type chaosCounters struct {
 }
 
 func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
+	sessionID := r.URL.Query().Get("session")
+	if r.URL.Query().Has("session") && !validSessionID(sessionID) {
+		http.Error(w, "invalid session: want a session id of 1 to 64 characters from A-Z a-z 0-9 . _ -", http.StatusBadRequest)
+		return
+	}
 	plan := e.active.Load()
 	status := chaosStatus{
-		Build:       "chaos",
-		Warning:     "fault-injection build: not for production",
-		chaosConfig: plan.config,
+		Build:            "chaos",
+		Warning:          "fault-injection build: not for production",
+		chaosConfig:      plan.config,
+		chaosGuardStatus: guardStatus(plan, sessionID),
 		Counters: chaosCounters{
 			RedisRoundTrips: e.roundTrips.Load(),
 			InterestReads:   e.interestReads.Load(),

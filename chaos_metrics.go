@@ -48,4 +48,5 @@ func (e *chaosExperiment) registerMetrics(reg prometheus.Registerer) {
 		}, func() float64 { return float64(e.errorsInjected.Load()) }),
 	)
 	e.registerConnMetrics(reg)
+	e.registerGroupMetrics(reg)
 }

@@ -24,4 +24,6 @@ func (*chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient) {
 
 func (*chaosExperiment) mountControl(admin *http.ServeMux) {}
 
+func (*chaosExperiment) observe(shop http.Handler) http.Handler { return shop }
+
 func (*chaosExperiment) registerMetrics(reg prometheus.Registerer) {}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,8 @@ type chaosExperiment struct {
 	errorsInjected atomic.Int64
 	delayedNanos   atomic.Int64      // time the delays actually waited, cut short or not
 	conn           chaosConnCounters // the connection layer's, in chaos_conn.go
+
+	chaosGuards
 }
 
 // newChaosExperiment reads the experiment the environment asks for.
@@ -54,6 +57,9 @@ func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) {
 // attach hooks the experiment into the Redis client.
 func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient) {
 	e.logger, e.rdb = logger, rdb
+	e.swap.Lock()
+	e.started(e.active.Load(), nil)
+	e.swap.Unlock()
 	e.logPlan("CHAOS BUILD: fault injection is compiled in; never run this binary in production", e.active.Load().config)
 	if readAs := e.active.Load().config.readAs; readAs != "" {
 		logger.Warn(readAs)
@@ -79,10 +85,11 @@ func (e *chaosExperiment) mountControl(admin *http.ServeMux) {
 }
 
 func (e *chaosExperiment) logPlan(msg string, c chaosConfig) {
-	e.logger.Warn(msg, "experiment", c.Experiment, "delay_seconds", c.DelaySeconds,
+	attrs := []any{"experiment", c.Experiment, "delay_seconds", c.DelaySeconds,
 		"delay_jitter_seconds", c.JitterSeconds, "commands", strings.Join(c.Commands, ","),
 		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed,
-		"layer", c.Layer, "error_reply", c.ErrorReply)
+		"layer", c.Layer, "error_reply", c.ErrorReply}
+	e.logger.Warn(msg, append(attrs, c.logAttrs()...)...)
 }
 
 // use makes c the running experiment, in one step.
@@ -90,7 +97,9 @@ func (e *chaosExperiment) use(c chaosConfig) {
 	plan := newChaosPlan(c)
 	e.swap.Lock()
 	defer e.swap.Unlock()
-	plan.succeeded(e.active.Load(), time.Now())
+	old := e.active.Load()
+	plan.succeeded(old, time.Now())
+	e.started(plan, old)
 	e.active.Store(plan)
 	e.logPlan("chaos experiment replaced", c)
 }
@@ -105,14 +114,18 @@ func (h *chaosReadHook) DialHook(next redis.DialHook) redis.DialHook { return ne
 
 func (h *chaosReadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if isInterestRead(cmd) {
-			h.e.interestReads.Add(1)
-			if plan := h.e.active.Load(); !plan.connLayer && plan.failRead() {
-				h.e.errorsInjected.Add(1)
-				return plan.commandLayerError()
-			}
+		if !isInterestRead(cmd) {
+			return next(ctx, cmd)
 		}
-		return next(ctx, cmd)
+		h.e.interestReads.Add(1)
+		if plan := h.e.active.Load(); !plan.connLayer && plan.reaches(cmd) && plan.failRead() {
+			h.e.errorsInjected.Add(1)
+			noteError(ctx)
+			return plan.commandLayerError()
+		}
+		err := next(ctx, cmd)
+		noteRead(ctx, err)
+		return err
 	}
 }
 
@@ -131,7 +144,7 @@ func (h *chaosRoundTripHook) DialHook(next redis.DialHook) redis.DialHook { retu
 
 func (h *chaosRoundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if err := h.e.roundTrip(ctx, cmd.Name()); err != nil {
+		if err := h.e.roundTrip(ctx, cmd); err != nil {
 			return err
 		}
 		return next(ctx, cmd)
@@ -141,26 +154,20 @@ func (h *chaosRoundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHo
 func (h *chaosRoundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		// A pipeline is one round trip, delayed if any of its commands is targeted.
-		target := ""
-		plan := h.e.active.Load()
-		for _, cmd := range cmds {
-			if plan.delays(cmd.Name()) {
-				target = cmd.Name()
-			}
-		}
-		if err := h.e.roundTrip(ctx, target); err != nil {
+		if err := h.e.roundTrip(ctx, cmds...); err != nil {
 			return err
 		}
 		return next(ctx, cmds)
 	}
 }
 
-// roundTrip counts a trip to Redis and, if the latency experiment targets the
-// command, delays it. The delay ends early with the context's error.
-func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
+// roundTrip counts a trip to Redis and, if the latency experiment targets
+// any of its commands, delays it. The delay ends early with the context's
+// error.
+func (e *chaosExperiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 	e.roundTrips.Add(1)
 	plan := e.active.Load()
-	if plan.connLayer || !plan.delays(command) {
+	if plan.connLayer || !slices.ContainsFunc(cmds, plan.delays) {
 		return nil
 	}
 	d := plan.nextDelay()
@@ -168,6 +175,7 @@ func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
 		return nil
 	}
 	e.delaysInjected.Add(1)
+	noteDelay(ctx)
 	start := time.Now()
 	err := sleepUntil(ctx, start.Add(d))
 	e.delayedNanos.Add(int64(time.Since(start)))

@@ -70,6 +70,7 @@ func TestChaosConfigInvalid(t *testing.T) {
 		{map[string]string{"CHAOS_ERROR_EVERY": "99999999999999999999"}, `invalid CHAOS_ERROR_EVERY`},
 		{map[string]string{"CHAOS_ERROR_RATE": "1.5"}, `invalid CHAOS_ERROR_RATE "1.5": want a probability from 0 to 1`},
 		{map[string]string{"CHAOS_ERROR_RATE": "0.3", "CHAOS_ERROR_EVERY": "2"}, `CHAOS_ERROR_EVERY and CHAOS_ERROR_RATE are both set`},
+		{map[string]string{"CHAOS": "latency", "CHAOS_LAYER": "connection", "CHAOS_SESSIONS_PERCENT": "50"}, `invalid CHAOS_LAYER "connection": want command with sessions_percent below 100`},
 		{map[string]string{"CHAOS_SEED": "-1"}, `invalid CHAOS_SEED "-1": want a whole number from 0 up`},
 		{map[string]string{"CHAOS_COMMANDS": "get,,set"}, `invalid CHAOS_COMMANDS "get,,set": want Redis command names`},
 		{map[string]string{"CHAOS_COMMANDS": "get*"}, `invalid CHAOS_COMMANDS "get*"`},

@@ -91,7 +91,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	st.metrics = m
 	m.watchBreaker(st.cacheState().String())
 	m.watchDegraded(st.degraded)
-	handler := newHandler(st, logger, cfg.cookieSecure, m)
+	// In the chaos build the experiment watches the searches it serves, for
+	// its guardrails; in production observe returns the handler unchanged.
+	handler := experiment.observe(newHandler(st, logger, cfg.cookieSecure, m))
 	st.loadScripts(ctx)
 
 	tcp, err := net.Listen("tcp", cfg.addr)

@@ -298,7 +298,7 @@ type declaredName struct {
 	isConst bool
 }
 
-var envVarName = regexp.MustCompile(`^CHAOS(_[A-Z]+)*$`)
+var envVarName = regexp.MustCompile(`^CHAOS(_[A-Z0-9]+)*$`)
 
 // declaredIn lists the top-level names a file declares, and the environment
 // variable names among its string constants.

@@ -233,6 +233,11 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 	if err := chaosApp.stop(); err != nil {
 		return nil, fmt.Errorf("chaos scenarios: stop: %w", err)
 	}
+	blast, err := b.blastRadiusScenarios(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, blast...)
 
 	if s.loadSeconds > 0 {
 		load, err := b.loadScenario(ctx)
