@@ -32,7 +32,9 @@ type chaosCounters struct {
 	RedisRoundTrips int64 `json:"redis_round_trips"`
 	InterestReads   int64 `json:"interest_reads"`
 	DelaysInjected  int64 `json:"delays_injected"`
-	ErrorsInjected  int64 `json:"errors_injected"`
+	// DelaySecondsInjected is the time the injected delays actually took.
+	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
+	ErrorsInjected       int64   `json:"errors_injected"`
 }
 
 func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
@@ -42,10 +44,11 @@ func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 		Warning:     "fault-injection build: not for production",
 		chaosConfig: plan.config,
 		Counters: chaosCounters{
-			RedisRoundTrips: e.roundTrips.Load(),
-			InterestReads:   e.interestReads.Load(),
-			DelaysInjected:  e.delaysInjected.Load(),
-			ErrorsInjected:  e.errorsInjected.Load(),
+			RedisRoundTrips:      e.roundTrips.Load(),
+			InterestReads:        e.interestReads.Load(),
+			DelaysInjected:       e.delaysInjected.Load(),
+			DelaySecondsInjected: time.Duration(e.delayNanos.Load()).Seconds(),
+			ErrorsInjected:       e.errorsInjected.Load(),
 		},
 	}
 	if plan.latency {

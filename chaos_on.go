@@ -32,6 +32,10 @@ type chaosExperiment struct {
 	roundTrips     atomic.Int64
 	interestReads  atomic.Int64
 	delaysInjected atomic.Int64
+	// delayNanos is the time the latency experiment actually waited, each
+	// delay measured on the monotonic clock: the bench compares it with what
+	// was asked for, to tell an inaccurate delay from the system's reaction.
+	delayNanos     atomic.Int64
 	errorsInjected atomic.Int64
 }
 
@@ -160,7 +164,10 @@ func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
 		return nil
 	}
 	e.delaysInjected.Add(1)
-	return sleepUntil(ctx, time.Now().Add(d))
+	start := time.Now()
+	err := sleepUntil(ctx, start.Add(d))
+	e.delayNanos.Add(int64(time.Since(start)))
+	return err
 }
 
 // timerSlack is how late a Go timer may fire: the runtime's poller sleeps in
