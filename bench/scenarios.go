@@ -33,6 +33,9 @@ type measurement struct {
 	AB         abResult       `json:"ab"`
 	Counters   *chaosCounters `json:"counters,omitempty"` // what the ab run added, chaos build only
 	ErrorEvery int64          `json:"error_every,omitempty"`
+	// CPUPerRequestUS is the app's CPU time over the ab run divided by the
+	// requests ab completed.
+	CPUPerRequestUS float64 `json:"cpu_per_request_us,omitempty"`
 }
 
 // scenario is one row of the report.
@@ -51,6 +54,8 @@ type scenario struct {
 	PeakRSSKB    int           `json:"peak_rss_kb,omitempty"`
 	TimeoutWaits *int64        `json:"timeout_waits,omitempty"` // slow: requests that waited for REDIS_TIMEOUT
 	RecoveryMS   *float64      `json:"recovery_ms,omitempty"`   // recovery: Redis answering to the first page with recommendations
+	// CPUPerRequestUS is the median of the runs' CPU per request.
+	CPUPerRequestUS float64 `json:"cpu_per_request_us,omitempty"`
 }
 
 func (s *scenario) judge(held bool, finding string) {
@@ -146,6 +151,12 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		"chaos-off/production mean ratio: median %.4f of %s; %d of %d runs more than %.0f %% slower",
 		r.ChaosOffRatio, formatRatios(ratios), slower, len(ratios), chaosOffTolerance*100))
 	r.Scenarios = append(r.Scenarios, steady, chaosOff)
+
+	_, floors, err := b.floorScenarios(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, floors...)
 
 	// The chaos scenarios share one process: it starts with the latency
 	// experiment from its environment, and PUT /debug/chaos switches it to
@@ -377,12 +388,23 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 			return m, fmt.Errorf("%s: %w", label, err)
 		}
 	}
+	cpuBefore, err := app.cpuSeconds()
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
+	}
 	b.progress.start(label, seconds)
 	m.AB, err = runAB(ctx, abOptions{url: app.url + "/search", seconds: seconds, concurrency: concurrency,
 		postFile: b.postFile, cookie: benchCookie}, b.workDir)
 	b.progress.stop()
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", label, err)
+	}
+	cpuAfter, err := app.cpuSeconds()
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
+	}
+	if m.AB.Complete > 0 {
+		m.CPUPerRequestUS = (cpuAfter - cpuBefore) * 1e6 / float64(m.AB.Complete)
 	}
 	if app.chaos {
 		end, err := app.chaosStatus()

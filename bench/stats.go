@@ -59,6 +59,7 @@ func (c ratioCI) width() float64 { return c.High - c.Low }
 //     when runs vary independently), which the resampling ignores and
 //     which also shrinks the sample's spread:
 //     × √((1 + 2ρ(n−1)/n) / (1 − 2ρ/n)).
+//
 // TestBootstrapRatioFalseAlarms checks the result: A/A comparisons flag a
 // difference in at most 5 % of trials.
 func bootstrapRatio(ratios []float64, rng *rand.Rand) ratioCI {
