@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -247,4 +248,87 @@ func figures(runs []measurement, f func(measurement) float64) []float64 {
 
 func medianCPU(runs []measurement) float64 {
 	return median(figures(runs, func(m measurement) float64 { return m.CPUPerRequestUS }))
+}
+
+// injectionTolerance bounds how far the delay the hook actually waited may
+// stray from the one requested, from injectionFrom up.
+const (
+	injectionTolerance = 0.001
+	injectionFrom      = 0.01
+)
+
+// injection separates, for one delay, what was injected from what the
+// system added: residual = measured increase − injected, per request.
+type injection struct {
+	RequestedS      float64 `json:"requested_seconds"`
+	InjectedS       float64 `json:"injected_seconds"` // mean of what each delay actually waited
+	ErrorPct        float64 `json:"injection_error_pct"`
+	IncreaseMS      float64 `json:"increase_ms"`             // request mean over steady
+	InjectedMS      float64 `json:"injected_ms"`             // delay actually waited per request
+	ResidualMS      float64 `json:"residual_ms"`             // increase − injected
+	FloorSleepResMS float64 `json:"floor_sleep_residual_ms"` // the same in the floor, time.Sleep
+	FloorSpinResMS  float64 `json:"floor_spin_residual_ms"`  // the same in the floor, spinning
+	PredictedMS     float64 `json:"predicted_ms"`
+}
+
+// judgeInjection adds the injection's accuracy and residual to a latency
+// scenario, and measures the same delay in the floor, sleeping and spinning:
+// if the floor shows the same residual, it is not the service's doing.
+func (b *bench) judgeInjection(ctx context.Context, sc *scenario, delay, increaseMS float64, delays int64, injectedS float64, requests int64) error {
+	if delays == 0 || requests == 0 {
+		return fmt.Errorf("%s: the chaos build counted no delays", sc.Name)
+	}
+	in := &injection{RequestedS: delay, InjectedS: injectedS / float64(delays), IncreaseMS: increaseMS,
+		InjectedMS: injectedS * 1000 / float64(requests), PredictedMS: *sc.PredictedMS}
+	in.ErrorPct = (in.InjectedS/delay - 1) * 100
+	in.ResidualMS = increaseMS - in.InjectedMS
+	for _, mode := range []string{"sleep", "spin"} {
+		res, err := b.floorResidual(ctx, delay, mode)
+		if err != nil {
+			return err
+		}
+		if mode == "sleep" {
+			in.FloorSleepResMS = res
+		} else {
+			in.FloorSpinResMS = res
+		}
+	}
+	sc.Injection = in
+	if delay >= injectionFrom {
+		sc.judge(math.Abs(in.ErrorPct) <= injectionTolerance*100, fmt.Sprintf(
+			"injected %.6f s a delay for %s requested (%+.3f %%, want within ±%.1f %%)", in.InjectedS, formatSeconds(delay), in.ErrorPct, injectionTolerance*100))
+	}
+	sc.Findings = append(sc.Findings, fmt.Sprintf(
+		"increase %+.3f ms = injected %.3f ms + residual %+.3f ms a request; the floor's residual with the same delays: %+.3f ms sleeping, %+.3f ms spinning",
+		in.IncreaseMS, in.InjectedMS, in.ResidualMS, in.FloorSleepResMS, in.FloorSpinResMS))
+	return nil
+}
+
+// floorResidual runs the floor with delay before each Redis command at -c 1
+// and returns its increase over the floor's own mean less what it injected,
+// per request.
+func (b *bench) floorResidual(ctx context.Context, delay float64, mode string) (float64, error) {
+	app, err := b.startFloor(ctx, "FLOOR_DELAY_SECONDS="+formatSeconds(delay), "FLOOR_DELAY_MODE="+mode)
+	if err != nil {
+		return 0, fmt.Errorf("floor with delay: %w", err)
+	}
+	defer app.stop()
+	before, err := app.floorCounters()
+	if err != nil {
+		return 0, err
+	}
+	m, err := b.measureOn(ctx, app, runSpec{label: fmt.Sprintf("floor %s %s s", mode, formatSeconds(delay)), concurrency: 1})
+	if err != nil {
+		return 0, err
+	}
+	after, err := app.floorCounters()
+	if err != nil {
+		return 0, err
+	}
+	served := after.Requests - before.Requests
+	if served == 0 {
+		return 0, fmt.Errorf("floor with delay served nothing")
+	}
+	injectedMS := (after.DelaySecondsInjected - before.DelaySecondsInjected) * 1000 / float64(served)
+	return m.AB.MeanMS - b.floorMeanMS - injectedMS, nil
 }

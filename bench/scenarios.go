@@ -55,7 +55,8 @@ type scenario struct {
 	TimeoutWaits *int64        `json:"timeout_waits,omitempty"` // slow: requests that waited for REDIS_TIMEOUT
 	RecoveryMS   *float64      `json:"recovery_ms,omitempty"`   // recovery: Redis answering to the first page with recommendations
 	// CPUPerRequestUS is the median of the runs' CPU per request.
-	CPUPerRequestUS float64 `json:"cpu_per_request_us,omitempty"`
+	CPUPerRequestUS float64    `json:"cpu_per_request_us,omitempty"`
+	Injection       *injection `json:"injection,omitempty"` // latency and sweep: what was injected, and the residual
 }
 
 func (s *scenario) judge(held bool, finding string) {
@@ -95,6 +96,9 @@ type bench struct {
 	workDir  string
 	postFile string
 	progress *progress
+	// floorMeanMS is the floor's -c 1 mean, against which the floor's own
+	// delayed runs are measured.
+	floorMeanMS float64
 }
 
 func runScenarios(ctx context.Context, s settings, p *progress) (*report, error) {
@@ -152,11 +156,12 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		r.ChaosOffRatio, formatRatios(ratios), slower, len(ratios), chaosOffTolerance*100))
 	r.Scenarios = append(r.Scenarios, steady, chaosOff)
 
-	_, floors, err := b.floorScenarios(ctx)
+	floor1, floors, err := b.floorScenarios(ctx)
 	if err != nil {
 		return nil, err
 	}
 	r.Scenarios = append(r.Scenarios, floors...)
+	b.floorMeanMS = floor1.Summary.MeanMS
 
 	// The chaos scenarios share one process: it starts with the latency
 	// experiment from its environment, and PUT /debug/chaos switches it to
@@ -232,6 +237,9 @@ func (b *bench) latencyScenario(ctx context.Context, app *appProcess, name strin
 	sc.judge(math.Abs(off) <= latencyTolerance, fmt.Sprintf(
 		"%.2f round trips per request (%d trips, %d delays, %d searches); predicted +%.2f ms, measured +%.2f ms (%+.2f %%)",
 		perRequest, c.RedisRoundTrips, c.DelaysInjected, c.InterestReads, predicted, delta, off*100))
+	if err := b.judgeInjection(ctx, &sc, delay, delta, c.DelaysInjected, c.DelaySecondsInjected, c.InterestReads); err != nil {
+		return sc, err
+	}
 	return sc, nil
 }
 
@@ -413,10 +421,11 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 		}
 		m.ErrorEvery = end.ErrorEvery
 		m.Counters = &chaosCounters{
-			RedisRoundTrips: end.Counters.RedisRoundTrips - before.Counters.RedisRoundTrips,
-			InterestReads:   end.Counters.InterestReads - before.Counters.InterestReads,
-			DelaysInjected:  end.Counters.DelaysInjected - before.Counters.DelaysInjected,
-			ErrorsInjected:  end.Counters.ErrorsInjected - before.Counters.ErrorsInjected,
+			RedisRoundTrips:      end.Counters.RedisRoundTrips - before.Counters.RedisRoundTrips,
+			InterestReads:        end.Counters.InterestReads - before.Counters.InterestReads,
+			DelaysInjected:       end.Counters.DelaysInjected - before.Counters.DelaysInjected,
+			ErrorsInjected:       end.Counters.ErrorsInjected - before.Counters.ErrorsInjected,
+			DelaySecondsInjected: end.Counters.DelaySecondsInjected - before.Counters.DelaySecondsInjected,
 		}
 	}
 	if spec.after != nil {

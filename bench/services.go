@@ -201,6 +201,8 @@ type chaosCounters struct {
 	InterestReads   int64 `json:"interest_reads"`
 	DelaysInjected  int64 `json:"delays_injected"`
 	ErrorsInjected  int64 `json:"errors_injected"`
+	// DelaySecondsInjected is what the delays took, each measured by the hook.
+	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
 }
 
 type chaosStatus struct {
