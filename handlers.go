@@ -41,7 +41,7 @@ func newHandler(st *store, logger *slog.Logger, cookieSecure bool) http.Handler 
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /style.css", serveStylesheet)
-	return securityHeaders(mux)
+	return withKnownSlowdown(securityHeaders(mux))
 }
 
 // The pages use nothing but a same-origin stylesheet, form and links: the

@@ -82,6 +82,8 @@ type report struct {
 	Pairs         int        `json:"pairs"`
 	Machine       machine    `json:"machine"`
 	ChaosOffRatio float64    `json:"chaos_off_to_production_mean_ratio"`
+	ChaosOffCPU   *ratioCI   `json:"chaos_off_cpu_per_request_ratio,omitempty"`
+	ChaosOffMean  *ratioCI   `json:"chaos_off_mean_ratio,omitempty"`
 	Scenarios     []scenario `json:"scenarios"`
 }
 
@@ -122,7 +124,7 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 
 	steady := scenario{Name: "steady", Build: "production"}
 	chaosOff := scenario{Name: "chaos-off", Build: "chaos", Hypothesis: fmt.Sprintf(
-		"no more than %.0f %% slower than production: deviated only if every chaos-off run is, against the mean of the production runs either side of it", chaosOffTolerance*100)}
+		"CPU per request within %.0f %% of production's: the 95 %% interval of the ratio (bootstrap over runs, each against the production runs either side of it) lies below %.2f", chaosOffTolerance*100, 1+chaosOffTolerance)}
 	// A B A B … A: each chaos-off run is compared with the production runs
 	// just before and after it, which cancels the machine's slow drift.
 	for i := range s.pairs + 1 {
@@ -140,21 +142,36 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		}
 		chaosOff.Runs = append(chaosOff.Runs, off)
 	}
-	ratios := make([]float64, len(chaosOff.Runs))
-	slower := 0
-	for i, off := range chaosOff.Runs {
-		ratios[i] = off.AB.MeanMS / ((steady.Runs[i].AB.MeanMS + steady.Runs[i+1].AB.MeanMS) / 2)
-		if ratios[i] > 1+chaosOffTolerance {
-			slower++
-		}
-	}
 	steady.Summary, chaosOff.Summary = summarize(steady.Runs), summarize(chaosOff.Runs)
-	r.ChaosOffRatio = median(ratios)
+	steady.CPUPerRequestUS, chaosOff.CPUPerRequestUS = medianCPU(steady.Runs), medianCPU(chaosOff.Runs)
 	chaosOff.DeltaMS = ptr(chaosOff.Summary.MeanMS - steady.Summary.MeanMS)
-	chaosOff.judge(slower < len(ratios), fmt.Sprintf(
-		"chaos-off/production mean ratio: median %.4f of %s; %d of %d runs more than %.0f %% slower",
-		r.ChaosOffRatio, formatRatios(ratios), slower, len(ratios), chaosOffTolerance*100))
+	ratioOf := func(f func(measurement) float64) ratioCI {
+		return bootstrapRatio(neighbourRatios(figures(steady.Runs, f), figures(chaosOff.Runs, f)), newRand())
+	}
+	cpu := ratioOf(func(m measurement) float64 { return m.CPUPerRequestUS })
+	mean := ratioOf(func(m measurement) float64 { return m.AB.MeanMS })
+	r.ChaosOffRatio, r.ChaosOffCPU, r.ChaosOffMean = mean.Ratio, &cpu, &mean
+	finding := fmt.Sprintf("chaos-off/production CPU per request %s (%.1f µs against %.1f); mean time %s",
+		cpu, chaosOff.CPUPerRequestUS, steady.CPUPerRequestUS, mean)
+	switch {
+	case cpu.High <= 1+chaosOffTolerance:
+		chaosOff.judge(true, finding)
+	case cpu.Low > 1+chaosOffTolerance:
+		chaosOff.judge(false, finding)
+	default:
+		// The interval straddles the target: too noisy a run to tell.
+		chaosOff.Findings = append(chaosOff.Findings, finding+"; the interval straddles the target, too wide to judge")
+		chaosOff.Verdict = "INCONCLUSIVE"
+	}
 	r.Scenarios = append(r.Scenarios, steady, chaosOff)
+
+	if s.slowBinary != "" {
+		calibration, err := b.calibrationScenario(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = append(r.Scenarios, calibration)
+	}
 
 	floor1, floors, err := b.floorScenarios(ctx)
 	if err != nil {
@@ -472,14 +489,6 @@ func median(vals []float64) float64 {
 		return sorted[mid]
 	}
 	return (sorted[mid-1] + sorted[mid]) / 2
-}
-
-func formatRatios(ratios []float64) string {
-	parts := make([]string, len(ratios))
-	for i, r := range ratios {
-		parts[i] = strconv.FormatFloat(r, 'f', 3, 64)
-	}
-	return strings.Join(parts, ", ")
 }
 
 func formatSeconds(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) }

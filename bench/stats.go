@@ -43,9 +43,6 @@ func (c ratioCI) String() string {
 // differs reports whether the interval excludes 1: the builds differ.
 func (c ratioCI) differs() bool { return c.Low > 1 || c.High < 1 }
 
-// width is the interval's width, as a fraction.
-func (c ratioCI) width() float64 { return c.High - c.Low }
-
 // bootstrapRatio estimates the typical ratio as the geometric mean of the
 // per-pair ratios, with a percentile bootstrap interval over the pairs.
 //
