@@ -40,6 +40,8 @@ type chaosConfig struct {
 	ErrorEvery    int64    `json:"error_every"`
 	ErrorRate     float64  `json:"error_rate"` // above 0: fail reads at random with this probability instead
 	Seed          uint64   `json:"seed"`       // for error_rate and the jitter; 0: a random one
+
+	readAs string // how a truthy CHAOS was read, for a warning at start-up
 }
 
 // chaosDefaults is the experiment before anything is set: none, with the
@@ -60,23 +62,25 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 		return usageError(fmt.Sprintf("invalid %s %q: %s", env, raw, want))
 	}
 	c.Experiment = getenv(chaosEnv)
-	number := func(env string, into *float64, want string) error {
+	// A number out of range is refused here, where the error can echo it as
+	// typed ("Inf", "1e3"), not as check would format it ("+Inf", "1000").
+	number := func(env string, into *float64, highest float64, want string) error {
 		if raw := getenv(env); raw != "" {
 			f, err := strconv.ParseFloat(raw, 64)
-			if err != nil {
+			if err != nil || !(f >= 0 && f <= highest) {
 				return invalid(env, raw, want)
 			}
 			*into = f
 		}
 		return nil
 	}
-	if err := number(chaosDelayEnv, &c.DelaySeconds, "want seconds from 0 to 60, such as 0.75"); err != nil {
+	if err := number(chaosDelayEnv, &c.DelaySeconds, 60, "want seconds from 0 to 60, such as 0.75"); err != nil {
 		return c, err
 	}
-	if err := number(chaosJitterEnv, &c.JitterSeconds, "want seconds from 0 to 60, such as 0.05"); err != nil {
+	if err := number(chaosJitterEnv, &c.JitterSeconds, 60, "want seconds from 0 to 60, such as 0.05"); err != nil {
 		return c, err
 	}
-	if err := number(chaosErrorRateEnv, &c.ErrorRate, "want a probability from 0 to 1, such as 0.3"); err != nil {
+	if err := number(chaosErrorRateEnv, &c.ErrorRate, 1, "want a probability from 0 to 1, such as 0.3"); err != nil {
 		return c, err
 	}
 	if raw := getenv(chaosErrorEveryEnv); raw != "" {
@@ -99,6 +103,16 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 	if raw := getenv(chaosCommandsEnv); raw != "" {
 		c.Commands = strings.Split(raw, ",")
 	}
+	if truthy(c.Experiment) {
+		// The book starts experiment 1 with CHAOS=true CHAOS_DELAY_SECONDS=0.1:
+		// a truthy CHAOS takes the experiments whose settings are given, and
+		// check refuses it when none is.
+		if named, by := experimentsNamedBy(getenv); named != "none" {
+			c.readAs = fmt.Sprintf("%s=%s read as %s=%s (%s set); write %s=%s next time",
+				chaosEnv, c.Experiment, chaosEnv, named, strings.Join(by, " and "), chaosEnv, named)
+			c.Experiment = named
+		}
+	}
 	if err := c.check(func(field string) string { return chaosFieldNames[field] }); err != nil {
 		return c, usageError(err.Error())
 	}
@@ -109,6 +123,11 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 // take their defaults, unknown fields are refused.
 func chaosConfigFromJSON(body []byte) (chaosConfig, error) {
 	c := chaosDefaults
+	// Decode would take null, or nothing at all, as "every field at its
+	// default": a typo would stop the running experiment.
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return c, fmt.Errorf("body is not a JSON object: want an experiment such as {\"experiment\":\"latency\",\"delay_seconds\":0.1}")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
@@ -131,12 +150,12 @@ func (c *chaosConfig) check(name func(field string) string) error {
 	latency, failReads := false, false
 	if raw := strings.TrimSpace(c.Experiment); raw != "" && raw != "none" {
 		for part := range strings.SplitSeq(raw, ",") {
-			switch strings.ToLower(strings.TrimSpace(part)) {
-			case "latency":
+			switch part = strings.ToLower(strings.TrimSpace(part)); {
+			case part == "latency":
 				latency = true
-			case "error":
+			case part == "error":
 				failReads = true
-			case "true", "1", "yes", "on":
+			case truthy(part):
 				return invalid("experiment", c.Experiment, "ambiguous, it does not say which experiment; want "+chaosChoices)
 			default:
 				return invalid("experiment", c.Experiment, "want "+chaosChoices)
@@ -165,6 +184,34 @@ func (c *chaosConfig) check(name func(field string) string) error {
 		c.Seed = rand.Uint64() | 1 // shown in the status, so a run can be repeated
 	}
 	return nil
+}
+
+// truthy reports whether an experiment is spelled as a bare switch, such as
+// CHAOS=true, which does not say which experiment.
+func truthy(experiment string) bool {
+	switch strings.ToLower(strings.TrimSpace(experiment)) {
+	case "true", "1", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// experimentsNamedBy returns the experiments whose own settings the
+// environment gives, and those settings: the delay names latency, the
+// frequency of failed reads names error.
+func experimentsNamedBy(getenv func(string) string) (named string, by []string) {
+	set := func(envs ...string) bool {
+		found := false
+		for _, env := range envs {
+			if getenv(env) != "" {
+				by, found = append(by, env), true
+			}
+		}
+		return found
+	}
+	latency := set(chaosDelayEnv)
+	failReads := set(chaosErrorEveryEnv, chaosErrorRateEnv)
+	return experimentName(latency, failReads), by
 }
 
 func experimentName(latency, failReads bool) string {

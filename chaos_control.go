@@ -4,9 +4,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -47,7 +50,7 @@ func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 			RedisRoundTrips:      e.roundTrips.Load(),
 			InterestReads:        e.interestReads.Load(),
 			DelaysInjected:       e.delaysInjected.Load(),
-			DelaySecondsInjected: time.Duration(e.delayNanos.Load()).Seconds(),
+			DelaySecondsInjected: time.Duration(e.delayedNanos.Load()).Seconds(),
 			ErrorsInjected:       e.errorsInjected.Load(),
 		},
 	}
@@ -66,8 +69,13 @@ func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 // experiment; an invalid one is refused and changes nothing.
 func (e *chaosExperiment) replace(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		http.Error(w, "body is larger than 64 KiB", http.StatusRequestEntityTooLarge)
+		return
+	}
 	if err != nil {
-		http.Error(w, "body: "+err.Error(), http.StatusRequestEntityTooLarge)
+		http.Error(w, "malformed body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	cfg, err := chaosConfigFromJSON(body)
@@ -87,15 +95,65 @@ func (e *chaosExperiment) stop(w http.ResponseWriter, r *http.Request) {
 	e.serveStatus(w, r)
 }
 
-// loopbackOnly refuses clients that are not on this machine: the debug
-// endpoint changes what the service does.
-func loopbackOnly(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+// controlHandler serves GET, PUT and DELETE /debug/chaos behind
+// chaosControlGuard, for whichever listener mounts it.
+func (e *chaosExperiment) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/chaos", e.serveStatus)
+	mux.HandleFunc("PUT /debug/chaos", e.replace)
+	mux.HandleFunc("DELETE /debug/chaos", e.stop)
+	return chaosControlGuard(mux)
+}
+
+// chaosControlGuard lets through only requests that a person on this machine
+// sent straight to the service: the debug endpoint changes what the service
+// does. A loopback peer alone does not prove that: a proxy on this machine
+// forwards other people's requests (and says so in forwarding headers), and a
+// page in a local browser can rebind its own host name to 127.0.0.1 (and then
+// sends that name as Host). Every answer, refusals included, carries the
+// shop's security headers and is never cached.
+func chaosControlGuard(next http.Handler) http.Handler {
+	return securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Cache-Control"] = noStore
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		if ip, parseErr := netip.ParseAddr(host); err != nil || parseErr != nil || !ip.Unmap().IsLoopback() {
 			http.Error(w, "/debug/chaos answers loopback clients only", http.StatusForbidden)
 			return
 		}
-		next(w, r)
+		if !loopbackHost(r.Host) {
+			http.Error(w, "/debug/chaos answers requests for localhost or a loopback address only", http.StatusForbidden)
+			return
+		}
+		for name := range r.Header {
+			if forwardingHeader(name) {
+				http.Error(w, "/debug/chaos refuses forwarded requests ("+name+")", http.StatusForbidden)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	}))
+}
+
+// loopbackHost reports whether a Host header names this machine: localhost
+// or a loopback address, with or without a port.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
 	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// forwardingHeader reports whether a (canonical) header name is one that
+// proxies add to say whom they forward for.
+func forwardingHeader(name string) bool {
+	switch name {
+	case "Forwarded", "Via", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Cluster-Client-Ip":
+		return true
+	}
+	return strings.HasPrefix(name, "X-Forwarded-")
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -19,6 +20,8 @@ type chaosExperiment struct{}
 
 func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) { return nil, nil }
 
-func (*chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) http.Handler {
-	return next
-}
+func (*chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient) {}
+
+func (*chaosExperiment) mountControl(admin *http.ServeMux) {}
+
+func (*chaosExperiment) registerMetrics(reg prometheus.Registerer) {}

@@ -18,7 +18,7 @@ import (
 // Everything that injects faults lives in the files built only with
 // -tags chaos: this one, with the identifiers that chaos_off.go declares
 // empty; chaos_config.go, what an experiment is; chaos_control.go, its HTTP
-// control.
+// control; chaos_metrics.go, its metrics.
 
 const chaosBuild = true
 
@@ -32,11 +32,11 @@ type chaosExperiment struct {
 	roundTrips     atomic.Int64
 	interestReads  atomic.Int64
 	delaysInjected atomic.Int64
-	// delayNanos is the time the latency experiment actually waited, each
-	// delay measured on the monotonic clock: the bench compares it with what
-	// was asked for, to tell an inaccurate delay from the system's reaction.
-	delayNanos     atomic.Int64
 	errorsInjected atomic.Int64
+	// delayedNanos is the time the delays actually waited, cut short or not,
+	// each measured on the monotonic clock: the bench compares it with what
+	// was asked for, to tell an inaccurate delay from the system's reaction.
+	delayedNanos atomic.Int64
 }
 
 // newChaosExperiment reads the experiment the environment asks for.
@@ -52,11 +52,13 @@ func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) {
 	return e, nil
 }
 
-// attach hooks the experiment into the Redis client and serves /debug/chaos
-// in front of next.
-func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient, next http.Handler) http.Handler {
+// attach hooks the experiment into the Redis client.
+func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient) {
 	e.logger = logger
 	e.logPlan("CHAOS BUILD: fault injection is compiled in; never run this binary in production", e.active.Load().config)
+	if readAs := e.active.Load().config.readAs; readAs != "" {
+		logger.Warn(readAs)
+	}
 	// Reads are counted, and failed, once per command as the store issues it:
 	// on a cluster a redirected read is still one read.
 	rdb.AddHook(&chaosReadHook{e})
@@ -68,12 +70,13 @@ func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient,
 	} else {
 		rdb.AddHook(trips)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/chaos", loopbackOnly(e.serveStatus))
-	mux.HandleFunc("PUT /debug/chaos", loopbackOnly(e.replace))
-	mux.HandleFunc("DELETE /debug/chaos", loopbackOnly(e.stop))
-	mux.Handle("/", next)
-	return mux
+}
+
+// mountControl serves /debug/chaos on the admin listener, behind
+// chaosControlGuard: the listener is loopback by default, but it may be
+// bound wider to let Prometheus scrape it.
+func (e *chaosExperiment) mountControl(admin *http.ServeMux) {
+	admin.Handle("/debug/chaos", e.controlHandler())
 }
 
 func (e *chaosExperiment) logPlan(msg string, c chaosConfig) {
@@ -166,7 +169,7 @@ func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
 	e.delaysInjected.Add(1)
 	start := time.Now()
 	err := sleepUntil(ctx, start.Add(d))
-	e.delayNanos.Add(int64(time.Since(start)))
+	e.delayedNanos.Add(int64(time.Since(start)))
 	return err
 }
 

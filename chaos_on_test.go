@@ -55,6 +55,12 @@ func TestChaosConfigInvalid(t *testing.T) {
 		{map[string]string{"CHAOS_DELAY_SECONDS": "-0.1"}, `invalid CHAOS_DELAY_SECONDS "-0.1"`},
 		{map[string]string{"CHAOS_DELAY_SECONDS": "60.5"}, `invalid CHAOS_DELAY_SECONDS "60.5"`},
 		{map[string]string{"CHAOS_DELAY_SECONDS": "NaN"}, `invalid CHAOS_DELAY_SECONDS "NaN"`},
+		{map[string]string{"CHAOS_DELAY_SECONDS": "Inf"}, `invalid CHAOS_DELAY_SECONDS "Inf": want seconds from 0 to 60`},
+		{map[string]string{"CHAOS_DELAY_SECONDS": "-inf"}, `invalid CHAOS_DELAY_SECONDS "-inf"`},
+		{map[string]string{"CHAOS_DELAY_SECONDS": "1e3"}, `invalid CHAOS_DELAY_SECONDS "1e3"`},
+		{map[string]string{"CHAOS_DELAY_JITTER_SECONDS": "infinity"}, `invalid CHAOS_DELAY_JITTER_SECONDS "infinity"`},
+		{map[string]string{"CHAOS_ERROR_RATE": "+Inf"}, `invalid CHAOS_ERROR_RATE "+Inf": want a probability from 0 to 1`},
+		{map[string]string{"CHAOS_ERROR_RATE": "2e0"}, `invalid CHAOS_ERROR_RATE "2e0"`},
 		{map[string]string{"CHAOS_DELAY_SECONDS": "750ms"}, `invalid CHAOS_DELAY_SECONDS "750ms"`},
 		{map[string]string{"CHAOS_DELAY_JITTER_SECONDS": "-1"}, `invalid CHAOS_DELAY_JITTER_SECONDS "-1": want seconds from 0 to 60`},
 		{map[string]string{"CHAOS_ERROR_EVERY": "0"}, `invalid CHAOS_ERROR_EVERY "0": want a whole number from 1 up`},
@@ -73,7 +79,7 @@ func TestChaosConfigInvalid(t *testing.T) {
 		}
 	}
 	// run refuses to start on it, with the same usage error.
-	err := run(t.Context(), []string{"-addr", "127.0.0.1:0"}, mapGetenv(map[string]string{"CHAOS": "true", "REDIS_URL": testRedis.url()}), nil, newLogBuffer())
+	err := run(t.Context(), onFreePorts, mapGetenv(map[string]string{"CHAOS": "true", "REDIS_URL": testRedis.url()}), nil, newLogBuffer())
 	var usage usageError
 	if !errors.As(err, &usage) {
 		t.Errorf("run with CHAOS=true returned %v, want a usage error", err)
@@ -82,7 +88,7 @@ func TestChaosConfigInvalid(t *testing.T) {
 
 func chaosStatusOf(t *testing.T, app *testApp) chaosStatus {
 	t.Helper()
-	resp := app.get(t, "/debug/chaos", "")
+	resp := app.admin.get(t, "/debug/chaos", "")
 	if resp.status != http.StatusOK || resp.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /debug/chaos = %d %s", resp.status, resp.header.Get("Content-Type"))
 	}

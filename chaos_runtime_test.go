@@ -23,7 +23,7 @@ import (
 // putChaos sends a PUT /debug/chaos and returns the response.
 func putChaos(t *testing.T, app *testApp, body string) response {
 	t.Helper()
-	return app.do(t, http.MethodPut, "/debug/chaos", "", "application/json", strings.NewReader(body))
+	return app.admin.do(t, http.MethodPut, "/debug/chaos", "", "application/json", strings.NewReader(body))
 }
 
 func TestSwitchExperimentAtRunTime(t *testing.T) {
@@ -62,7 +62,7 @@ func TestSwitchExperimentAtRunTime(t *testing.T) {
 		}
 	}
 
-	if resp := app.do(t, http.MethodDelete, "/debug/chaos", "", "", nil); resp.status != http.StatusOK {
+	if resp := app.admin.do(t, http.MethodDelete, "/debug/chaos", "", "", nil); resp.status != http.StatusOK {
 		t.Fatalf("DELETE = %d", resp.status)
 	}
 	before := chaosStatusOf(t, app).Counters
@@ -84,10 +84,12 @@ func TestDebugChaosAnswersLoopbackOnly(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: testRedis.addr()})
 	defer rdb.Close()
-	handler := e.attach(slog.New(slog.NewTextHandler(io.Discard, nil)), rdb, http.NotFoundHandler())
+	e.attach(slog.New(slog.NewTextHandler(io.Discard, nil)), rdb)
+	handler := newAdminHandler(newMetrics(), e, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 		for remote, want := range map[string]int{"192.0.2.7:40000": http.StatusForbidden, "[2001:db8::1]:40000": http.StatusForbidden, "127.0.0.1:40000": http.StatusOK, "[::1]:40000": http.StatusOK} {
 			req := httptest.NewRequest(method, "/debug/chaos", strings.NewReader(`{"experiment":"none"}`))
+			req.Host = "127.0.0.1:5000"
 			req.RemoteAddr = remote
 			rec := httptest.NewRecorder()
 			handler.ServeHTTP(rec, req)
@@ -140,7 +142,7 @@ func TestSwitchingUnderLoad(t *testing.T) {
 	wg.Go(func() {
 		for ctx.Err() == nil {
 			var s chaosStatus
-			if err := json.Unmarshal([]byte(app.get(t, "/debug/chaos", "").body), &s); err != nil {
+			if err := json.Unmarshal([]byte(app.admin.get(t, "/debug/chaos", "").body), &s); err != nil {
 				t.Error(err)
 				return
 			}

@@ -22,7 +22,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.addr != "127.0.0.1:5000" || cfg.redisOptions != nil || cfg.redisTimeout != 2*time.Second ||
-		cfg.sessionTTL != 30*24*time.Hour || cfg.cookieSecure || cfg.logFormat != "text" {
+		cfg.sessionTTL != 24*time.Hour || cfg.maxConns != 256 || cfg.cookieSecure || cfg.logFormat != "text" || cfg.adminAddr != "127.0.0.1:6060" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }
@@ -37,6 +37,22 @@ func TestConfigFlagBeatsEnvironment(t *testing.T) {
 	}
 }
 
+func TestAdminListenerCanBeDisabled(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{args: []string{"-admin-addr="}},
+		{args: []string{"-admin-addr", "off"}},
+		{env: map[string]string{"ADMIN_ADDR": "off"}},
+	} {
+		cfg, err := parseConfig(tc.args, mapGetenv(tc.env), io.Discard)
+		if err != nil || cfg.adminAddr != "" {
+			t.Errorf("args %q env %v: admin %q, %v; want disabled", tc.args, tc.env, cfg.adminAddr, err)
+		}
+	}
+}
+
 func TestConfigInvalid(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
@@ -46,6 +62,11 @@ func TestConfigInvalid(t *testing.T) {
 		{env: map[string]string{"ADDR": "5000"}, want: `invalid ADDR "5000": want host:port`},
 		{env: map[string]string{"ADDR": "127.0.0.1:99999"}, want: `invalid ADDR`},
 		{args: []string{"-addr", "nope"}, want: `invalid -addr "nope"`},
+		{env: map[string]string{"ADDR": "999.1.1.1:80"}, want: `invalid ADDR "999.1.1.1:80": want host:port`},
+		{env: map[string]string{"ADDR": "1.2.3:80"}, want: `invalid ADDR "1.2.3:80"`},
+		{env: map[string]string{"ADDR": "exa mple:80"}, want: `invalid ADDR "exa mple:80"`},
+		{env: map[string]string{"ADDR": "-shop:80"}, want: `invalid ADDR "-shop:80"`},
+		{env: map[string]string{"ADDR": "shop..example:80"}, want: `invalid ADDR "shop..example:80"`},
 		{env: map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, want: `invalid REDIS_URL "http://127.0.0.1:6379": want redis://`},
 		{env: map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/x"}, want: `invalid REDIS_URL "redis://:xxxxx@127.0.0.1:6379/x"`},
 		{env: map[string]string{"REDIS_TIMEOUT": "2"}, want: `invalid REDIS_TIMEOUT "2": want a duration from 1ms to 1m`},
@@ -55,6 +76,14 @@ func TestConfigInvalid(t *testing.T) {
 		{env: map[string]string{"SESSION_TTL": "500ms"}, want: `invalid SESSION_TTL "500ms"`},
 		{env: map[string]string{"COOKIE_SECURE": "yes"}, want: `invalid COOKIE_SECURE "yes": want true or false`},
 		{env: map[string]string{"LOG_FORMAT": "xml"}, want: `invalid LOG_FORMAT "xml": want text or json`},
+		{env: map[string]string{"ADMIN_ADDR": "6060"}, want: `invalid ADMIN_ADDR "6060": want host:port such as 127.0.0.1:6060`},
+		{args: []string{"-admin-addr", "127.0.0.1:70000"}, want: `invalid -admin-addr "127.0.0.1:70000"`},
+		{env: map[string]string{"ADMIN_ADDR": "127.0.0.1:5000"}, want: `invalid ADMIN_ADDR "127.0.0.1:5000": want an address other than the shop's`},
+		{env: map[string]string{"ADMIN_ADDR": "999.1.1.1:6060"}, want: `invalid ADMIN_ADDR "999.1.1.1:6060"`},
+		{env: map[string]string{"MAX_CONNS": "0"}, want: `invalid MAX_CONNS "0": want a whole number from 1 to 65536`},
+		{env: map[string]string{"MAX_CONNS": "-5"}, want: `invalid MAX_CONNS "-5"`},
+		{env: map[string]string{"MAX_CONNS": "100000"}, want: `invalid MAX_CONNS "100000"`},
+		{args: []string{"-max-conns", "many"}, want: `invalid -max-conns "many"`},
 		{args: []string{"-nope"}, want: "flag provided but not defined: -nope (see -h)"},
 		{args: []string{"extra"}, want: `unexpected argument "extra"`},
 	} {
@@ -69,13 +98,21 @@ func TestConfigInvalid(t *testing.T) {
 	}
 }
 
+func TestConfigListenHosts(t *testing.T) {
+	for _, addr := range []string{":8080", "127.0.0.1:0", "[::1]:0", "localhost:80", "shop.example.com:443", "shop-1.internal.:80", "0.0.0.0:80", "[fe80::1%eth0]:80"} {
+		if _, err := parseConfig([]string{"-addr", addr}, mapGetenv(nil), io.Discard); err != nil {
+			t.Errorf("-addr %s: %v", addr, err)
+		}
+	}
+}
+
 func TestHelpListsEverySetting(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"-h"}, mapGetenv(nil), &out, io.Discard); err != nil {
 		t.Fatalf("run -h = %v", err)
 	}
 	for _, name := range []string{"-addr", "ADDR", "-redis-url", "REDIS_URL", "-redis-timeout", "REDIS_TIMEOUT",
-		"-session-ttl", "SESSION_TTL", "-cookie-secure", "COOKIE_SECURE", "-log-format", "LOG_FORMAT"} {
+		"-session-ttl", "SESSION_TTL", "-max-conns", "MAX_CONNS", "-cookie-secure", "COOKIE_SECURE", "-log-format", "LOG_FORMAT", "-admin-addr", "ADMIN_ADDR"} {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("-h does not mention %s:\n%s", name, out.String())
 		}
@@ -85,17 +122,22 @@ func TestHelpListsEverySetting(t *testing.T) {
 // TestBadConfigExitsTwo runs main in a child process (see TestMain): a usage error must end
 // it with status 2 and exactly one line on stderr.
 func TestBadConfigExitsTwo(t *testing.T) {
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "SHOPSESSION_TEST_MAIN=1", "LOG_FORMAT=yaml")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-		t.Fatalf("exit = %v, want status 2; stderr %q", err, stderr.String())
-	}
-	if got := stderr.String(); got != "invalid LOG_FORMAT \"yaml\": want text or json\n" {
-		t.Errorf("stderr = %q, want one line naming LOG_FORMAT", got)
+	for setting, line := range map[string]string{
+		"LOG_FORMAT=yaml":   "invalid LOG_FORMAT \"yaml\": want text or json\n",
+		"ADDR=999.1.1.1:80": "invalid ADDR \"999.1.1.1:80\": want host:port such as 127.0.0.1:5000 or :8080, the host an IP address or a DNS name\n",
+	} {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "SHOPSESSION_TEST_MAIN=1", setting)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Fatalf("%s: exit = %v, want status 2; stderr %q", setting, err, stderr.String())
+		}
+		if got := stderr.String(); got != line {
+			t.Errorf("%s: stderr = %q, want %q", setting, got, line)
+		}
 	}
 }
 
@@ -110,7 +152,7 @@ func TestJSONLogsStayJSON(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, mapGetenv(map[string]string{
+		done <- run(ctx, onFreePorts, mapGetenv(map[string]string{
 			"LOG_FORMAT": "json", "REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(port) + "/0", "REDIS_TIMEOUT": "200ms"}), io.Discard, logs)
 	}()
 	addr := logs.waitFor(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1]

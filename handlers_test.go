@@ -229,17 +229,6 @@ func TestEmbeddedRedisByDefault(t *testing.T) {
 	}
 }
 
-func TestDebugRouteOnlyInChaosBuild(t *testing.T) {
-	app := startApp(t, nil)
-	want := http.StatusNotFound
-	if chaosBuild {
-		want = http.StatusOK
-	}
-	if resp := app.get(t, "/debug/chaos", ""); resp.status != want {
-		t.Errorf("GET /debug/chaos = %d, want %d", resp.status, want)
-	}
-}
-
 func TestShutdownDrainsAndReturnsNil(t *testing.T) {
 	app := startApp(t, nil)
 	app.searchFor(t, "drain", "x")

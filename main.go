@@ -33,9 +33,27 @@ func main() {
 	}
 }
 
-// shutdownGrace bounds how long in-flight requests may take to finish after
-// SIGINT or SIGTERM.
-const shutdownGrace = 10 * time.Second
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	// renderAndWrite is what a request takes besides reading it and Redis:
+	// rendering a page of a few kilobytes and handing it to the kernel.
+	renderAndWrite = 5 * time.Second
+)
+
+// longestRequest bounds how long a request can take: reading it, then the
+// search's two Redis operations (the read; the write with its retries), each
+// bounded by REDIS_TIMEOUT, then the page. The server's timeouts enforce it.
+func longestRequest(redisTimeout time.Duration) time.Duration {
+	return readTimeout + 2*redisTimeout + renderAndWrite
+}
+
+// shutdownGrace is how long SIGINT or SIGTERM lets in-flight requests finish:
+// as long as the longest can take, so that none is cut and the drain ends in
+// time.
+func shutdownGrace(redisTimeout time.Duration) time.Duration {
+	return longestRequest(redisTimeout) + time.Second
+}
 
 // run serves until ctx is done, then drains in-flight requests and returns.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -58,22 +76,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer closeRedis()
 
+	var m *metrics // nil, recording nothing, when no admin listener would serve them
+	if cfg.adminAddr != "" {
+		m = newMetrics()
+		experiment.registerMetrics(m.registry)
+	}
+	// Metrics count commands as the store sees them, the experiment's faults
+	// included, so their hook goes first. The experiment hooks the client
+	// before its first command, so that on a cluster it reaches every node
+	// client as go-redis creates it.
+	m.watchRedis(rdb)
+	experiment.attach(logger, rdb)
 	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, cfg.breaker, logger)
-	// The experiment hooks the client before its first command, so that on a
-	// cluster it reaches every node client as go-redis creates it.
-	handler := experiment.attach(logger, rdb, newHandler(st, logger, cfg.cookieSecure))
+	st.metrics = m
+	m.watchBreaker(st.cacheState().String())
+	m.watchDegraded(st.degraded)
+	handler := newHandler(st, logger, cfg.cookieSecure, m)
 	st.loadScripts(ctx)
 
-	ln, err := net.Listen("tcp", cfg.addr)
+	tcp, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
+	ln := newConnLimit(tcp, cfg.maxConns)
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		// A search makes two Redis operations, each bounded by the Redis timeout.
-		WriteTimeout:   2*cfg.redisTimeout + 5*time.Second,
+		ConnState:         ln.trackState,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		// Counted from the end of the headers, so it holds the body's reading too.
+		WriteTimeout:   longestRequest(cfg.redisTimeout),
 		IdleTimeout:    60 * time.Second,
 		MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -83,21 +115,64 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if chaosBuild {
 		build = "chaos"
 	}
+	admin, adminLn, err := listenAdmin(cfg, m, experiment, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "build", build)
 
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	if admin != nil {
+		go func() { served <- admin.Serve(adminLn) }()
+	}
 	select {
 	case err := <-served:
+		srv.Close()
+		if admin != nil {
+			admin.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 
-	logger.Info("shutting down", "grace", shutdownGrace)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	grace := shutdownGrace(cfg.redisTimeout)
+	logger.Info("shutting down", "grace", grace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	err = srv.Shutdown(shutdownCtx)
+	if admin != nil {
+		// Operators can watch the drain: the admin listener stops after the
+		// shop's, and lets a scrape or a PUT under way finish.
+		if adminErr := admin.Shutdown(shutdownCtx); adminErr != nil {
+			admin.Close()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("drain in-flight requests: %w", err)
 	}
 	return nil
+}
+
+// listenAdmin opens the admin listener, or returns nils when cfg disables it.
+func listenAdmin(cfg config, m *metrics, experiment *chaosExperiment, logger *slog.Logger) (*http.Server, net.Listener, error) {
+	if cfg.adminAddr == "" {
+		logger.Info("admin listener disabled: no /metrics or /debug/pprof/")
+		return nil, nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.adminAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin listener: listen on %s: %w (set ADMIN_ADDR or -admin-addr to another host:port, or off)", cfg.adminAddr, err)
+	}
+	logger.Info("admin listening", "addr", ln.Addr().String())
+	return &http.Server{
+		Handler:           newAdminHandler(m, experiment, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}, ln, nil
 }

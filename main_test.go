@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -216,12 +217,20 @@ func (l *logBuffer) waitFor(t testing.TB, re *regexp.Regexp) []string {
 
 // testApp is run() serving on a free loopback port.
 type testApp struct {
-	url  string
-	logs *logBuffer
-	stop func() error // cancels run's context and returns what run returned
+	url   string
+	logs  *logBuffer
+	stop  func() error // cancels run's context and returns what run returned
+	admin *testApp     // the admin listener; nil when disabled
 }
 
-var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
+var (
+	listeningLine      = regexp.MustCompile(`msg=listening addr=(\S+)`)
+	adminListeningLine = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
+)
+
+// onFreePorts puts the shop and the admin listener on free loopback ports;
+// args given after these override them.
+var onFreePorts = []string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"}
 
 // startApp calls run with env as the environment; REDIS_URL defaults to the
 // shared test redis-server. The app stops when the test ends.
@@ -234,7 +243,7 @@ func startApp(t testing.TB, env map[string]string, args ...string) *testApp {
 	logs := newLogBuffer()
 	result := make(chan error, 1)
 	go func() {
-		result <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), mapGetenv(env), io.Discard, logs)
+		result <- run(ctx, append(slices.Clone(onFreePorts), args...), mapGetenv(env), io.Discard, logs)
 	}()
 	var once sync.Once
 	var runErr error
@@ -253,10 +262,14 @@ func startApp(t testing.TB, env map[string]string, args ...string) *testApp {
 }
 
 // serving waits for an app's log to say where it listens and for /healthz
-// to answer there.
+// to answer there. The app logs where its admin listener listens before
+// that.
 func serving(t testing.TB, logs *logBuffer) *testApp {
 	t.Helper()
 	app := &testApp{url: "http://" + logs.waitFor(t, listeningLine)[1], logs: logs}
+	if m := adminListeningLine.FindStringSubmatch(logs.String()); m != nil {
+		app.admin = &testApp{url: "http://" + m[1], logs: logs}
+	}
 	if resp := app.get(t, "/healthz", ""); resp.status != http.StatusOK {
 		t.Fatalf("GET /healthz = %d", resp.status)
 	}
@@ -372,7 +385,7 @@ type process struct {
 func startBinary(t *testing.T, binary string, env ...string) *process {
 	t.Helper()
 	logs := newLogBuffer()
-	cmd := exec.Command(binary, "-addr", "127.0.0.1:0")
+	cmd := exec.Command(binary, onFreePorts...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {

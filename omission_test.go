@@ -70,6 +70,131 @@ func TestProductionBinaryOmitsExperiments(t *testing.T) {
 	if strings.Contains(strings.ToLower(prodSymbols), "chaos") {
 		t.Errorf("production binary has a symbol named chaos-something")
 	}
+
+	// The experiments' metrics: no name, help text or label name in the
+	// production binary, nor in what its /metrics serves; all of them in the
+	// chaos binary's.
+	var chaosMetrics []metricText
+	for _, f := range chaosFiles {
+		chaosMetrics = append(chaosMetrics, metricTextsIn(t, f)...)
+	}
+	kinds := map[string]int{}
+	for _, m := range chaosMetrics {
+		kinds[m.kind]++
+		if bytes.Contains(prod, []byte(m.text)) {
+			t.Errorf("production binary contains the chaos metric %s %q", m.kind, m.text)
+		}
+		if !bytes.Contains(chaos, []byte(m.text)) {
+			t.Errorf("positive control: chaos binary lacks the chaos metric %s %q", m.kind, m.text)
+		}
+	}
+	if kinds["name"] < 4 || kinds["help"] < 4 || kinds["label"] < 1 {
+		t.Fatalf("found only %v in the chaos files' metric options: %+v", kinds, chaosMetrics)
+	}
+	prodScrape := scrape(t, startBinary(t, filepath.Join(dir, "prod"), "REDIS_URL="+testRedis.url()).testApp)
+	chaosScrape := scrape(t, startBinary(t, filepath.Join(dir, "chaos"), "REDIS_URL="+testRedis.url()).testApp)
+	if prodScrape.families["shopsession_http_requests_total"] == nil || chaosScrape.families["shopsession_http_requests_total"] == nil {
+		t.Fatalf("a binary's /metrics lacks the service's own metrics")
+	}
+	for _, m := range chaosMetrics {
+		if strings.Contains(prodScrape.text, m.text) {
+			t.Errorf("production /metrics contains the chaos metric %s %q", m.kind, m.text)
+		}
+		if !strings.Contains(chaosScrape.text, m.text) {
+			t.Errorf("positive control: chaos /metrics lacks the chaos metric %s %q", m.kind, m.text)
+		}
+		if m.kind == "label" {
+			for name, f := range prodScrape.families {
+				for _, series := range f.GetMetric() {
+					for _, l := range series.GetLabel() {
+						if l.GetName() == m.text {
+							t.Errorf("production /metrics: %s has the chaos label %s", name, m.text)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// metricText is a string a metric's definition puts into a binary.
+type metricText struct {
+	kind string // name, help or label
+	text string
+}
+
+// metricTextsIn finds the metric names, help texts and label names written
+// in a file's prometheus.…Opts literals and …Vec constructors.
+func metricTextsIn(t *testing.T, file string) []metricText {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromPrometheus := func(e ast.Expr) (string, bool) {
+		sel, ok := e.(*ast.SelectorExpr)
+		if !ok {
+			return "", false
+		}
+		pkg, ok := sel.X.(*ast.Ident)
+		return sel.Sel.Name, ok && pkg.Name == "prometheus"
+	}
+	literal := func(e ast.Expr) (string, bool) {
+		lit, ok := e.(*ast.BasicLit)
+		if !ok || lit.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(lit.Value)
+		return s, err == nil
+	}
+	var out []metricText
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.CompositeLit:
+			if name, ok := fromPrometheus(n.Type); !ok || !strings.HasSuffix(name, "Opts") {
+				return true
+			}
+			for _, elt := range n.Elts {
+				kv, ok := elt.(*ast.KeyValueExpr)
+				if !ok {
+					continue
+				}
+				switch key := kv.Key.(*ast.Ident).Name; key {
+				case "Name", "Help":
+					s, ok := literal(kv.Value)
+					if !ok {
+						t.Errorf("%s: a metric's %s is not a string literal; write it whole so the test can find it", file, key)
+					}
+					if key == "Name" && !strings.HasPrefix(s, "shopsession_chaos_") {
+						t.Errorf("%s: chaos metric %q: want a whole name starting shopsession_chaos_", file, s)
+					}
+					out = append(out, metricText{kind: strings.ToLower(key), text: s})
+				case "Namespace", "Subsystem":
+					t.Errorf("%s: write chaos metric names whole, without %s", file, key)
+				case "ConstLabels":
+					if labels, ok := kv.Value.(*ast.CompositeLit); ok {
+						for _, l := range labels.Elts {
+							if s, ok := literal(l.(*ast.KeyValueExpr).Key); ok {
+								out = append(out, metricText{kind: "label", text: s})
+							}
+						}
+					}
+				}
+			}
+		case *ast.CallExpr:
+			if name, ok := fromPrometheus(n.Fun); ok && strings.HasPrefix(name, "New") && strings.HasSuffix(name, "Vec") && len(n.Args) == 2 {
+				if labels, ok := n.Args[1].(*ast.CompositeLit); ok {
+					for _, l := range labels.Elts {
+						if s, ok := literal(l); ok {
+							out = append(out, metricText{kind: "label", text: s})
+						}
+					}
+				}
+			}
+		}
+		return true
+	})
+	return out
 }
 
 func goBuild(t *testing.T, srcDir, out string, flags ...string) []byte {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -55,6 +56,7 @@ type store struct {
 	ttl     time.Duration
 	logger  *slog.Logger
 	breaker *gobreaker.CircuitBreaker[struct{}]
+	metrics *metrics // nil: not counted
 }
 
 // breakerSettings are the circuit breaker's thresholds.
@@ -113,6 +115,7 @@ func redisAnswered(err error) bool {
 // breakerChanged logs each change of the breaker's state once; while it is
 // open, pages are served without recommendations and log nothing each.
 func (s *store) breakerChanged(from, to gobreaker.State) {
+	s.metrics.breakerStateChanged(from.String(), to.String())
 	switch to {
 	case gobreaker.StateOpen:
 		s.logger.Warn("redis circuit breaker open: serving pages without recommendations", "from", from.String(), "to", to.String())
@@ -126,6 +129,10 @@ func (s *store) breakerChanged(from, to gobreaker.State) {
 // cacheState is the breaker's state: closed while Redis answers, open while
 // the store serves without it, half-open while one operation probes it.
 func (s *store) cacheState() gobreaker.State { return s.breaker.State() }
+
+// degraded reports whether the store serves without Redis, as /readyz says:
+// the breaker is open, or half-open with one operation probing Redis.
+func (s *store) degraded() bool { return s.cacheState() != gobreaker.StateClosed }
 
 // guarded runs one Redis operation through the breaker. While the breaker
 // is open (or half-open with its probe already out) it returns
@@ -149,8 +156,11 @@ func (s *store) loadScripts(ctx context.Context) {
 }
 
 // remember adds query (if not empty) to the session's interests and returns
-// them, oldest first. On a Redis error it logs it and returns it with no
-// interests; nothing is written after a failed read.
+// them, oldest first. A session with interests is written back, which
+// refreshes its TTL; one without (no query, nothing stored) is not written,
+// so a visitor with nothing to remember costs no key. On a Redis error it
+// logs it and returns it with no interests; nothing is written after a failed
+// read.
 func (s *store) remember(ctx context.Context, sessionID, query string) ([]string, error) {
 	key := sessionKeyPrefix + sessionID
 	var raw string
@@ -171,10 +181,10 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 	defer cancel()
 	for range maxWriteAttempts {
 		interests := withQuery(s.decode(sessionID, raw, present), query)
-		if interests == nil {
-			interests = []string{} // stored as [], not as null, which decodes as corrupt
+		if len(interests) == 0 {
+			return nil, nil // nothing to remember: no key for this visitor
 		}
-		encoded, _ := json.Marshal(interests) // a []string always encodes
+		encoded := encodeInterests(interests)
 		expected := "absent"
 		if present {
 			expected = "value"
@@ -193,6 +203,7 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 		if len(reply) > 0 && reply[0] == int64(1) {
 			return interests, nil
 		}
+		s.metrics.casConflict()
 		raw, present = "", false
 		if len(reply) > 1 && reply[1] != nil {
 			raw, present = fmt.Sprint(reply[1]), true
@@ -227,6 +238,17 @@ func (s *store) decode(sessionID, raw string, present bool) []string {
 	return interests
 }
 
+// encodeInterests stores interests as the JSON array that decodeInterests
+// reads, without encoding/json's HTML-safe escapes, which would store each
+// "<", ">" or "&" a visitor types as six bytes.
+func encodeInterests(interests []string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(interests) // a []string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
 func decodeInterests(raw string) ([]string, bool) {
 	var interests []string
 	if err := json.Unmarshal([]byte(raw), &interests); err != nil || interests == nil {
@@ -251,12 +273,13 @@ func withQuery(interests []string, query string) []string {
 	return next
 }
 
-// ping answers whether Redis responds within timeout. It goes through the
+// ping answers whether Redis responds within REDIS_TIMEOUT, the bound pages
+// use, so a probe fails only when a page would. It goes through the
 // breaker, so that readiness probes notice an outage when no visitor does,
 // and answer at once while the breaker is open.
-func (s *store) ping(ctx context.Context, timeout time.Duration) error {
+func (s *store) ping(ctx context.Context) error {
 	return s.guarded(func() error {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 		return s.rdb.Ping(ctx).Err()
 	})
@@ -290,7 +313,8 @@ func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), 
 	case cfg.redisCluster != nil:
 		opts := cfg.redisCluster
 		opts.Protocol = cmp.Or(opts.Protocol, 2)
-		opts.ContextTimeoutEnabled, opts.DisableIdentity, opts.DialerRetries = true, true, 1
+		opts.ContextTimeoutEnabled, opts.DisableIdentity = true, true
+		opts.DialerRetries = cmp.Or(opts.DialerRetries, 1)
 		opts.MaxRetries = cmp.Or(opts.MaxRetries, -1)
 		opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		rdb = redis.NewClusterClient(opts)
@@ -307,7 +331,8 @@ func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), 
 			stopEmbedded = embedded.Close
 		}
 		opts.Protocol = cmp.Or(opts.Protocol, 2)
-		opts.ContextTimeoutEnabled, opts.DisableIdentity, opts.DialerRetries = true, true, 1
+		opts.ContextTimeoutEnabled, opts.DisableIdentity = true, true
+		opts.DialerRetries = cmp.Or(opts.DialerRetries, 1)
 		opts.MaxRetries = cmp.Or(opts.MaxRetries, -1)
 		opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		rdb = redis.NewClient(opts)

@@ -29,7 +29,7 @@ type abResult struct {
 
 func (r abResult) percentile(p int) float64 { return r.Percentiles[strconv.Itoa(p)] }
 
-// abOptions is one ab invocation: the reference's command plus -l.
+// abOptions is one ab invocation: the book's command plus -l.
 type abOptions struct {
 	url         string
 	seconds     int
@@ -47,8 +47,10 @@ func (o abOptions) args(csvPath string) []string {
 		// statistics for -n up front, so bound it by a generous rate.
 		"-n", strconv.Itoa(o.seconds * 50000),
 		"-p", o.postFile,
-		"-T", "application/x-www-form-urlencoded",
+		// The book's form: -H, not -T. ab then sends its own text/plain
+		// field first, as it does for the book's readers.
 		"-H", "Cookie: " + o.cookie,
+		"-H", "Content-type: application/x-www-form-urlencoded",
 		"-e", csvPath,
 		o.url,
 	}

@@ -9,9 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -132,7 +130,7 @@ func (b *bench) startFloor(ctx context.Context, env ...string) (*appProcess, err
 	if err != nil {
 		return nil, err
 	}
-	return startApp(ctx, self, append([]string{"REDIS_URL=" + b.redis.url, serveFloorEnv + "=1"}, env...))
+	return startApp(ctx, self, append([]string{"REDIS_URL=" + b.redis.url, serveFloorEnv + "=1", "ADMIN_ADDR=off"}, env...))
 }
 
 func (a *appProcess) floorCounters() (floorCounters, error) {
@@ -143,31 +141,6 @@ func (a *appProcess) floorCounters() (floorCounters, error) {
 	}
 	defer resp.Body.Close()
 	return c, json.NewDecoder(resp.Body).Decode(&c)
-}
-
-// cpuSeconds is the time the process has spent on a CPU, user and system:
-// the sum over its threads of /proc/<pid>/task/*/schedstat's first field,
-// which is what /proc/<pid>/stat's utime + stime add up to, in nanoseconds
-// instead of clock ticks (10 ms, 1 % of a 2 s run's CPU).
-func (a *appProcess) cpuSeconds() (float64, error) {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", a.cmd.Process.Pid))
-	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("no /proc schedstat for pid %d: %v", a.cmd.Process.Pid, err)
-	}
-	var ns int64
-	for _, path := range tasks {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue // a thread that exited
-		}
-		first, _, _ := strings.Cut(string(data), " ")
-		n, err := strconv.ParseInt(first, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %q", path, data)
-		}
-		ns += n
-	}
-	return float64(ns) / 1e9, nil
 }
 
 // Targets against the floor, from issue 16. The floor scenario runs

@@ -47,6 +47,8 @@ func (b *bench) outageScenarios(ctx context.Context) ([]scenario, error) {
 		return nil, err
 	}
 	steady.Runs, steady.Summary = []measurement{m}, m.AB
+	steady.Hypothesis = fmt.Sprintf("the business steady state at -c %d: recommendations on ≥ %.1f %% of search pages", outageConcurrency, steadyRecommended*100)
+	steady.judgeSteadyRecommended()
 	out := []scenario{steady}
 	for _, run := range []func(context.Context, float64) (scenario, error){b.outageScenario, b.slowScenario, b.recoveryScenario} {
 		sc, err := run(ctx, steady.Summary.RequestsPerS)
@@ -84,6 +86,7 @@ func (b *bench) outageScenario(ctx context.Context, steadyRPS float64) (scenario
 	sc.Runs, sc.Summary = []measurement{m}, m.AB
 	b.judgeServed(&sc)
 	b.judgeThroughput(&sc, steadyRPS, outageMinRatio)
+	sc.judgeRecommended(0, 0, "0 %: no page claims what Redis could not give")
 	sc.Findings = append(sc.Findings, breakerChanges(app))
 	return sc, nil
 }
@@ -112,6 +115,7 @@ func (b *bench) slowScenario(ctx context.Context, steadyRPS float64) (scenario, 
 	sc.Runs, sc.Summary = []measurement{m}, m.AB
 	b.judgeServed(&sc)
 	b.judgeThroughput(&sc, steadyRPS, slowMinRatio)
+	sc.judgeRecommended(0, 0, "0 %: every read outlasts REDIS_TIMEOUT")
 	probes := strings.Count(app.stderr.String(), `msg="redis circuit breaker half-open`)
 	waited := m.Counters.DelaysInjected
 	limit := int64(serviceBreakerFailures + 2*outageConcurrency + probes)
@@ -187,14 +191,20 @@ func (b *bench) recoveryScenario(ctx context.Context, _ float64) (scenario, erro
 
 // measureFault runs ab at outageConcurrency against app for seconds, with no
 // warm-up: the fault is there from the first request, as it would be for a
-// running shop. For the chaos build it records what the experiment's
-// counters added.
+// running shop. It records the search pages the service counted and, for the
+// chaos build, what the experiment's counters added.
 func (b *bench) measureFault(ctx context.Context, app *appProcess, label string, seconds int) (measurement, error) {
 	var m measurement
 	var before chaosStatus
+	var pagesBefore pageCounts
 	var err error
 	if app.chaos {
 		if before, err = app.chaosStatus(); err != nil {
+			return m, fmt.Errorf("%s: %w", label, err)
+		}
+	}
+	if app.admin != "" {
+		if pagesBefore, err = app.searchPages(); err != nil {
 			return m, fmt.Errorf("%s: %w", label, err)
 		}
 	}
@@ -204,6 +214,14 @@ func (b *bench) measureFault(ctx context.Context, app *appProcess, label string,
 	b.progress.stop()
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", label, err)
+	}
+	if app.admin != "" {
+		pagesAfter, err := app.searchPages()
+		if err != nil {
+			return m, fmt.Errorf("%s: %w", label, err)
+		}
+		pages := pagesAfter.minus(pagesBefore)
+		m.Pages = &pages
 	}
 	if app.chaos {
 		end, err := app.chaosStatus()

@@ -44,17 +44,17 @@ func (r *report) write(w io.Writer, dir string) error {
 func (r *report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "ab -c %d -t %d per run; %d CPUs, %s, Redis %s (%s)\n\n",
 		r.Concurrency, r.Seconds, r.Machine.CPUs, r.Machine.GoVersion, r.Machine.RedisVersion, r.Machine.RedisSource)
-	fmt.Fprintln(w, "| scenario | build | requests | failed | non-2xx | req/s | mean ms | p50 ms | p99 ms | Δ mean vs steady | predicted Δ | verdict |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+	fmt.Fprintln(w, "| scenario | build | requests | failed | non-2xx | req/s | mean ms | p50 ms | p99 ms | Δ mean vs steady | predicted Δ | pages with recommendations | verdict |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 	for _, s := range r.Scenarios {
 		verdict := s.Verdict
 		if verdict == "" {
 			verdict = "baseline"
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %d | %.1f | %.3f | %.3f | %.3f | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %d | %.1f | %.3f | %.3f | %.3f | %s | %s | %s | %s |\n",
 			s.Name, s.Build, s.Summary.Complete, s.Summary.Failed, s.Summary.Non2xx, s.Summary.RequestsPerS,
 			s.Summary.MeanMS, s.Summary.percentile(50), s.Summary.percentile(99),
-			signedMS(s.DeltaMS), signedMS(s.PredictedMS), verdict)
+			signedMS(s.DeltaMS), signedMS(s.PredictedMS), percent(s.RecommendedShare), verdict)
 	}
 	fmt.Fprintln(w)
 	for _, s := range r.Scenarios {
@@ -63,6 +63,13 @@ func (r *report) markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "- **%s** (%s): %s — %s\n", s.Name, s.Hypothesis, strings.Join(s.Findings, "; "), s.Verdict)
 	}
+}
+
+func percent(share *float64) string {
+	if share == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f %%", *share*100)
 }
 
 func signedMS(v *float64) string {

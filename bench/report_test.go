@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,12 +32,15 @@ func TestReportWritesAndRedraws(t *testing.T) {
 		fakeScenario("sweep 0.1", 200.5, ptr(200)),
 	}}
 	r.Scenarios[0].Build = "production"
+	r.Scenarios[0].Runs = []measurement{{Pages: &pageCounts{WithRecommendations: 9990, WithoutRecommendations: 10}}}
+	r.Scenarios[0].judgeSteadyRecommended()
 	dir := t.TempDir()
 	var out bytes.Buffer
 	if err := r.write(&out, dir); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "| steady | production | 10 |") || !strings.Contains(out.String(), "+200.500 ms | +200.000 ms") {
+	if !strings.Contains(out.String(), "| steady | production | 10 |") || !strings.Contains(out.String(), "+200.500 ms | +200.000 ms | — |") ||
+		!strings.Contains(out.String(), "| 99.90 % | PASS |") {
 		t.Errorf("markdown:\n%s", out.String())
 	}
 	var saved report
@@ -51,5 +55,36 @@ func TestReportWritesAndRedraws(t *testing.T) {
 	svg, err := os.ReadFile(filepath.Join(dir, "latest.svg"))
 	if err != nil || !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("Latency sweep")) {
 		t.Errorf("redrawn chart: %v, %d bytes", err, len(svg))
+	}
+}
+
+// TestJudgeRecommended: the share of pages with recommendations is summed
+// over the runs and judged against its bounds.
+func TestJudgeRecommended(t *testing.T) {
+	pages := func(with, without int64) measurement {
+		return measurement{Pages: &pageCounts{WithRecommendations: with, WithoutRecommendations: without}}
+	}
+	for _, tc := range []struct {
+		runs         []measurement
+		lowest, high float64
+		verdict      string
+		share        float64
+	}{
+		{[]measurement{pages(5000, 4990), pages(10, 0)}, 0.495, 0.505, "PASS", 0.501},
+		{[]measurement{pages(4900, 5100)}, 0.495, 0.505, "DEVIATED", 0.49},
+		{[]measurement{pages(5100, 4900)}, 0.495, 0.505, "DEVIATED", 0.51},
+		{[]measurement{pages(9989, 11)}, 0.999, 1, "DEVIATED", 0.9989},
+		{[]measurement{pages(0, 0)}, 0.999, 1, "DEVIATED", -1},
+		{[]measurement{{}}, 0.999, 1, "", -1}, // no /metrics: not judged
+	} {
+		s := scenario{Runs: tc.runs}
+		s.judgeRecommended(tc.lowest, tc.high, "bounds")
+		got := -1.0
+		if s.RecommendedShare != nil {
+			got = *s.RecommendedShare
+		}
+		if s.Verdict != tc.verdict || math.Abs(got-tc.share) > 1e-9 {
+			t.Errorf("runs %+v: verdict %q share %v, want %q %v (%q)", tc.runs, s.Verdict, got, tc.verdict, tc.share, s.Findings)
+		}
 	}
 }

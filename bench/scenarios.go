@@ -26,6 +26,9 @@ const (
 	loadPeakRSSMB     = 30
 	warmUpRequests    = 50
 	benchCookie       = "sessionID=something"
+	// sweepRecommendedBelow: a sweep's delay below it leaves the default
+	// REDIS_TIMEOUT (2 s) unreached, so every page keeps its recommendations.
+	sweepRecommendedBelow = 1.0
 )
 
 // measurement is one ab run against one process.
@@ -33,8 +36,9 @@ type measurement struct {
 	AB         abResult       `json:"ab"`
 	Counters   *chaosCounters `json:"counters,omitempty"` // what the ab run added, chaos build only
 	ErrorEvery int64          `json:"error_every,omitempty"`
-	// CPUPerRequestUS is the app's CPU time over the ab run divided by the
-	// requests ab completed.
+	Pages      *pageCounts    `json:"pages,omitempty"` // search pages the service counted during the ab run, from /metrics
+	CPUSeconds float64        `json:"cpu_seconds"`     // user + system CPU the service used during the ab run
+	// CPUPerRequestUS is CPUSeconds divided by the requests ab completed.
 	CPUPerRequestUS float64 `json:"cpu_per_request_us,omitempty"`
 }
 
@@ -57,6 +61,48 @@ type scenario struct {
 	// CPUPerRequestUS is the median of the runs' CPU per request.
 	CPUPerRequestUS float64    `json:"cpu_per_request_us,omitempty"`
 	Injection       *injection `json:"injection,omitempty"` // latency and sweep: what was injected, and the residual
+	// The business steady state: the share of search pages with
+	// recommendations, over the pages the service counted in all runs.
+	Pages            *pageCounts `json:"pages,omitempty"`
+	RecommendedShare *float64    `json:"recommended_share,omitempty"`
+}
+
+// Shares of search pages with recommendations that the scenarios expect.
+const (
+	steadyRecommended   = 0.999 // every page, give or take the odd one
+	everyOtherRead      = 0.5   // experiment 2 with error_every 2
+	everyOtherTolerance = 0.005
+)
+
+// judgeRecommended sums the search pages the runs counted and judges the
+// share with recommendations against [lowest, highest].
+func (s *scenario) judgeRecommended(lowest, highest float64, want string) {
+	var p pageCounts
+	counted := false
+	for _, r := range s.Runs {
+		if r.Pages != nil {
+			p.WithRecommendations += r.Pages.WithRecommendations
+			p.WithoutRecommendations += r.Pages.WithoutRecommendations
+			counted = true
+		}
+	}
+	if !counted {
+		return
+	}
+	s.Pages = &p
+	total := p.WithRecommendations + p.WithoutRecommendations
+	if total == 0 {
+		s.judge(false, "/metrics counted no search pages")
+		return
+	}
+	share := float64(p.WithRecommendations) / float64(total)
+	s.RecommendedShare = &share
+	s.judge(share >= lowest && share <= highest, fmt.Sprintf(
+		"recommendations on %d of %d search pages (%.2f %%), want %s", p.WithRecommendations, total, share*100, want))
+}
+
+func (s *scenario) judgeSteadyRecommended() {
+	s.judgeRecommended(steadyRecommended, 1, fmt.Sprintf("≥ %.1f %%", steadyRecommended*100))
 }
 
 func (s *scenario) judge(held bool, finding string) {
@@ -109,8 +155,9 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		return nil, err
 	}
 	defer os.RemoveAll(workDir)
-	b := &bench{settings: s, workDir: workDir, postFile: filepath.Join(workDir, "post.txt"), progress: p}
-	if err := os.WriteFile(b.postFile, []byte("query=Apples"), 0o644); err != nil {
+	b := &bench{settings: s, workDir: workDir, postFile: filepath.Join(workDir, "query.txt"), progress: p}
+	// The body the book's echo "query=Apples" > query.txt writes.
+	if err := os.WriteFile(b.postFile, []byte("query=Apples\n"), 0o644); err != nil {
 		return nil, err
 	}
 	if b.redis, err = openRedis(ctx, s.redisURL, workDir); err != nil {
@@ -122,7 +169,8 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 	r := &report{Started: time.Now().UTC(), Seconds: s.seconds, Concurrency: s.concurrency, Pairs: s.pairs,
 		Machine: machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), RedisVersion: b.redis.version, RedisSource: b.redis.source}}
 
-	steady := scenario{Name: "steady", Build: "production"}
+	steady := scenario{Name: "steady", Build: "production",
+		Hypothesis: fmt.Sprintf("the business steady state: recommendations on ≥ %.1f %% of search pages", steadyRecommended*100)}
 	chaosOff := scenario{Name: "chaos-off", Build: "chaos", Hypothesis: fmt.Sprintf(
 		"CPU per request within %.0f %% of production's: the 95 %% interval of the ratio (bootstrap over runs, each against the production runs either side of it) lies below %.2f", chaosOffTolerance*100, 1+chaosOffTolerance)}
 	// A B A B … A: each chaos-off run is compared with the production runs
@@ -163,6 +211,8 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		chaosOff.Findings = append(chaosOff.Findings, finding+"; the interval straddles the target, too wide to judge")
 		chaosOff.Verdict = "INCONCLUSIVE"
 	}
+	steady.judgeSteadyRecommended()
+	chaosOff.judgeSteadyRecommended()
 	r.Scenarios = append(r.Scenarios, steady, chaosOff)
 
 	if s.slowBinary != "" {
@@ -207,6 +257,9 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		if err != nil {
 			return nil, err
 		}
+		if d < sweepRecommendedBelow {
+			sweep.judgeSteadyRecommended()
+		}
 		r.Scenarios = append(r.Scenarios, sweep)
 	}
 	if err := chaosApp.stop(); err != nil {
@@ -225,6 +278,11 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		return nil, err
 	}
 	r.Scenarios = append(r.Scenarios, outages...)
+	off, on, err := b.metricsCostScenarios(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, off, on)
 	p.done()
 	return r, nil
 }
@@ -256,6 +314,9 @@ func (b *bench) latencyScenario(ctx context.Context, app *appProcess, name strin
 		perRequest, c.RedisRoundTrips, c.DelaysInjected, c.InterestReads, predicted, delta, off*100))
 	if err := b.judgeInjection(ctx, &sc, delay, delta, c.DelaysInjected, c.DelaySecondsInjected, c.InterestReads); err != nil {
 		return sc, err
+	}
+	if name == "latency" {
+		sc.judgeSteadyRecommended()
 	}
 	return sc, nil
 }
@@ -298,6 +359,8 @@ func (b *bench) errorScenario(ctx context.Context, app *appProcess) (scenario, e
 		}
 	}
 	sc.judge(alternates && shown == len(probe)/2, fmt.Sprintf("probe: recommendations on %d of %d sequential GETs, alternating: %v (%s)", shown, len(probe), alternates, probePattern(probe)))
+	sc.judgeRecommended(everyOtherRead-everyOtherTolerance, everyOtherRead+everyOtherTolerance,
+		fmt.Sprintf("%.0f %% ± %.1f %%", everyOtherRead*100, everyOtherTolerance*100))
 	return sc, nil
 }
 
@@ -319,6 +382,7 @@ func (b *bench) loadScenario(ctx context.Context) (scenario, error) {
 	sc.Runs, sc.Summary, sc.PeakRSSKB = []measurement{m}, m.AB, peakKB
 	sc.judge(m.AB.Failed == 0 && m.AB.Non2xx == 0, fmt.Sprintf("%d requests, %d failed, %d non-2xx", m.AB.Complete, m.AB.Failed, m.AB.Non2xx))
 	sc.judge(peakKB <= loadPeakRSSMB*1024, fmt.Sprintf("peak RSS %.1f MB", float64(peakKB)/1024))
+	sc.judgeSteadyRecommended()
 	return sc, nil
 }
 
@@ -407,9 +471,15 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 		}
 	}
 	var before chaosStatus
+	var pagesBefore pageCounts
 	var err error
 	if app.chaos {
 		if before, err = app.chaosStatus(); err != nil {
+			return m, fmt.Errorf("%s: %w", label, err)
+		}
+	}
+	if app.admin != "" {
+		if pagesBefore, err = app.searchPages(); err != nil {
 			return m, fmt.Errorf("%s: %w", label, err)
 		}
 	}
@@ -428,8 +498,17 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", label, err)
 	}
+	m.CPUSeconds = cpuAfter - cpuBefore
 	if m.AB.Complete > 0 {
-		m.CPUPerRequestUS = (cpuAfter - cpuBefore) * 1e6 / float64(m.AB.Complete)
+		m.CPUPerRequestUS = m.CPUSeconds * 1e6 / float64(m.AB.Complete)
+	}
+	if app.admin != "" {
+		pagesAfter, err := app.searchPages()
+		if err != nil {
+			return m, fmt.Errorf("%s: %w", label, err)
+		}
+		pages := pagesAfter.minus(pagesBefore)
+		m.Pages = &pages
 	}
 	if app.chaos {
 		end, err := app.chaosStatus()
@@ -494,3 +573,11 @@ func median(vals []float64) float64 {
 func formatSeconds(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) }
 
 func ptr(f float64) *float64 { return &f }
+
+func formatRatios(ratios []float64) string {
+	parts := make([]string, len(ratios))
+	for i, r := range ratios {
+		parts[i] = strconv.FormatFloat(r, 'f', 3, 64)
+	}
+	return strings.Join(parts, ", ")
+}

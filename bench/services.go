@@ -11,11 +11,15 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -111,26 +115,36 @@ func (t *redisTarget) close() {
 	}
 }
 
-// appProcess is one build of the service, serving on a free loopback port.
+// appProcess is one build of the service, serving on a free loopback port,
+// with its admin listener on another.
 type appProcess struct {
 	url    string
-	chaos  bool // the chaos build, with /debug/chaos
+	admin  string // the admin listener's URL; "" when ADMIN_ADDR=off
+	chaos  bool   // the chaos build, with /debug/chaos on the admin listener
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
 	exited chan struct{}
 }
 
 // startApp runs binary with env added to this process's environment and
-// returns once /readyz answers 200.
+// returns once /readyz answers 200. ADMIN_ADDR=off in env disables the admin
+// listener.
 func startApp(ctx context.Context, binary string, env []string) (*appProcess, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	adminPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr, adminAddr := "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(adminPort)
 	cmd := exec.Command(binary)
-	cmd.Env = append(os.Environ(), append([]string{"ADDR=" + addr, "CHAOS=", "CHAOS_DELAY_SECONDS=", "CHAOS_ERROR_EVERY="}, env...)...)
-	a := &appProcess{url: "http://" + addr, cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	cmd.Env = append(os.Environ(), append([]string{"ADDR=" + addr, "ADMIN_ADDR=" + adminAddr, "CHAOS=", "CHAOS_DELAY_SECONDS=", "CHAOS_ERROR_EVERY="}, env...)...)
+	a := &appProcess{url: "http://" + addr, admin: "http://" + adminAddr, cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	if slices.Contains(env, "ADMIN_ADDR=off") {
+		a.admin = ""
+	}
 	cmd.Stderr = a.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
@@ -214,7 +228,7 @@ type chaosStatus struct {
 
 func (a *appProcess) chaosStatus() (chaosStatus, error) {
 	var s chaosStatus
-	resp, err := http.Get(a.url + "/debug/chaos")
+	resp, err := http.Get(a.admin + "/debug/chaos")
 	if err != nil {
 		return s, err
 	}
@@ -227,7 +241,7 @@ func (a *appProcess) chaosStatus() (chaosStatus, error) {
 
 // setExperiment replaces the chaos build's running experiment.
 func (a *appProcess) setExperiment(body string) error {
-	req, err := http.NewRequest(http.MethodPut, a.url+"/debug/chaos", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPut, a.admin+"/debug/chaos", strings.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -242,6 +256,78 @@ func (a *appProcess) setExperiment(body string) error {
 		return fmt.Errorf("PUT /debug/chaos %s: %s %s", body, resp.Status, msg)
 	}
 	return nil
+}
+
+// pageCounts are the search pages the service counted, by outcome.
+type pageCounts struct {
+	WithRecommendations    int64 `json:"with_recommendations"`
+	WithoutRecommendations int64 `json:"without_recommendations"`
+}
+
+func (p pageCounts) minus(q pageCounts) pageCounts {
+	return pageCounts{p.WithRecommendations - q.WithRecommendations, p.WithoutRecommendations - q.WithoutRecommendations}
+}
+
+// searchPages reads shopsession_search_pages_total from the admin listener's
+// /metrics.
+func (a *appProcess) searchPages() (pageCounts, error) {
+	var p pageCounts
+	resp, err := http.Get(a.admin + "/metrics")
+	if err != nil {
+		return p, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return p, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return p, fmt.Errorf("GET /metrics: %w", err)
+	}
+	pages := families["shopsession_search_pages_total"]
+	if pages == nil {
+		return p, errors.New("GET /metrics: no shopsession_search_pages_total")
+	}
+	for _, m := range pages.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() != "outcome" {
+				continue
+			}
+			switch n := int64(m.GetCounter().GetValue()); l.GetValue() {
+			case "with_recommendations":
+				p.WithRecommendations = n
+			case "without_recommendations":
+				p.WithoutRecommendations = n
+			}
+		}
+	}
+	return p, nil
+}
+
+// cpuSeconds is the time the process has spent on a CPU, user and system:
+// the sum over its threads of /proc/<pid>/task/*/schedstat's first field,
+// which is what /proc/<pid>/stat's utime + stime add up to, in nanoseconds
+// instead of clock ticks (10 ms, 1 % of a 2 s run's CPU).
+func (a *appProcess) cpuSeconds() (float64, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", a.cmd.Process.Pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("no /proc schedstat for pid %d: %v", a.cmd.Process.Pid, err)
+	}
+	var ns int64
+	for _, path := range tasks {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue // a thread that exited
+		}
+		first, _, _ := strings.Cut(string(data), " ")
+		n, err := strconv.ParseInt(first, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q", path, data)
+		}
+		ns += n
+	}
+	return float64(ns) / 1e9, nil
 }
 
 // get fetches path with a cookie and returns the body.
