@@ -49,9 +49,16 @@ func (b *bench) calibrationScenario(ctx context.Context) (scenario, error) {
 	aCPU, sCPU := figures(a, cpu), figures(s, cpu)
 	sc.CPUPerRequestUS = median(sCPU)
 	slowCI := bootstrapRatio(neighbourRatios(aCPU, sCPU), newRand())
-	sc.judge(slowCI.Low > 1, fmt.Sprintf("slow/production CPU per request %s: %s", slowCI, map[bool]string{true: "detected", false: "NOT detected"}[slowCI.Low > 1]))
+	// False alarms above 5 % make the method unsound: that fails the bench.
+	// A slowdown it cannot see says the runs scatter too much to resolve
+	// 2 %, as chaos-off's INCONCLUSIVE does.
 	rate := aaFlagRate(aCPU, aaTrials)
 	sc.judge(rate <= 0.05, fmt.Sprintf("A/A: %.1f %% of %d random relabellings of the %d production runs flagged a difference", rate*100, aaTrials, len(aCPU)))
+	sc.Findings = append(sc.Findings, fmt.Sprintf("slow/production CPU per request %s: %s", slowCI,
+		map[bool]string{true: "detected", false: "not detected: the runs scatter too much to resolve it"}[slowCI.Low > 1]))
+	if slowCI.Low <= 1 && sc.Verdict == "PASS" {
+		sc.Verdict = "INCONCLUSIVE"
+	}
 	return sc, nil
 }
 
