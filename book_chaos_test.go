@@ -20,14 +20,14 @@ func TestTruthyChaosTakesTheNamedExperiment(t *testing.T) {
 		env  map[string]string
 		want chaosConfig
 	}{
-		{map[string]string{"CHAOS": "true", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7,
+		{map[string]string{"CHAOS": "true", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: layerCommand,
 			readAs: "CHAOS=true read as CHAOS=latency (CHAOS_DELAY_SECONDS set); write CHAOS=latency next time"}},
-		{map[string]string{"CHAOS": "On", "CHAOS_ERROR_EVERY": "3", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 3, Seed: 7,
+		{map[string]string{"CHAOS": "On", "CHAOS_ERROR_EVERY": "3", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 3, Seed: 7, Layer: layerCommand,
 			readAs: "CHAOS=On read as CHAOS=error (CHAOS_ERROR_EVERY set); write CHAOS=error next time"}},
-		{map[string]string{"CHAOS": "1", "CHAOS_DELAY_SECONDS": "0.2", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", DelaySeconds: 0.2, ErrorEvery: 2, ErrorRate: 0.3, Seed: 7,
+		{map[string]string{"CHAOS": "1", "CHAOS_DELAY_SECONDS": "0.2", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", DelaySeconds: 0.2, ErrorEvery: 2, ErrorRate: 0.3, Seed: 7, Layer: layerCommand,
 			readAs: "CHAOS=1 read as CHAOS=latency,error (CHAOS_DELAY_SECONDS and CHAOS_ERROR_RATE set); write CHAOS=latency,error next time"}},
 		// Spelled out, there is nothing to warn about.
-		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7}},
+		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
 	} {
 		got, err := chaosConfigFromEnv(mapGetenv(tc.env))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -25,6 +26,8 @@ const (
 	chaosErrorEveryEnv = "CHAOS_ERROR_EVERY"
 	chaosErrorRateEnv  = "CHAOS_ERROR_RATE"
 	chaosSeedEnv       = "CHAOS_SEED"
+	chaosLayerEnv      = "CHAOS_LAYER"
+	chaosErrorReplyEnv = "CHAOS_ERROR_REPLY"
 )
 
 const chaosChoices = "latency, error or latency,error (none, unset or empty: no experiment)"
@@ -38,20 +41,23 @@ type chaosConfig struct {
 	JitterSeconds float64  `json:"delay_jitter_seconds"`
 	Commands      []string `json:"commands"` // the commands the latency applies to; empty: all
 	ErrorEvery    int64    `json:"error_every"`
-	ErrorRate     float64  `json:"error_rate"` // above 0: fail reads at random with this probability instead
-	Seed          uint64   `json:"seed"`       // for error_rate and the jitter; 0: a random one
+	ErrorRate     float64  `json:"error_rate"`  // above 0: fail reads at random with this probability instead
+	Seed          uint64   `json:"seed"`        // for error_rate and the jitter; 0: a random one
+	Layer         string   `json:"layer"`       // where faults are injected: command or connection (chaos_conn.go)
+	ErrorReply    string   `json:"error_reply"` // the error a failed read gets: "" (CHAOS, or a dropped connection), LOADING, READONLY or CLUSTERDOWN
 
 	readAs string // how a truthy CHAOS was read, for a warning at start-up
 }
 
 // chaosDefaults is the experiment before anything is set: none, with the
 // reference's 0.75 s delay and every 2nd read ready for when one starts.
-var chaosDefaults = chaosConfig{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2}
+var chaosDefaults = chaosConfig{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2, Layer: layerCommand}
 
 // chaosFieldNames name each field as the environment spells it.
 var chaosFieldNames = map[string]string{
 	"experiment": chaosEnv, "delay_seconds": chaosDelayEnv, "delay_jitter_seconds": chaosJitterEnv,
 	"commands": chaosCommandsEnv, "error_every": chaosErrorEveryEnv, "error_rate": chaosErrorRateEnv, "seed": chaosSeedEnv,
+	"layer": chaosLayerEnv, "error_reply": chaosErrorReplyEnv,
 }
 
 // chaosConfigFromEnv reads the experiment from the environment. Every invalid
@@ -113,6 +119,8 @@ func chaosConfigFromEnv(getenv func(string) string) (chaosConfig, error) {
 			c.Experiment = named
 		}
 	}
+	c.Layer = cmp.Or(getenv(chaosLayerEnv), c.Layer)
+	c.ErrorReply = getenv(chaosErrorReplyEnv)
 	if err := c.check(func(field string) string { return chaosFieldNames[field] }); err != nil {
 		return c, usageError(err.Error())
 	}
@@ -180,6 +188,9 @@ func (c *chaosConfig) check(name func(field string) string) error {
 			return invalid("commands", strings.Join(c.Commands, ","), "want Redis command names, such as get or get,evalsha")
 		}
 	}
+	if err := c.checkLayer(invalid); err != nil {
+		return err
+	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64() | 1 // shown in the status, so a run can be repeated
 	}
@@ -235,6 +246,8 @@ type chaosPlan struct {
 	delay        time.Duration
 	jitter       time.Duration
 	commands     map[string]bool // nil: every command
+	connLayer    bool            // inject on the connection (chaos_conn.go), not around the command
+	errorReply   []byte          // the RESP error reply a failed read gets; nil: CHAOS, or a dropped connection
 	latencySince time.Time
 	errorSince   time.Time
 
@@ -253,6 +266,8 @@ func newChaosPlan(c chaosConfig) *chaosPlan {
 		jitter:     time.Duration(math.Round(c.JitterSeconds * float64(time.Second))),
 		errorDraws: rand.New(rand.NewPCG(c.Seed, 1)),
 		delayDraws: rand.New(rand.NewPCG(c.Seed, 2)),
+		connLayer:  c.Layer == layerConnection,
+		errorReply: redisErrorReplies[c.ErrorReply],
 	}
 	if len(c.Commands) > 0 {
 		p.commands = map[string]bool{}

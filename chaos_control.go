@@ -24,6 +24,9 @@ type chaosStatus struct {
 	chaosConfig
 	ActiveSince chaosSince    `json:"active_since"`
 	Counters    chaosCounters `json:"counters"`
+	// go-redis's pool since the process started: what the connection layer
+	// does to it, and the command layer does not (chaos_conn.go).
+	RedisPool chaosPoolStatus `json:"redis_pool"`
 }
 
 type chaosSince struct {
@@ -35,9 +38,11 @@ type chaosCounters struct {
 	RedisRoundTrips int64 `json:"redis_round_trips"`
 	InterestReads   int64 `json:"interest_reads"`
 	DelaysInjected  int64 `json:"delays_injected"`
+	ErrorsInjected  int64 `json:"errors_injected"`
 	// DelaySecondsInjected is the time the injected delays actually took.
 	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
-	ErrorsInjected       int64   `json:"errors_injected"`
+	// What the connection layer did; the fields above count the command layer.
+	Connection chaosConnStatus `json:"connection_layer"`
 }
 
 func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
@@ -52,7 +57,9 @@ func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 			DelaysInjected:       e.delaysInjected.Load(),
 			DelaySecondsInjected: time.Duration(e.delayedNanos.Load()).Seconds(),
 			ErrorsInjected:       e.errorsInjected.Load(),
+			Connection:           e.conn.status(),
 		},
+		RedisPool: poolStatus(e.rdb),
 	}
 	if plan.latency {
 		status.ActiveSince.Latency = &plan.latencySince

@@ -47,4 +47,5 @@ func (e *chaosExperiment) registerMetrics(reg prometheus.Registerer) {
 			Help: "Reads of a session's interests the error experiment failed with the injected CHAOS error.",
 		}, func() float64 { return float64(e.errorsInjected.Load()) }),
 	)
+	e.registerConnMetrics(reg)
 }

@@ -18,7 +18,7 @@ import (
 // Everything that injects faults lives in the files built only with
 // -tags chaos: this one, with the identifiers that chaos_off.go declares
 // empty; chaos_config.go, what an experiment is; chaos_control.go, its HTTP
-// control; chaos_metrics.go, its metrics.
+// control; chaos_metrics.go, its metrics; chaos_conn.go, the connection layer.
 
 const chaosBuild = true
 
@@ -28,6 +28,7 @@ type chaosExperiment struct {
 	active atomic.Pointer[chaosPlan]
 	swap   sync.Mutex // serialises replacements, which read the plan they replace
 	logger *slog.Logger
+	rdb    redis.UniversalClient
 
 	roundTrips     atomic.Int64
 	interestReads  atomic.Int64
@@ -37,6 +38,7 @@ type chaosExperiment struct {
 	// each measured on the monotonic clock: the bench compares it with what
 	// was asked for, to tell an inaccurate delay from the system's reaction.
 	delayedNanos atomic.Int64
+	conn         chaosConnCounters // the connection layer's, in chaos_conn.go
 }
 
 // newChaosExperiment reads the experiment the environment asks for.
@@ -54,7 +56,7 @@ func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) {
 
 // attach hooks the experiment into the Redis client.
 func (e *chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient) {
-	e.logger = logger
+	e.logger, e.rdb = logger, rdb
 	e.logPlan("CHAOS BUILD: fault injection is compiled in; never run this binary in production", e.active.Load().config)
 	if readAs := e.active.Load().config.readAs; readAs != "" {
 		logger.Warn(readAs)
@@ -82,7 +84,8 @@ func (e *chaosExperiment) mountControl(admin *http.ServeMux) {
 func (e *chaosExperiment) logPlan(msg string, c chaosConfig) {
 	e.logger.Warn(msg, "experiment", c.Experiment, "delay_seconds", c.DelaySeconds,
 		"delay_jitter_seconds", c.JitterSeconds, "commands", strings.Join(c.Commands, ","),
-		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed)
+		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed,
+		"layer", c.Layer, "error_reply", c.ErrorReply)
 }
 
 // use makes c the running experiment, in one step.
@@ -107,9 +110,9 @@ func (h *chaosReadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if isInterestRead(cmd) {
 			h.e.interestReads.Add(1)
-			if h.e.active.Load().failRead() {
+			if plan := h.e.active.Load(); !plan.connLayer && plan.failRead() {
 				h.e.errorsInjected.Add(1)
-				return chaosError{}
+				return plan.commandLayerError()
 			}
 		}
 		return next(ctx, cmd)
@@ -121,12 +124,13 @@ func (h *chaosReadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 }
 
 // chaosRoundTripHook counts every command and pipeline sent to Redis and, in
-// the latency experiment, delays the ones it targets.
+// the latency experiment at the command layer, delays the ones it targets.
 type chaosRoundTripHook struct{ e *chaosExperiment }
 
 var _ redis.Hook = (*chaosRoundTripHook)(nil)
 
-func (h *chaosRoundTripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+// DialHook wraps the connections of every node for the connection layer.
+func (h *chaosRoundTripHook) DialHook(next redis.DialHook) redis.DialHook { return h.e.dialHook(next) }
 
 func (h *chaosRoundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
@@ -159,7 +163,7 @@ func (h *chaosRoundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook)
 func (e *chaosExperiment) roundTrip(ctx context.Context, command string) error {
 	e.roundTrips.Add(1)
 	plan := e.active.Load()
-	if !plan.delays(command) {
+	if plan.connLayer || !plan.delays(command) {
 		return nil
 	}
 	d := plan.nextDelay()

@@ -22,15 +22,17 @@ func TestChaosConfigFromEnv(t *testing.T) {
 		env  map[string]string
 		want chaosConfig
 	}{
-		{map[string]string{"CHAOS_SEED": "7"}, chaosConfig{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7}},
-		{map[string]string{"CHAOS": "latency", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7}},
-		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "5", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 5, Seed: 7}},
-		{map[string]string{"CHAOS": "Latency, error", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7}},
-		{map[string]string{"CHAOS": "error,latency", "CHAOS_DELAY_SECONDS": "0", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", ErrorEvery: 2, Seed: 7}},
-		{map[string]string{"CHAOS": "none", "CHAOS_DELAY_SECONDS": "60", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "none", DelaySeconds: 60, ErrorEvery: 2, Seed: 7}},
+		{map[string]string{"CHAOS_SEED": "7"}, chaosConfig{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
+		{map[string]string{"CHAOS": "latency", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
+		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "5", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 5, Seed: 7, Layer: layerCommand}},
+		{map[string]string{"CHAOS": "Latency, error", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
+		{map[string]string{"CHAOS": "error,latency", "CHAOS_DELAY_SECONDS": "0", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
+		{map[string]string{"CHAOS": "none", "CHAOS_DELAY_SECONDS": "60", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "none", DelaySeconds: 60, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
 		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_JITTER_SECONDS": "0.02", "CHAOS_COMMANDS": "GET, evalsha", "CHAOS_SEED": "7"},
-			chaosConfig{Experiment: "latency", DelaySeconds: 0.75, JitterSeconds: 0.02, Commands: []string{"get", "evalsha"}, ErrorEvery: 2, Seed: 7}},
-		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, ErrorRate: 0.3, Seed: 42}},
+			chaosConfig{Experiment: "latency", DelaySeconds: 0.75, JitterSeconds: 0.02, Commands: []string{"get", "evalsha"}, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
+		{map[string]string{"CHAOS": "error", "CHAOS_LAYER": "Connection", "CHAOS_ERROR_REPLY": "readonly", "CHAOS_SEED": "7"},
+			chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: layerConnection, ErrorReply: "READONLY"}},
+		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, ErrorRate: 0.3, Seed: 42, Layer: layerCommand}},
 	} {
 		got, err := chaosConfigFromEnv(mapGetenv(tc.env))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
@@ -71,6 +73,8 @@ func TestChaosConfigInvalid(t *testing.T) {
 		{map[string]string{"CHAOS_SEED": "-1"}, `invalid CHAOS_SEED "-1": want a whole number from 0 up`},
 		{map[string]string{"CHAOS_COMMANDS": "get,,set"}, `invalid CHAOS_COMMANDS "get,,set": want Redis command names`},
 		{map[string]string{"CHAOS_COMMANDS": "get*"}, `invalid CHAOS_COMMANDS "get*"`},
+		{map[string]string{"CHAOS_LAYER": "network"}, `invalid CHAOS_LAYER "network": want command`},
+		{map[string]string{"CHAOS_ERROR_REPLY": "OOM"}, `invalid CHAOS_ERROR_REPLY "OOM": want LOADING, READONLY or CLUSTERDOWN`},
 	} {
 		_, err := chaosConfigFromEnv(mapGetenv(tc.env))
 		var usage usageError

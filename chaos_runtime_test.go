@@ -35,7 +35,7 @@ func TestSwitchExperimentAtRunTime(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("PUT = %d %s", resp.status, resp.body)
 	}
-	want := chaosConfig{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9}
+	want := chaosConfig{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9, Layer: layerCommand}
 	s := chaosStatusOf(t, app)
 	if !reflect.DeepEqual(s.chaosConfig, want) || s.ActiveSince.Latency == nil || s.ActiveSince.Error != nil {
 		t.Errorf("after PUT: %+v since %+v, want %+v", s.chaosConfig, s.ActiveSince, want)
@@ -199,7 +199,7 @@ func TestJitterStaysInBounds(t *testing.T) {
 		{0.1, 0.03, 0.07, 0.13},
 		{0.01, 0.05, 0, 0.06}, // more jitter than delay: never below zero
 	} {
-		p := newChaosPlan(chaosConfig{Experiment: "latency", DelaySeconds: tc.delay, JitterSeconds: tc.jitter, ErrorEvery: 2, Seed: 3})
+		p := newChaosPlan(chaosConfig{Experiment: "latency", DelaySeconds: tc.delay, JitterSeconds: tc.jitter, ErrorEvery: 2, Seed: 3, Layer: layerCommand})
 		lowest, highest := time.Hour, time.Duration(0)
 		for range 10000 {
 			d := p.nextDelay()

@@ -43,3 +43,41 @@ func TestClusterErrorExperiment(t *testing.T) {
 		t.Errorf("counters %+v, want 8 reads and 4 errors", c)
 	}
 }
+
+// TestClusterConnectionLayer: the connection layer reaches the connections
+// of every node: a search's two round trips are delayed on whichever node
+// holds the session. Every other read's connection is dropped, and the
+// cluster client, unlike the single-node one, retries a dropped connection
+// (within MaxRedirects, see openRedis) as it would a real one: the retry is
+// the next read in the count, which succeeds, so every page has
+// recommendations and every read but the first is dropped once.
+func TestClusterConnectionLayer(t *testing.T) {
+	app := startApp(t, map[string]string{"REDIS_URL": testCluster(t).url(), "CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.01", "CHAOS_LAYER": "connection"})
+	ids := []string{uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()}
+	for _, id := range ids {
+		app.searchFor(t, id, "warm-up")
+	}
+	before := chaosStatusOf(t, app).Counters
+	for _, id := range ids {
+		if resp := app.searchFor(t, id, "apple"); !hasRecommendation(resp.body) {
+			t.Errorf("no recommendation for a search under 10 ms latency")
+		}
+	}
+	after := chaosStatusOf(t, app).Counters
+	if delays := after.Connection.DelaysInjected - before.Connection.DelaysInjected; delays != 8 || after.DelaysInjected != 0 {
+		t.Errorf("4 searches on the cluster: %d delays at the connection layer, %d at the command layer; want 8 and 0", delays, after.DelaysInjected)
+	}
+
+	if resp := putChaos(t, app, `{"experiment":"error","layer":"connection"}`); resp.status != 200 {
+		t.Fatalf("PUT = %d %s", resp.status, resp.body)
+	}
+	for i := 1; i <= 8; i++ {
+		resp := app.searchFor(t, fmt.Sprint("cluster-conn-error-", i), "apple")
+		if resp.status != 200 || !hasRecommendation(resp.body) {
+			t.Errorf("read %d: status %d, recommendation %v; want 200 with one, after a retry", i, resp.status, hasRecommendation(resp.body))
+		}
+	}
+	if c := chaosStatusOf(t, app).Counters.Connection; c.ConnectionsDropped != 7 {
+		t.Errorf("connection layer counters %+v, want 7 dropped connections, each retried", c)
+	}
+}

@@ -283,6 +283,11 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		return nil, err
 	}
 	r.Scenarios = append(r.Scenarios, off, on)
+	validations, err := b.validateScenarios(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, validations...)
 	p.done()
 	return r, nil
 }

@@ -211,10 +211,11 @@ func (a *appProcess) peakRSSKB() (int, error) {
 
 // chaosCounters mirrors the counters of the chaos build's GET /debug/chaos.
 type chaosCounters struct {
-	RedisRoundTrips int64 `json:"redis_round_trips"`
-	InterestReads   int64 `json:"interest_reads"`
-	DelaysInjected  int64 `json:"delays_injected"`
-	ErrorsInjected  int64 `json:"errors_injected"`
+	RedisRoundTrips int64        `json:"redis_round_trips"`
+	InterestReads   int64        `json:"interest_reads"`
+	DelaysInjected  int64        `json:"delays_injected"`
+	ErrorsInjected  int64        `json:"errors_injected"`
+	Connection      connCounters `json:"connection_layer"`
 	// DelaySecondsInjected is what the delays took, each measured by the hook.
 	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
 }
@@ -224,6 +225,7 @@ type chaosStatus struct {
 	DelaySeconds float64       `json:"delay_seconds"`
 	ErrorEvery   int64         `json:"error_every"`
 	Counters     chaosCounters `json:"counters"`
+	RedisPool    poolCounters  `json:"redis_pool"`
 }
 
 func (a *appProcess) chaosStatus() (chaosStatus, error) {

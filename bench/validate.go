@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/collectors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// The validation scenarios: each fault the chaos build injects beside a fault
+// it does not make, on the same redis-server under the same load. Latency:
+// Shopify's toxiproxy, run in this process with a latency toxic on Redis's
+// replies (this machine's kernel has no netem). Refused connections: nothing
+// listening at the Redis address, as when redis-server is stopped. The
+// connection layer is judged against each reference; the command layer is
+// measured beside it and reported, not judged: what it does not reproduce is
+// the point of the connection layer.
+const (
+	validateConcurrency = 64
+	validateDelay       = 50 * time.Millisecond
+	validateTolerance   = 0.10
+)
+
+// connCounters and poolCounters mirror the chaos build's connection_layer
+// counters and redis_pool in GET /debug/chaos.
+type connCounters struct {
+	Dials              int64 `json:"dials"`
+	DialsFailed        int64 `json:"dials_failed"`
+	DelaysInjected     int64 `json:"delays_injected"`
+	ConnectionsDropped int64 `json:"connections_dropped"`
+}
+
+type poolCounters struct {
+	Hits     int64 `json:"hits"`
+	Misses   int64 `json:"misses"`
+	Timeouts int64 `json:"timeouts"`
+	Waits    int64 `json:"waits"`
+}
+
+// validation is one ab run of a validation scenario and what the app's pool
+// and connection layer did during it.
+type validation struct {
+	sc   scenario
+	pool poolCounters
+	conn connCounters
+}
+
+func (v validation) perPage(n int64) float64 {
+	return float64(n) / float64(max(v.sc.Summary.Complete, 1))
+}
+
+func (b *bench) validateScenarios(ctx context.Context) ([]scenario, error) {
+	if b.redis.url == "" {
+		b.progress.note("validate: skipped, it needs a real Redis (redis-server or REDIS_URL)")
+		return nil, nil
+	}
+	redisURL, err := url.Parse(b.redis.url)
+	if err != nil {
+		return nil, err
+	}
+	proxy, err := startToxiproxy(redisURL.Host, validateDelay)
+	if err != nil {
+		return nil, fmt.Errorf("validate: toxiproxy: %w", err)
+	}
+	defer proxy.Stop()
+	proxied := *redisURL
+	proxied.Host = proxy.Listen
+	delay := formatSeconds(validateDelay.Seconds())
+	refusedPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+
+	refused := []string{fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", refusedPort)}
+	runs := []struct {
+		name string
+		env  []string
+	}{
+		{"validate-latency toxiproxy", []string{"REDIS_URL=" + proxied.String()}},
+		{"validate-latency connection", []string{"CHAOS=latency", "CHAOS_DELAY_SECONDS=" + delay, "CHAOS_LAYER=connection"}},
+		{"validate-latency command", []string{"CHAOS=latency", "CHAOS_DELAY_SECONDS=" + delay, "CHAOS_LAYER=command"}},
+		// With Redis refused the breaker opens at once and a page is
+		// CPU-bound, so the machine's drift shows: stopped runs before and
+		// after each injected one, which is compared with their mean.
+		{"validate-refused stopped", refused},
+		{"validate-refused connection", []string{"CHAOS=error", "CHAOS_ERROR_EVERY=1", "CHAOS_LAYER=connection"}},
+		{"validate-refused stopped 2", refused},
+		{"validate-refused command", []string{"CHAOS=error", "CHAOS_ERROR_EVERY=1", "CHAOS_LAYER=command"}},
+		{"validate-refused stopped 3", refused},
+	}
+	var vs []validation
+	for _, run := range runs {
+		v, err := b.validationRun(ctx, run.name, append([]string{"CHAOS_LAYER="}, run.env...))
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+	}
+	toxi, connLatency, cmdLatency := vs[0], vs[1], vs[2]
+	stopped, connRefused, stopped2, cmdRefused, stopped3 := vs[3], vs[4], vs[5], vs[6], vs[7]
+	toxi.sc.Findings = append(toxi.sc.Findings, fmt.Sprintf("reference: toxiproxy latency toxic %v on Redis's replies; %s", validateDelay, toxi.poolFinding()))
+	stopped.sc.Findings = append(stopped.sc.Findings, fmt.Sprintf("reference: nothing listens at the Redis address; %d refused dials, %.4f per page", stopped.conn.DialsFailed, stopped.perPage(stopped.conn.DialsFailed)))
+
+	for _, v := range []*validation{&connLatency, &cmdLatency} {
+		v.compare(toxi, "mean page time ms", v.sc.Summary.MeanMS, toxi.sc.Summary.MeanMS)
+		v.compare(toxi, "p99 page time ms", v.sc.Summary.percentile(99), toxi.sc.Summary.percentile(99))
+		v.compare(toxi, "pool hits per page", v.perPage(v.pool.Hits), toxi.perPage(toxi.pool.Hits))
+		v.compare(toxi, "pool waits per page", v.perPage(v.pool.Waits), toxi.perPage(toxi.pool.Waits))
+		v.compare(toxi, "pool timeouts", float64(v.pool.Timeouts), float64(toxi.pool.Timeouts))
+		v.sc.Findings = append(v.sc.Findings, v.poolFinding())
+	}
+	for _, r := range []struct {
+		v             *validation
+		before, after validation
+	}{{&connRefused, stopped, stopped2}, {&cmdRefused, stopped2, stopped3}} {
+		v := r.v
+		b.judgeServed(&v.sc)
+		v.compare(r.before, "mean page time ms (against the mean of the stopped runs before and after)",
+			v.sc.Summary.MeanMS, (r.before.sc.Summary.MeanMS+r.after.sc.Summary.MeanMS)/2)
+		tries := v.conn.ConnectionsDropped + v.conn.DialsFailed
+		v.sc.Findings = append(v.sc.Findings, fmt.Sprintf("tries that reached for Redis: %.4f per page (%d dropped connections), Redis stopped: %.4f (%d refused dials) — %s",
+			v.perPage(tries), v.conn.ConnectionsDropped, r.before.perPage(r.before.conn.DialsFailed), r.before.conn.DialsFailed,
+			"the breaker decides how many; reported, not judged"))
+	}
+	for _, v := range []*validation{&stopped, &stopped2, &stopped3} {
+		b.judgeServed(&v.sc)
+	}
+	// The command layer is reported against the references, not judged.
+	for _, v := range []*validation{&cmdLatency, &cmdRefused} {
+		v.sc.Verdict = "REPORTED"
+	}
+	var out []scenario
+	for _, v := range []validation{toxi, connLatency, cmdLatency, stopped, connRefused, stopped2, cmdRefused, stopped3} {
+		out = append(out, v.sc)
+	}
+	hop, err := b.proxyHopScenario(ctx, redisURL.Host)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, hop), nil
+}
+
+// proxyHopScenario measures what toxiproxy costs with no toxic, at the bench's
+// concurrency (1 by default), against the chaos build with no experiment
+// talking to Redis directly: the price of injecting on the wire from outside
+// the process, beside the price of carrying the experiments in it (chaos-off).
+func (b *bench) proxyHopScenario(ctx context.Context, upstream string) (scenario, error) {
+	proxy, err := startToxiproxy(upstream, 0)
+	if err != nil {
+		return scenario{}, fmt.Errorf("validate: toxiproxy: %w", err)
+	}
+	defer proxy.Stop()
+	proxied, _ := url.Parse(b.redis.url)
+	proxied.Host = proxy.Listen
+	direct, err := b.measure(ctx, "proxy-hop direct", b.chaosBinary, nil)
+	if err != nil {
+		return scenario{}, err
+	}
+	env := []string{"REDIS_URL=" + proxied.String()}
+	hop, err := b.measure(ctx, "proxy-hop toxiproxy", b.chaosBinary, env)
+	if err != nil {
+		return scenario{}, err
+	}
+	sc := scenario{Name: "proxy-hop toxiproxy", Build: "chaos", Setup: append(env, "(toxiproxy, no toxic)"),
+		Runs: []measurement{hop}, Summary: hop.AB, Verdict: "REPORTED",
+		Hypothesis: "what toxiproxy costs a page with no toxic, against the chaos build with no experiment on a direct connection"}
+	delta := hop.AB.MeanMS - direct.AB.MeanMS
+	sc.DeltaMS = &delta
+	sc.Findings = append(sc.Findings, fmt.Sprintf("mean %.3f ms through toxiproxy, %.3f ms direct: %+.1f %% per page", hop.AB.MeanMS, direct.AB.MeanMS, delta/direct.AB.MeanMS*100))
+	return sc, nil
+}
+
+// compare judges got against the reference's want: within validateTolerance,
+// or within one for counts of a few events.
+func (v *validation) compare(ref validation, what string, got, want float64) {
+	off := math.Abs(got - want)
+	held := off <= math.Max(validateTolerance*want, 1e-9) || (strings.HasPrefix(what, "pool timeouts") && off <= 1)
+	rel := 0.0
+	if want != 0 {
+		rel = (got - want) / want * 100
+	}
+	v.sc.judge(held, fmt.Sprintf("%s %.4g against %s's %.4g (%+.1f %%, want within %.0f %%)", what, got, ref.sc.Name, want, rel, validateTolerance*100))
+}
+
+func (v validation) poolFinding() string {
+	return fmt.Sprintf("pool: %d hits, %d misses, %d waits, %d timeouts", v.pool.Hits, v.pool.Misses, v.pool.Waits, v.pool.Timeouts)
+}
+
+// validationRun runs ab at validateConcurrency against a chaos-build process
+// with env, from its first request (the fault is there from the start), and
+// records what its pool and connection layer did.
+func (b *bench) validationRun(ctx context.Context, name string, env []string) (validation, error) {
+	v := validation{sc: scenario{Name: name, Build: "chaos", Setup: env,
+		Hypothesis: fmt.Sprintf("ab -c %d: the same figures as the reference within %.0f %%", validateConcurrency, validateTolerance*100)}}
+	if strings.HasSuffix(name, "toxiproxy") || strings.Contains(name, "stopped") {
+		v.sc.Hypothesis = "the reference its group is compared with"
+	}
+	app, err := b.start(ctx, b.chaosBinary, env)
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", name, err)
+	}
+	defer app.stop()
+	if err := b.redis.flush(ctx); err != nil {
+		return v, fmt.Errorf("%s: clear the service's keys: %w", name, err)
+	}
+	before, err := app.chaosStatus()
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", name, err)
+	}
+	b.progress.start(name, b.seconds)
+	ab, err := runAB(ctx, abOptions{url: app.url + "/search", seconds: b.seconds, concurrency: validateConcurrency,
+		postFile: b.postFile, cookie: benchCookie}, b.workDir)
+	b.progress.stop()
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", name, err)
+	}
+	end, err := app.chaosStatus()
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := app.stop(); err != nil {
+		return v, fmt.Errorf("%s: stop: %w", name, err)
+	}
+	v.sc.Runs, v.sc.Summary = []measurement{{AB: ab}}, ab
+	p, q := end.RedisPool, before.RedisPool
+	v.pool = poolCounters{Hits: p.Hits - q.Hits, Misses: p.Misses - q.Misses, Timeouts: p.Timeouts - q.Timeouts, Waits: p.Waits - q.Waits}
+	c, d := end.Counters.Connection, before.Counters.Connection
+	v.conn = connCounters{Dials: c.Dials - d.Dials, DialsFailed: c.DialsFailed - d.DialsFailed,
+		DelaysInjected: c.DelaysInjected - d.DelaysInjected, ConnectionsDropped: c.ConnectionsDropped - d.ConnectionsDropped}
+	return v, nil
+}
+
+// startToxiproxy proxies a loopback port to upstream, with a latency toxic
+// on the replies if latency is above 0.
+func startToxiproxy(upstream string, latency time.Duration) (*toxiproxy.Proxy, error) {
+	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	server.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
+	proxy := toxiproxy.NewProxy(server, "redis", "127.0.0.1:0", upstream)
+	if err := proxy.Start(); err != nil {
+		return nil, err
+	}
+	if latency == 0 {
+		return proxy, nil
+	}
+	toxic := fmt.Sprintf(`{"type":"latency","stream":"downstream","attributes":{"latency":%d}}`, latency.Milliseconds())
+	if _, err := proxy.Toxics.AddToxicJson(strings.NewReader(toxic)); err != nil {
+		proxy.Stop()
+		return nil, err
+	}
+	return proxy, nil
+}
