@@ -5,13 +5,18 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_FLAGS := -trimpath
 
-.PHONY: build build-chaos run run-chaos test lint fuzz deps bench clean
+.PHONY: build build-chaos build-slow run run-chaos test lint fuzz deps bench clean
 
 build:
 	$(GO) build $(BUILD_FLAGS) -o bin/shopsession .
 
 build-chaos:
 	$(GO) build $(BUILD_FLAGS) -tags chaos -o bin/shopsession-chaos .
+
+# build-slow is the bench's calibration build: production plus a known few
+# microseconds of CPU a request (slowdown_on.go). Never ship it.
+build-slow:
+	$(GO) build $(BUILD_FLAGS) -tags benchslow -o bin/shopsession-slow .
 
 run: build
 	./bin/shopsession
@@ -29,9 +34,9 @@ test: deps
 # experiment's hypothesis held. BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_PAIRS,
 # BENCH_DELAYS, BENCH_LOAD_SECONDS and REDIS_URL change what it does (see README). bin/bench exits
 # 0 (held), 1 (deviated) or 2 (could not run); make reports either failure as 2.
-bench: deps build build-chaos
+bench: deps build build-chaos build-slow
 	$(GO) build -o bin/bench ./bench
-	./bin/bench -prod bin/shopsession -chaos bin/shopsession-chaos
+	./bin/bench -prod bin/shopsession -chaos bin/shopsession-chaos -slow bin/shopsession-slow
 
 # fuzz runs each fuzz target for FUZZTIME.
 FUZZTIME ?= 10s

@@ -40,6 +40,8 @@ type chaosCounters struct {
 	InterestReads   int64 `json:"interest_reads"`
 	DelaysInjected  int64 `json:"delays_injected"`
 	ErrorsInjected  int64 `json:"errors_injected"`
+	// DelaySecondsInjected is the time the injected delays actually took.
+	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
 	// What the connection layer did; the fields above count the command layer.
 	Connection chaosConnStatus `json:"connection_layer"`
 }
@@ -57,11 +59,12 @@ func (e *chaosExperiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 		chaosConfig:      plan.config,
 		chaosGuardStatus: guardStatus(plan, sessionID),
 		Counters: chaosCounters{
-			RedisRoundTrips: e.roundTrips.Load(),
-			InterestReads:   e.interestReads.Load(),
-			DelaysInjected:  e.delaysInjected.Load(),
-			ErrorsInjected:  e.errorsInjected.Load(),
-			Connection:      e.conn.status(),
+			RedisRoundTrips:      e.roundTrips.Load(),
+			InterestReads:        e.interestReads.Load(),
+			DelaysInjected:       e.delaysInjected.Load(),
+			DelaySecondsInjected: time.Duration(e.delayedNanos.Load()).Seconds(),
+			ErrorsInjected:       e.errorsInjected.Load(),
+			Connection:           e.conn.status(),
 		},
 		RedisPool: poolStatus(e.rdb),
 	}

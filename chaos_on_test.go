@@ -113,7 +113,7 @@ func TestChaosUnsetInjectsNothing(t *testing.T) {
 	}
 	status := chaosStatusOf(t, app)
 	if status.Build != "chaos" || !strings.Contains(status.Warning, "not for production") || status.Experiment != "none" ||
-		status.Counters.DelaysInjected != 0 || status.Counters.ErrorsInjected != 0 || status.ActiveSince.Latency != nil || status.ActiveSince.Error != nil {
+		status.Counters.DelaysInjected != 0 || status.Counters.DelaySecondsInjected != 0 || status.Counters.ErrorsInjected != 0 || status.ActiveSince.Latency != nil || status.ActiveSince.Error != nil {
 		t.Errorf("status = %+v, want the chaos build, no experiment, nothing injected", status)
 	}
 	app.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="CHAOS BUILD[^"]*" experiment=none`))
@@ -141,6 +141,12 @@ func TestLatencyDelaysEveryRoundTrip(t *testing.T) {
 		}
 		if elapsed < time.Duration(trips)*delay {
 			t.Errorf("a search took %v, less than %d × %v", elapsed, trips, delay)
+		}
+		// The hook counts what it waited: at least what was asked for, and
+		// never more than the search took.
+		injected := time.Duration((after.DelaySecondsInjected - before.DelaySecondsInjected) * float64(time.Second))
+		if injected < time.Duration(trips)*delay || injected > elapsed {
+			t.Errorf("injected %v for %d delays of %v in a search of %v", injected, trips, delay, elapsed)
 		}
 	}
 }

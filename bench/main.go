@@ -23,6 +23,15 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if os.Getenv(serveFloorEnv) != "" {
+		err := serveFloor(ctx, os.Getenv)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -31,6 +40,7 @@ func main() {
 type settings struct {
 	prodBinary  string
 	chaosBinary string
+	slowBinary  string // optional: the calibration build, production plus a known slowdown
 	outDir      string
 	redisURL    string
 	seconds     int
@@ -85,9 +95,10 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&s.prodBinary, "prod", "", "production `binary`")
 	fs.StringVar(&s.chaosBinary, "chaos", "", "chaos `binary`")
+	fs.StringVar(&s.slowBinary, "slow", "", "calibration `binary` (-tags benchslow), optional")
 	fs.StringVar(&s.outDir, "out", "bench/results", "`directory` for latest.json and latest.svg")
 	if err := fs.Parse(args); err != nil {
-		return s, fmt.Errorf("%v: want -prod BINARY -chaos BINARY [-out DIR]", err)
+		return s, fmt.Errorf("%v: want -prod BINARY -chaos BINARY [-slow BINARY] [-out DIR]", err)
 	}
 	for _, b := range []struct{ flag, path string }{{"-prod", s.prodBinary}, {"-chaos", s.chaosBinary}} {
 		if b.path == "" {
@@ -95,6 +106,11 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		}
 		if _, err := os.Stat(b.path); err != nil {
 			return s, fmt.Errorf("%s %s: %v (run make build build-chaos)", b.flag, b.path, err)
+		}
+	}
+	if s.slowBinary != "" {
+		if _, err := os.Stat(s.slowBinary); err != nil {
+			return s, fmt.Errorf("-slow %s: %v (run make build-slow)", s.slowBinary, err)
 		}
 	}
 	whole := func(env string, value *int, lowest, highest int) error {

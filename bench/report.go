@@ -102,8 +102,7 @@ func (r *report) chart(path string) error {
 	percentiles.Y.Label.Text = "ms (log scale)"
 	percentiles.Y.Scale = plot.LogScale{}
 	percentiles.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	percentiles.Legend.Top = true
-	percentiles.Legend.Left = true
+	percentilesLegend := plot.NewLegend()
 	percentiles.Add(plotter.NewGrid())
 	highest := 0.0
 	for i, s := range r.Scenarios {
@@ -123,20 +122,27 @@ func (r *report) chart(path string) error {
 		line.Dashes = plotutil.Dashes(i / 7)
 		line.Width = vg.Points(1.5)
 		percentiles.Add(line)
-		percentiles.Legend.Add(s.Name, line)
+		percentilesLegend.Add(s.Name, line)
 	}
-	percentiles.Y.Max = highest * 20 // room for the legend above the lines
+	percentiles.Y.Max = highest * 1.5
 
-	plots := [][]*plot.Plot{{percentiles}}
-	if sweep := r.sweepPlot(); sweep != nil {
-		plots = append(plots, []*plot.Plot{sweep})
+	plots := []*plot.Plot{percentiles}
+	legends := []plot.Legend{percentilesLegend}
+	if sweep, legend := r.sweepPlot(); sweep != nil {
+		plots, legends = append(plots, sweep), append(legends, legend)
 	}
-	img := vgsvg.New(vg.Points(720), vg.Points(420*float64(len(plots))))
+	// Each plot on the left, its legend to the right of it, outside the
+	// plotting area, where it hides no line.
+	const legendWidth = 230
+	img := vgsvg.New(vg.Points(720+legendWidth), vg.Points(420*float64(len(plots))))
 	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadX: vg.Points(12), PadY: vg.Points(24),
 		PadTop: vg.Points(12), PadBottom: vg.Points(12), PadLeft: vg.Points(12), PadRight: vg.Points(12)}
-	canvases := plot.Align(plots, tiles, draw.New(img))
-	for i, row := range plots {
-		row[0].Draw(canvases[i][0])
+	dc := draw.New(img)
+	for i, p := range plots {
+		tile := tiles.At(dc, 0, i)
+		p.Draw(draw.Crop(tile, 0, -vg.Points(legendWidth), 0, 0))
+		legends[i].Top, legends[i].Left = true, true
+		legends[i].Draw(draw.Crop(tile, tile.Max.X-tile.Min.X-vg.Points(legendWidth-12), 0, 0, -vg.Points(30)))
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -149,26 +155,70 @@ func (r *report) chart(path string) error {
 	return f.Close()
 }
 
-func (r *report) sweepPlot() *plot.Plot {
-	var predicted, measured plotter.XYs
+// sweepPlot shows, per delay, how far the measured increase strayed from the
+// prediction, with the tolerance band, and how much of that was the
+// injection's error and how much the system's residual, in the service and
+// in the floor.
+func (r *report) sweepPlot() (*plot.Plot, plot.Legend) {
+	var measured, injected, residual, floorSleep plotter.XYs
 	for _, s := range r.Scenarios {
-		if strings.HasPrefix(s.Name, "sweep ") && s.DeltaMS != nil && s.PredictedMS != nil {
-			predicted = append(predicted, plotter.XY{X: s.DelaySeconds * 1000, Y: *s.PredictedMS})
-			measured = append(measured, plotter.XY{X: s.DelaySeconds * 1000, Y: *s.DeltaMS})
+		if !strings.HasPrefix(s.Name, "sweep ") || s.DeltaMS == nil || s.PredictedMS == nil {
+			continue
+		}
+		x, pct := s.DelaySeconds*1000, func(ms float64) float64 { return ms / *s.PredictedMS * 100 }
+		measured = append(measured, plotter.XY{X: x, Y: pct(*s.DeltaMS - *s.PredictedMS)})
+		if in := s.Injection; in != nil {
+			injected = append(injected, plotter.XY{X: x, Y: in.ErrorPct})
+			residual = append(residual, plotter.XY{X: x, Y: pct(in.ResidualMS)})
+			floorSleep = append(floorSleep, plotter.XY{X: x, Y: pct(in.FloorSleepResMS)})
 		}
 	}
-	if len(predicted) == 0 {
-		return nil
+	legend := plot.NewLegend()
+	if len(measured) == 0 {
+		return nil, legend
 	}
 	p := plot.New()
-	p.Title.Text = "Latency sweep: increase in mean time per request"
+	p.Title.Text = "Latency sweep: deviation from the prediction"
 	p.X.Label.Text = "injected delay per Redis round trip (ms)"
-	p.Y.Label.Text = "increase over steady state (ms)"
-	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Y.Label.Text = "% of the predicted increase"
 	p.Add(plotter.NewGrid())
-	if err := plotutil.AddLinePoints(p, "predicted (delay × counted round trips)", predicted, "measured (ab)", measured); err != nil {
-		return nil
+	lo, hi := measured[0].X, measured[len(measured)-1].X
+	// The band and every point in view, with a margin.
+	p.Y.Min, p.Y.Max = -latencyTolerance*100*1.2, latencyTolerance*100*1.2
+	for _, xys := range []plotter.XYs{measured, injected, residual, floorSleep} {
+		for _, xy := range xys {
+			p.Y.Min, p.Y.Max = min(p.Y.Min, xy.Y*1.1), max(p.Y.Max, xy.Y*1.1)
+		}
 	}
-	return p
+	for _, y := range []float64{-latencyTolerance * 100, latencyTolerance * 100} {
+		band, _ := plotter.NewLine(plotter.XYs{{X: lo, Y: y}, {X: hi, Y: y}})
+		band.Color = plotutil.Color(6)
+		band.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}
+		p.Add(band)
+		if y > 0 {
+			legend.Add(fmt.Sprintf("tolerance ±%.0f %%", latencyTolerance*100), band)
+		}
+	}
+	for i, series := range []struct {
+		name string
+		xys  plotter.XYs
+	}{
+		{"measured − predicted (ab)", measured},
+		{"injected − requested (hook)", injected},
+		{"residual: measured − injected", residual},
+		{"floor's residual, same delay slept", floorSleep},
+	} {
+		if len(series.xys) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(series.xys)
+		if err != nil {
+			return nil, legend
+		}
+		line.Color, points.Color = plotutil.Color(i), plotutil.Color(i)
+		points.Shape = plotutil.Shape(i)
+		p.Add(line, points)
+		legend.Add(series.name, line, points)
+	}
+	return p, legend
 }
