@@ -195,18 +195,9 @@ func (b *bench) recoveryScenario(ctx context.Context, _ float64) (scenario, erro
 // chaos build, what the experiment's counters added.
 func (b *bench) measureFault(ctx context.Context, app *appProcess, label string, seconds int) (measurement, error) {
 	var m measurement
-	var before chaosStatus
-	var pagesBefore pageCounts
-	var err error
-	if app.chaos {
-		if before, err = app.chaosStatus(); err != nil {
-			return m, fmt.Errorf("%s: %w", label, err)
-		}
-	}
-	if app.admin != "" {
-		if pagesBefore, err = app.searchPages(); err != nil {
-			return m, fmt.Errorf("%s: %w", label, err)
-		}
+	before, err := app.counts()
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
 	}
 	b.progress.start(label, seconds)
 	m.AB, err = runAB(ctx, abOptions{url: app.url + "/search", seconds: seconds, concurrency: outageConcurrency,
@@ -215,26 +206,11 @@ func (b *bench) measureFault(ctx context.Context, app *appProcess, label string,
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", label, err)
 	}
-	if app.admin != "" {
-		pagesAfter, err := app.searchPages()
-		if err != nil {
-			return m, fmt.Errorf("%s: %w", label, err)
-		}
-		pages := pagesAfter.minus(pagesBefore)
-		m.Pages = &pages
+	after, err := app.counts()
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
 	}
-	if app.chaos {
-		end, err := app.chaosStatus()
-		if err != nil {
-			return m, fmt.Errorf("%s: %w", label, err)
-		}
-		m.Counters = &chaosCounters{
-			RedisRoundTrips: end.Counters.RedisRoundTrips - before.Counters.RedisRoundTrips,
-			InterestReads:   end.Counters.InterestReads - before.Counters.InterestReads,
-			DelaysInjected:  end.Counters.DelaysInjected - before.Counters.DelaysInjected,
-			ErrorsInjected:  end.Counters.ErrorsInjected - before.Counters.ErrorsInjected,
-		}
-	}
+	m.countedBetween(app, before, after)
 	return m, nil
 }
 

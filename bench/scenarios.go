@@ -480,18 +480,9 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 			return m, fmt.Errorf("%s: warm-up: %w", label, err)
 		}
 	}
-	var before chaosStatus
-	var pagesBefore pageCounts
-	var err error
-	if app.chaos {
-		if before, err = app.chaosStatus(); err != nil {
-			return m, fmt.Errorf("%s: %w", label, err)
-		}
-	}
-	if app.admin != "" {
-		if pagesBefore, err = app.searchPages(); err != nil {
-			return m, fmt.Errorf("%s: %w", label, err)
-		}
+	before, err := app.counts()
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
 	}
 	cpuBefore, err := app.cpuSeconds()
 	if err != nil {
@@ -512,28 +503,12 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 	if m.AB.Complete > 0 {
 		m.CPUPerRequestUS = m.CPUSeconds * 1e6 / float64(m.AB.Complete)
 	}
-	if app.admin != "" {
-		pagesAfter, err := app.searchPages()
-		if err != nil {
-			return m, fmt.Errorf("%s: %w", label, err)
-		}
-		pages := pagesAfter.minus(pagesBefore)
-		m.Pages = &pages
+	after, err := app.counts()
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
 	}
-	if app.chaos {
-		end, err := app.chaosStatus()
-		if err != nil {
-			return m, fmt.Errorf("%s: %w", label, err)
-		}
-		m.ErrorEvery = end.ErrorEvery
-		m.Counters = &chaosCounters{
-			RedisRoundTrips:      end.Counters.RedisRoundTrips - before.Counters.RedisRoundTrips,
-			InterestReads:        end.Counters.InterestReads - before.Counters.InterestReads,
-			DelaysInjected:       end.Counters.DelaysInjected - before.Counters.DelaysInjected,
-			ErrorsInjected:       end.Counters.ErrorsInjected - before.Counters.ErrorsInjected,
-			DelaySecondsInjected: end.Counters.DelaySecondsInjected - before.Counters.DelaySecondsInjected,
-		}
-	}
+	m.countedBetween(app, before, after)
+	m.ErrorEvery = after.chaos.ErrorEvery
 	if spec.after != nil {
 		if err := spec.after(app); err != nil {
 			return m, fmt.Errorf("%s: %w", label, err)

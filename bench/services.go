@@ -272,6 +272,49 @@ func (p pageCounts) minus(q pageCounts) pageCounts {
 
 // searchPages reads shopsession_search_pages_total from the admin listener's
 // /metrics.
+// appCounts is what the service has counted by a moment: its search pages
+// (when it has an admin listener) and, in the chaos build, the experiment's
+// status.
+type appCounts struct {
+	pages pageCounts
+	chaos chaosStatus
+}
+
+func (a *appProcess) counts() (appCounts, error) {
+	var c appCounts
+	var err error
+	if a.chaos {
+		if c.chaos, err = a.chaosStatus(); err != nil {
+			return c, err
+		}
+	}
+	if a.admin != "" {
+		if c.pages, err = a.searchPages(); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// countedBetween sets m's search pages and experiment counters to what app
+// counted from before to after.
+func (m *measurement) countedBetween(app *appProcess, before, after appCounts) {
+	if app.admin != "" {
+		pages := after.pages.minus(before.pages)
+		m.Pages = &pages
+	}
+	if app.chaos {
+		b, e := before.chaos.Counters, after.chaos.Counters
+		m.Counters = &chaosCounters{
+			RedisRoundTrips:      e.RedisRoundTrips - b.RedisRoundTrips,
+			InterestReads:        e.InterestReads - b.InterestReads,
+			DelaysInjected:       e.DelaysInjected - b.DelaysInjected,
+			ErrorsInjected:       e.ErrorsInjected - b.ErrorsInjected,
+			DelaySecondsInjected: e.DelaySecondsInjected - b.DelaySecondsInjected,
+		}
+	}
+}
+
 func (a *appProcess) searchPages() (pageCounts, error) {
 	var p pageCounts
 	resp, err := http.Get(a.admin + "/metrics")
