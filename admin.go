@@ -20,7 +20,7 @@ const adminWriteTimeout = 2 * time.Minute
 
 // newAdminHandler returns the admin listener's routes, all of them:
 // /metrics, /debug/pprof/ and, in the chaos build, /debug/chaos.
-func newAdminHandler(m *metrics, experiment *chaosExperiment, logger *slog.Logger) http.Handler {
+func newAdminHandler(m *metrics, experiment *experiment, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", adminIndex)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{

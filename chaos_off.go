@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -11,19 +12,23 @@ import (
 )
 
 // This is the production twin of chaos_on.go: the same identifiers with
-// nothing in them, so the compiler drops every call and the binary carries no
-// experiment code. omission_test.go proves it.
+// nothing in them, so the compiler drops every call and the binary links
+// nothing of package chaos. omission_test.go proves it.
 
 const chaosBuild = false
 
-type chaosExperiment struct{}
+type experiment struct{}
 
-func newChaosExperiment(getenv func(string) string) (*chaosExperiment, error) { return nil, nil }
+func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment, error) {
+	return nil, nil
+}
 
-func (*chaosExperiment) attach(logger *slog.Logger, rdb redis.UniversalClient) {}
+func (*experiment) instrument(rdb redis.UniversalClient) {}
 
-func (*chaosExperiment) mountControl(admin *http.ServeMux) {}
+func (*experiment) observe(shop http.Handler) http.Handler { return shop }
 
-func (*chaosExperiment) observe(shop http.Handler) http.Handler { return shop }
+func (*experiment) mountControl(admin *http.ServeMux) {}
 
-func (*chaosExperiment) registerMetrics(reg prometheus.Registerer) {}
+func (*experiment) registerMetrics(reg prometheus.Registerer) {}
+
+func sessionIssued(ctx context.Context, id string) {}

@@ -145,7 +145,7 @@ func serveStylesheet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) reset(w http.ResponseWriter, r *http.Request) {
-	a.newSession(w)
+	a.newSession(w, r)
 	http.Redirect(w, r, "/", http.StatusFound)
 }
 
@@ -178,11 +178,12 @@ func (a *app) sessionID(w http.ResponseWriter, r *http.Request) string {
 	if c, err := r.Cookie(sessionCookie); err == nil && validSessionID(c.Value) {
 		return c.Value
 	}
-	return a.newSession(w)
+	return a.newSession(w, r)
 }
 
-func (a *app) newSession(w http.ResponseWriter) string {
+func (a *app) newSession(w http.ResponseWriter, r *http.Request) string {
 	id := uuid.NewString()
+	sessionIssued(r.Context(), id) // for the chaos build's blast radius; nothing in production
 	a.setSessionCookie(w, id)
 	return id
 }

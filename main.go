@@ -64,11 +64,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	experiment, err := newChaosExperiment(getenv)
+	logger := newLogger(cfg.logFormat, stderr)
+	// In production newExperiment is a no-op returning nil (chaos_off.go).
+	experiment, err := newExperiment(getenv, logger)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg.logFormat, stderr)
 
 	rdb, closeRedis, err := openRedis(cfg, logger)
 	if err != nil {
@@ -86,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// before its first command, so that on a cluster it reaches every node
 	// client as go-redis creates it.
 	m.watchRedis(rdb)
-	experiment.attach(logger, rdb)
+	experiment.instrument(rdb)
 	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, cfg.breaker, logger)
 	st.metrics = m
 	m.watchBreaker(st.cacheState().String())
@@ -158,7 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // listenAdmin opens the admin listener, or returns nils when cfg disables it.
-func listenAdmin(cfg config, m *metrics, experiment *chaosExperiment, logger *slog.Logger) (*http.Server, net.Listener, error) {
+func listenAdmin(cfg config, m *metrics, experiment *experiment, logger *slog.Logger) (*http.Server, net.Listener, error) {
 	if cfg.adminAddr == "" {
 		logger.Info("admin listener disabled: no /metrics or /debug/pprof/")
 		return nil, nil, nil

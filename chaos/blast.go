@@ -1,0 +1,207 @@
+package chaos
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The blast radius and what it is judged by: each request carries in its
+// context whom it is for (its unit) and what the experiment did to it; the
+// hooks read the unit from there to decide, once per command, whether a
+// fault reaches it, and Middleware counts each page by group when it ends.
+
+// group is which side of the blast radius a unit is on.
+type group int
+
+const (
+	experimentGroup group = iota
+	controlGroup
+)
+
+func (g group) String() string {
+	if g == controlGroup {
+		return "control"
+	}
+	return "experiment"
+}
+
+// groupOf tells which group a unit is in: stable for a unit and a seed,
+// across requests and across instances.
+func (r *run) groupOf(unit string) group {
+	if r.allSessions || unitHash(r.seed, unit)>>11 < r.cutoff {
+		return experimentGroup
+	}
+	return controlGroup
+}
+
+// unitHash is FNV-1a over the seed and the unit, finished with SplitMix64's
+// mixer so that nearby units spread over the whole range.
+func unitHash(seed uint64, unit string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := range 8 {
+		h = (h ^ uint64(byte(seed>>(8*i)))) * 1099511628211
+	}
+	for i := 0; i < len(unit); i++ {
+		h = (h ^ uint64(unit[i])) * 1099511628211
+	}
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
+}
+
+// reaches reports whether a fault may apply to a command made in ctx: with
+// a blast radius, only in a request for a unit of the experiment group.
+func (r *run) reaches(ctx context.Context) bool {
+	if r.allSessions {
+		return true
+	}
+	unit := requestOf(ctx).unitName()
+	return unit != "" && r.groupOf(unit) == experimentGroup
+}
+
+// request follows one request through the hooks, in its context.
+type request struct {
+	unit           atomic.Pointer[string]
+	readOK         atomic.Bool
+	delaysInjected atomic.Int64
+	errorsInjected atomic.Int64
+}
+
+type requestKey struct{}
+
+// requestOf is ctx's request; nil outside Middleware, or while no
+// experiment injects. Its methods do nothing on nil.
+func requestOf(ctx context.Context) *request {
+	r, _ := ctx.Value(requestKey{}).(*request)
+	return r
+}
+
+func (r *request) unitName() string {
+	if r == nil {
+		return ""
+	}
+	if u := r.unit.Load(); u != nil {
+		return *u
+	}
+	return ""
+}
+
+// read records that a request read (or found nothing to read).
+func (r *request) read(err error) {
+	if r != nil && (err == nil || err == redis.Nil) {
+		r.readOK.Store(true)
+	}
+}
+
+func (r *request) delayInjected() {
+	if r != nil {
+		r.delaysInjected.Add(1)
+	}
+}
+
+func (r *request) errorInjected() {
+	if r != nil {
+		r.errorsInjected.Add(1)
+	}
+}
+
+// SetUnit names the unit of the request whose context ctx is, when the
+// handler assigns one during the request (a new visitor's session): the
+// commands after it, and the page's count, go by that unit. Outside
+// Middleware, or while no experiment injects, it does nothing.
+func SetUnit(ctx context.Context, unit string) {
+	if r := requestOf(ctx); r != nil {
+		r.unit.Store(&unit)
+	}
+}
+
+// Middleware wraps the service's handler: while an experiment injects, it
+// puts each request's unit (the Unit option) in its context for the hooks,
+// and counts each page (the Pages option) by group for the status, the
+// metrics and the stop conditions. While none injects it costs a request
+// one atomic load.
+func (e *Experiment) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := e.active.Load()
+		if !p.injects() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		req := &request{}
+		if e.opts.Unit != nil {
+			if unit := e.opts.Unit(r); unit != "" {
+				req.unit.Store(&unit)
+			}
+		}
+		r = r.WithContext(context.WithValue(r.Context(), requestKey{}, req))
+		if !e.opts.isPage(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(rec, r)
+		took := time.Since(start)
+		if rec.status < 200 || rec.status > 299 {
+			return // refused before it reached Redis
+		}
+		run := p.run
+		g := run.groupOf(req.unitName())
+		failed := !req.readOK.Load()
+		for _, c := range []*groupCounters{&run.groups[g], &e.groupTotals[g]} {
+			c.add(req, failed, took)
+		}
+		if run.window != nil {
+			if abort := run.window.add(failed, took); abort != nil {
+				e.end(p, abort)
+			}
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// groupCounters count the pages of one group.
+type groupCounters struct {
+	searches       atomic.Int64
+	failedReads    atomic.Int64
+	searchNanos    atomic.Int64
+	delaysInjected atomic.Int64
+	errorsInjected atomic.Int64
+}
+
+func (g *groupCounters) add(r *request, failed bool, took time.Duration) {
+	g.searches.Add(1)
+	g.searchNanos.Add(int64(took))
+	g.delaysInjected.Add(r.delaysInjected.Load())
+	g.errorsInjected.Add(r.errorsInjected.Load())
+	if failed {
+		g.failedReads.Add(1)
+	}
+}
+
+func (g *groupCounters) figures() GroupFigures {
+	f := GroupFigures{Searches: g.searches.Load(), FailedReads: g.failedReads.Load(),
+		DelaysInjected: g.delaysInjected.Load(), ErrorsInjected: g.errorsInjected.Load(),
+		SearchSeconds: time.Duration(g.searchNanos.Load()).Seconds()}
+	if f.Searches > 0 {
+		f.MeanSearchMS = f.SearchSeconds * 1000 / float64(f.Searches)
+	}
+	return f
+}

@@ -1,0 +1,166 @@
+package chaos
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+)
+
+// Config is one experiment as a person writes it: in environment variables
+// at start-up (FromEnv), or as the JSON body of PUT on the control handler
+// (FromJSON), which replaces the running one whole. The status shows it with
+// the same fields.
+type Config struct {
+	// Experiment is none, latency, error or latency,error.
+	Experiment string `json:"experiment"`
+	// DelaySeconds is the latency experiment's delay, moved by a uniform
+	// draw within ± JitterSeconds.
+	DelaySeconds  float64 `json:"delay_seconds"`
+	JitterSeconds float64 `json:"delay_jitter_seconds"`
+	// Commands are the Redis commands the delay applies to; empty: all.
+	Commands []string `json:"commands"`
+	// ErrorEvery fails every Nth read; ErrorRate, above 0, fails reads at
+	// random with this probability instead.
+	ErrorEvery int64   `json:"error_every"`
+	ErrorRate  float64 `json:"error_rate"`
+	// Seed drives the error rate's and the jitter's draws and the blast
+	// radius's groups; 0: a random one, which the status then shows.
+	Seed uint64 `json:"seed"`
+	// Layer is where faults are injected: command (around each go-redis
+	// command) or connection (on the connections go-redis dials).
+	Layer string `json:"layer"`
+	// ErrorReply is the error a failed read gets: "" (CHAOS at the command
+	// layer, a dropped connection at the connection layer), LOADING, READONLY
+	// or CLUSTERDOWN.
+	ErrorReply string `json:"error_reply"`
+	Guardrails
+
+	readAs string // how a truthy CHAOS was read, for a warning at start-up
+}
+
+// Guardrails are an experiment's limits, after the platforms that run faults
+// on real traffic (AWS FIS, Netflix's ChAP). Every field left out means no
+// guardrail.
+type Guardrails struct {
+	// DurationSeconds ends the experiment this long after it starts; 0: it
+	// runs until it is replaced.
+	DurationSeconds float64 `json:"duration_seconds,omitempty"`
+	// SessionsPercent confines the faults to this share of the units (the
+	// Unit option: sessions, in the shop); the others are the control group.
+	// Unset: every unit.
+	SessionsPercent *float64 `json:"sessions_percent,omitempty"`
+	// StopWindowSearches is how many of the latest pages the stop conditions
+	// look at; 0: 100.
+	StopWindowSearches int `json:"stop_window_searches,omitempty"`
+	// StopFailedReadsShare aborts the experiment when more than this share
+	// of the window's pages could not read; 0: never.
+	StopFailedReadsShare float64 `json:"stop_failed_reads_share,omitempty"`
+	// StopSearchP99Seconds aborts it when the window's p99 page time is
+	// above this; 0: never.
+	StopSearchP99Seconds float64 `json:"stop_search_p99_seconds,omitempty"`
+}
+
+// Layers.
+const (
+	LayerCommand    = "command"
+	LayerConnection = "connection"
+)
+
+// defaults is the experiment before anything is set: none, with the book's
+// 0.75 s delay and every 2nd read ready for when one starts.
+var defaults = Config{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2, Layer: LayerCommand}
+
+// Off is the checked experiment that injects nothing, with a fresh seed.
+func Off() Config {
+	c := defaults
+	c.check(jsonName) // the defaults are valid; this fills the seed
+	return c
+}
+
+// FromJSON reads a PUT body: the fields it leaves out take their defaults,
+// unknown fields are refused. Errors name the JSON field.
+func FromJSON(body []byte) (Config, error) {
+	c := defaults
+	// Decode would take null, or nothing at all, as "every field at its
+	// default": a typo would stop the running experiment.
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return c, fmt.Errorf("body is not a JSON object: want an experiment such as {\"experiment\":\"latency\",\"delay_seconds\":0.1}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("body is not a JSON experiment: %v", err)
+	}
+	if dec.More() {
+		return c, fmt.Errorf("body has more than one JSON value")
+	}
+	return c, c.check(jsonName)
+}
+
+func jsonName(s *setting) string { return s.field }
+func envName(s *setting) string  { return s.env }
+
+// check validates c against the settings table and puts it in canonical
+// form; name spells a setting in the caller's terms.
+func (c *Config) check(name func(*setting) string) error {
+	for i := range settings {
+		s := &settings[i]
+		if s.check == nil {
+			continue
+		}
+		if shown, want := s.check(c); want != "" {
+			return fmt.Errorf("invalid %s %q: %s", name(s), fmt.Sprint(shown), want)
+		}
+	}
+	if c.Seed == 0 {
+		c.Seed = rand.Uint64() | 1 // shown in the status, so a run can be repeated
+	}
+	return nil
+}
+
+func (c *Config) latency() bool    { return strings.Contains(c.Experiment, "latency") }
+func (c *Config) failsReads() bool { return strings.Contains(c.Experiment, "error") }
+
+// truthy reports whether an experiment is spelled as a bare switch, such as
+// CHAOS=true, which does not say which experiment.
+func truthy(experiment string) bool {
+	switch strings.ToLower(strings.TrimSpace(experiment)) {
+	case "true", "1", "yes", "on":
+		return true
+	}
+	return false
+}
+
+func experimentName(latency, failReads bool) string {
+	switch {
+	case latency && failReads:
+		return "latency,error"
+	case latency:
+		return "latency"
+	case failReads:
+		return "error"
+	}
+	return "none"
+}
+
+// logAttrs are c's fields for a log line: the guardrails only when set.
+func (c Config) logAttrs() []any {
+	attrs := []any{"experiment", c.Experiment, "delay_seconds", c.DelaySeconds,
+		"delay_jitter_seconds", c.JitterSeconds, "commands", strings.Join(c.Commands, ","),
+		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed,
+		"layer", c.Layer, "error_reply", c.ErrorReply}
+	g := c.Guardrails
+	if g.DurationSeconds > 0 {
+		attrs = append(attrs, "duration_seconds", g.DurationSeconds)
+	}
+	if g.SessionsPercent != nil {
+		attrs = append(attrs, "sessions_percent", *g.SessionsPercent)
+	}
+	if g.StopFailedReadsShare > 0 || g.StopSearchP99Seconds > 0 {
+		attrs = append(attrs, "stop_window_searches", g.stopWindow(),
+			"stop_failed_reads_share", g.StopFailedReadsShare, "stop_search_p99_seconds", g.StopSearchP99Seconds)
+	}
+	return attrs
+}

@@ -1,0 +1,253 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The connection layer: faults injected on the net.Conn that go-redis dials,
+// below its pool and its retry loop, where a real slow or broken Redis acts.
+//
+// The command layer (redis.go's hooks, the book's experiments) runs around
+// a command before it takes a pooled connection and outside go-redis's
+// retries: its delay holds no connection, its error is never retried. Here a
+// delayed reply keeps the connection out of the pool for the whole delay, so
+// 64 clients on a pool of 20 queue and time out as they do behind a slow
+// network; a failed read gets a dropped connection or a real Redis error
+// reply, which go-redis handles by its own rules (closing, re-dialling,
+// retrying when MaxRetries allows it).
+
+// connCounters count what the connection layer did.
+type connCounters struct {
+	dials        atomic.Int64
+	dialsFailed  atomic.Int64
+	delays       atomic.Int64
+	drops        atomic.Int64
+	errorReplies atomic.Int64
+}
+
+func (c *connCounters) status() ConnCounters {
+	return ConnCounters{c.dials.Load(), c.dialsFailed.Load(), c.delays.Load(), c.drops.Load(), c.errorReplies.Load()}
+}
+
+// dialHook wraps every connection go-redis dials. The wrapper costs a
+// command one atomic load on each write and read while no connection-layer
+// experiment runs (BenchmarkConnWithNoExperiment), and wrapping every
+// connection means an experiment switched on with PUT reaches the pooled
+// connections too, not only those dialled after it.
+func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		e.conn.dials.Add(1)
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			e.conn.dialsFailed.Add(1)
+			return nil, err
+		}
+		wrapped := &faultyConn{Conn: conn, e: e, closed: make(chan struct{})}
+		if _, ok := conn.(syscall.Conn); ok {
+			// go-redis's pool peeks at the socket of a syscall.Conn to drop
+			// connections Redis closed while they were idle; keep that.
+			return &faultySyscallConn{wrapped}, nil
+		}
+		return wrapped, nil
+	}
+}
+
+// connFault is what the next Read on a connection does instead of, or
+// before, reading Redis's reply.
+type connFault struct {
+	until time.Time // delay: read the reply from then on
+	drop  bool      // close the connection: the read sees end of file
+	reply []byte    // answer with these bytes; the command never reached Redis
+}
+
+// faultyConn is a connection go-redis dialled. Write decides the fault for
+// the reply to what it writes; the next Read carries it out. go-redis uses a
+// connection from one goroutine at a time, writing a command and then
+// reading its reply.
+type faultyConn struct {
+	net.Conn
+	e            *Experiment
+	pending      atomic.Pointer[connFault]
+	readDeadline atomic.Int64 // unix ns; 0: none
+	closed       chan struct{}
+	closeOnce    sync.Once
+}
+
+// faultySyscallConn is a faultyConn over a connection with a file descriptor.
+type faultySyscallConn struct{ *faultyConn }
+
+func (c *faultySyscallConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
+
+func (c *faultyConn) NetConn() net.Conn { return c.Conn }
+
+func (c *faultyConn) Write(b []byte) (int, error) {
+	f := c.e.active.Load().conn
+	if f == nil {
+		return c.Conn.Write(b)
+	}
+	cmds := parseRESPCommands(b)
+	if f.failure != nil && len(cmds) == 1 && c.e.opts.isRead(cmds[0].Command) && f.failure.fails() {
+		// The read never reaches Redis, as when Redis is gone or answers
+		// with an error before running it.
+		if f.failure.reply != nil {
+			c.e.conn.errorReplies.Add(1)
+			c.pending.Store(&connFault{reply: f.failure.reply})
+		} else {
+			c.e.conn.drops.Add(1)
+			c.pending.Store(&connFault{drop: true})
+		}
+		return len(b), nil
+	}
+	written := time.Now()
+	n, err := c.Conn.Write(b)
+	if err != nil || f.latency == nil {
+		return n, err
+	}
+	for _, cmd := range cmds {
+		if f.latency.targets(cmd.Name) {
+			if d := f.latency.next(); d > 0 {
+				c.e.conn.delays.Add(1)
+				c.pending.Store(&connFault{until: written.Add(d)})
+			}
+			break // a pipeline is one round trip, delayed once
+		}
+	}
+	return n, err
+}
+
+func (c *faultyConn) Read(b []byte) (int, error) {
+	if c.pending.Load() == nil {
+		return c.Conn.Read(b)
+	}
+	f := c.pending.Swap(nil)
+	switch {
+	case f.drop:
+		// What a client sees when Redis closes the connection (it is
+		// stopped, or killed): end of file, which go-redis treats as a
+		// broken connection, retries and re-dials.
+		c.Conn.Close()
+		return 0, io.EOF
+	case f.reply != nil:
+		n := copy(b, f.reply)
+		if n < len(f.reply) {
+			c.pending.Store(&connFault{reply: f.reply[n:]})
+		}
+		return n, nil
+	}
+	if err := c.waitUntil(f.until); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+// waitUntil holds the reply back until t, as a slow network does: until the
+// read deadline go-redis set, if that comes first, which then fails the read
+// as a timeout; or until the connection is closed.
+func (c *faultyConn) waitUntil(t time.Time) error {
+	timedOut := false
+	if ns := c.readDeadline.Load(); ns != 0 && ns < t.UnixNano() {
+		t, timedOut = time.Unix(0, ns), true
+	}
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-c.closed:
+		return net.ErrClosed
+	}
+	if timedOut {
+		return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
+	}
+	return nil
+}
+
+func (c *faultyConn) SetDeadline(t time.Time) error {
+	c.setReadDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *faultyConn) SetReadDeadline(t time.Time) error {
+	c.setReadDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *faultyConn) setReadDeadline(t time.Time) {
+	if t.IsZero() {
+		c.readDeadline.Store(0)
+	} else {
+		c.readDeadline.Store(t.UnixNano())
+	}
+}
+
+func (c *faultyConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	err := c.Conn.Close()
+	if errors.Is(err, net.ErrClosed) {
+		return nil // a dropped connection closed itself already
+	}
+	return err
+}
+
+// respCommand is a command as go-redis writes it.
+type respCommand struct {
+	Command
+	args int
+}
+
+// parseRESPCommands reads the commands in one write: each an array of bulk
+// strings. It stops at anything else, such as a command split across writes.
+func parseRESPCommands(b []byte) []respCommand {
+	var cmds []respCommand
+	for len(b) > 0 {
+		n, rest, ok := respLength(b, '*')
+		if !ok {
+			return cmds
+		}
+		b = rest
+		cmd := respCommand{args: n}
+		for i := range n {
+			size, rest, ok := respLength(b, '$')
+			if !ok || len(rest) < size+2 {
+				return cmds
+			}
+			switch i {
+			case 0:
+				cmd.Name = strings.ToLower(string(rest[:size]))
+			case 1:
+				cmd.Key = string(rest[:size])
+			}
+			b = rest[size+2:]
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds
+}
+
+// respLength reads a line such as "*2\r\n" or "$3\r\n" that starts with
+// kind, and returns its number and what follows it.
+func respLength(b []byte, kind byte) (int, []byte, bool) {
+	end := bytes.Index(b, []byte("\r\n"))
+	if len(b) == 0 || b[0] != kind || end < 0 {
+		return 0, nil, false
+	}
+	n, err := strconv.Atoi(string(b[1:end]))
+	if err != nil || n < 0 {
+		return 0, nil, false
+	}
+	return n, b[end+2:], true
+}

@@ -1,0 +1,130 @@
+package chaos
+
+import (
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options are what is particular to the service that runs experiments.
+type Options struct {
+	// Logger gets the experiment's warnings: the build, each change of
+	// experiment, its end. nil: slog.Default().
+	Logger *slog.Logger
+	// Namespace prefixes the metrics' names, as in
+	// Namespace_chaos_delays_injected_total; empty: none.
+	Namespace string
+	// Reads reports whether a command is one of the service's reads, which
+	// the error experiment fails and the stop conditions judge. nil: every
+	// GET.
+	Reads func(Command) bool
+	// Pages reports whether a request is one of the pages the guardrails
+	// count by group and judge. nil: every request.
+	Pages func(*http.Request) bool
+	// Unit names whom a request is for (a session, a user, a tenant): the
+	// blast radius puts each unit in the experiment or the control group.
+	// A unit that the handler assigns during the request is given with
+	// SetUnit. nil, or an empty unit: none, which a blast radius never
+	// reaches.
+	Unit func(*http.Request) string
+	// ValidUnit checks the unit that GET ?session= asks about, and says what
+	// it wants when it refuses one. nil: 1 to 256 printable ASCII bytes.
+	ValidUnit func(string) (ok bool, want string)
+}
+
+// Command is what both layers know of a Redis command: its name in lower
+// case and its first argument, the key of most commands.
+type Command struct {
+	Name string
+	Key  string
+}
+
+func (o *Options) isRead(c Command) bool {
+	if o.Reads == nil {
+		return c.Name == "get"
+	}
+	return o.Reads(c)
+}
+
+func (o *Options) isPage(r *http.Request) bool { return o.Pages == nil || o.Pages(r) }
+
+func (o *Options) validUnit(unit string) (bool, string) {
+	if o.ValidUnit != nil {
+		return o.ValidUnit(unit)
+	}
+	for i := 0; i < len(unit); i++ {
+		if unit[i] < ' ' || unit[i] > '~' {
+			return false, "want 1 to 256 printable ASCII characters"
+		}
+	}
+	return unit != "" && len(unit) <= 256, "want 1 to 256 printable ASCII characters"
+}
+
+// Experiment is the running experiment, which PUT on its control handler
+// replaces, and what the experiments have done since it was made.
+type Experiment struct {
+	opts   Options
+	logger *slog.Logger
+	active atomic.Pointer[plan]
+	swap   sync.Mutex // serialises replacements, which read the plan they replace
+	rdb    redis.UniversalClient
+	clock  clock // nil: the real one
+
+	roundTrips     atomic.Int64
+	reads          atomic.Int64
+	delaysInjected atomic.Int64
+	errorsInjected atomic.Int64
+	// delayedNanos is the time the delays actually waited, cut short or not,
+	// each measured on the monotonic clock: it tells an inaccurate delay from
+	// the system's reaction.
+	delayedNanos atomic.Int64
+	conn         connCounters
+	// groupTotals count every run's pages by group since the experiment was
+	// made, for the metrics, which must only grow; each run counts its own.
+	groupTotals [2]groupCounters
+}
+
+// New starts cfg (from FromEnv, FromJSON or Off) with the service's
+// particulars, and warns in the log that faults are compiled in. Hook it in
+// with Instrument and Middleware; serve Handler to change it at run time.
+func New(cfg Config, opts Options) *Experiment {
+	e := &Experiment{opts: opts, logger: opts.Logger}
+	if e.logger == nil {
+		e.logger = slog.Default()
+	}
+	p := newPlan(cfg)
+	p.succeeded(nil, time.Now())
+	e.swap.Lock()
+	e.started(p, nil)
+	e.active.Store(p)
+	e.swap.Unlock()
+	e.logPlan("CHAOS BUILD: fault injection is compiled in; never run this binary in production", cfg)
+	if cfg.readAs != "" {
+		e.logger.Warn(cfg.readAs)
+	}
+	return e
+}
+
+// Use makes cfg the running experiment, in one step.
+func (e *Experiment) Use(cfg Config) {
+	p := newPlan(cfg)
+	e.swap.Lock()
+	defer e.swap.Unlock()
+	old := e.active.Load()
+	p.succeeded(old, time.Now())
+	e.started(p, old)
+	e.active.Store(p)
+	e.logPlan("chaos experiment replaced", cfg)
+}
+
+// Stop ends the running experiment: no injection until the next Use.
+func (e *Experiment) Stop() { e.Use(Off()) }
+
+// Config is the running experiment.
+func (e *Experiment) Config() Config { return e.active.Load().config }
+
+func (e *Experiment) logPlan(msg string, c Config) { e.logger.Warn(msg, c.logAttrs()...) }

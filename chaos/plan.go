@@ -1,0 +1,75 @@
+package chaos
+
+import (
+	"time"
+)
+
+// plan is a checked Config in the form the hooks use. The hooks load the
+// active plan once per command, so a replaced plan never shows half. Which
+// layer injects is decided here, once: at most one of command and conn is
+// set, and a hook of the other layer finds nil and hands the call on.
+type plan struct {
+	config  Config
+	command *faults // injected around go-redis's commands
+	conn    *faults // injected on the connections go-redis dials
+	run     *run    // the guardrails' state, which the plan that ends it shares
+
+	latencySince time.Time
+	errorSince   time.Time
+}
+
+// faults are what one layer injects; a nil kind injects nothing.
+type faults struct {
+	latency *latency
+	failure *failure
+}
+
+func newPlan(c Config) *plan {
+	p := &plan{config: c, run: newRun(c)}
+	f := &faults{latency: newLatency(c), failure: newFailure(c)}
+	switch {
+	case f.latency == nil && f.failure == nil:
+	case c.Layer == LayerConnection:
+		p.conn = f
+	default:
+		p.command = f
+	}
+	return p
+}
+
+// stopped is p with nothing injected, sharing its run, so the status still
+// shows what it did.
+func (p *plan) stopped() *plan { return &plan{config: p.config, run: p.run} }
+
+// faults is whichever layer injects; nil: none does.
+func (p *plan) faults() *faults { return cmpOr(p.command, p.conn) }
+
+// injects reports whether the plan injects any fault.
+func (p *plan) injects() bool { return p.faults() != nil }
+
+func (p *plan) latency() bool { f := p.faults(); return f != nil && f.latency != nil }
+func (p *plan) failure() bool { f := p.faults(); return f != nil && f.failure != nil }
+
+// succeeded carries over the time each fault kind became active: a kind that
+// stays on keeps its time.
+func (p *plan) succeeded(old *plan, now time.Time) {
+	if p.latency() {
+		p.latencySince = now
+		if old != nil && old.latency() {
+			p.latencySince = old.latencySince
+		}
+	}
+	if p.failure() {
+		p.errorSince = now
+		if old != nil && old.failure() {
+			p.errorSince = old.errorSince
+		}
+	}
+}
+
+func cmpOr[T any](a, b *T) *T {
+	if a != nil {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,115 @@
+package chaos
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Instrument hooks the experiment into a go-redis client: a *redis.Client,
+// a *redis.ClusterClient (every node client, as go-redis makes it) or a
+// *redis.Ring. Call it once, before the client's first command.
+func (e *Experiment) Instrument(rdb redis.UniversalClient) {
+	e.rdb = rdb
+	// Reads are counted, and failed, once per command as the service issues
+	// it: on a cluster a redirected read is still one read.
+	rdb.AddHook(readHook{e})
+	// Round trips happen where commands reach Redis: on a cluster, in the
+	// client go-redis makes for each node; dials too.
+	trips := roundTripHook{e}
+	if cluster, ok := rdb.(*redis.ClusterClient); ok {
+		cluster.OnNewNode(func(node *redis.Client) { node.AddHook(trips) })
+	} else {
+		rdb.AddHook(trips)
+	}
+}
+
+// commandOf is what the hooks know of cmd.
+func commandOf(cmd redis.Cmder) Command {
+	c := Command{Name: cmd.Name()}
+	if args := cmd.Args(); len(args) > 1 {
+		c.Key, _ = args[1].(string)
+	}
+	return c
+}
+
+// readHook counts the service's reads and, at the command layer, fails
+// some before they reach Redis.
+type readHook struct{ e *Experiment }
+
+func (h readHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h readHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !h.e.opts.isRead(commandOf(cmd)) {
+			return next(ctx, cmd)
+		}
+		h.e.reads.Add(1)
+		p := h.e.active.Load()
+		if f := p.command; f != nil && f.failure != nil && p.run.reaches(ctx) && f.failure.fails() {
+			h.e.errorsInjected.Add(1)
+			requestOf(ctx).errorInjected()
+			return f.failure.commandError()
+		}
+		err := next(ctx, cmd)
+		requestOf(ctx).read(err)
+		return err
+	}
+}
+
+func (h readHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// roundTripHook counts every command and pipeline sent to Redis and, at the
+// command layer, delays the ones the latency targets; it wraps every
+// connection for the connection layer.
+type roundTripHook struct{ e *Experiment }
+
+func (h roundTripHook) DialHook(next redis.DialHook) redis.DialHook { return h.e.dialHook(next) }
+
+func (h roundTripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := h.e.roundTrip(ctx, cmd); err != nil {
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		// A pipeline is one round trip, delayed if any of its commands is targeted.
+		if err := h.e.roundTrip(ctx, cmds...); err != nil {
+			return err
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// roundTrip counts a trip to Redis and, if the command layer's latency
+// targets any of its commands, delays it. The delay ends early with the
+// context's error.
+func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
+	e.roundTrips.Add(1)
+	p := e.active.Load()
+	f := p.command
+	if f == nil || f.latency == nil {
+		return nil
+	}
+	if !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return f.latency.targets(c.Name()) }) || !p.run.reaches(ctx) {
+		return nil
+	}
+	d := f.latency.next()
+	if d == 0 {
+		return nil
+	}
+	e.delaysInjected.Add(1)
+	requestOf(ctx).delayInjected()
+	start := time.Now()
+	err := sleepUntil(ctx, start.Add(d))
+	e.delayedNanos.Add(int64(time.Since(start)))
+	return err
+}

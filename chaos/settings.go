@@ -1,0 +1,221 @@
+package chaos
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// setting is one field of Config: its environment variable, its JSON field,
+// and how each is read and checked. settings is the only list of them.
+type setting struct {
+	env   string
+	field string
+	want  string // what an invalid value is told it should be
+	// parse reads the environment's raw value into c; false: not a value
+	// of this setting (numbers out of range included, so that the error
+	// echoes the value as typed, "Inf" or "1e3", not as check formats it).
+	parse func(c *Config, raw string) bool
+	// check validates c's value and puts it in canonical form; it returns
+	// the value as shown and, when invalid, what is wanted.
+	check func(c *Config) (shown any, want string)
+}
+
+const (
+	experimentChoices  = "latency, error or latency,error (none, unset or empty: no experiment)"
+	errorReplyChoices  = "LOADING, READONLY or CLUSTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)"
+	maxDurationSeconds = 24 * 60 * 60
+	defaultStopWindow  = 100 // pages
+	maxStopWindow      = 100_000
+)
+
+var commandName = regexp.MustCompile(`^[a-z]+$`)
+
+var settings = []setting{
+	{env: "CHAOS", field: "experiment", want: "want " + experimentChoices,
+		parse: func(c *Config, raw string) bool { c.Experiment = raw; return true },
+		check: checkExperiment},
+	seconds("CHAOS_DELAY_SECONDS", "delay_seconds", 60, "0.75", func(c *Config) *float64 { return &c.DelaySeconds }),
+	seconds("CHAOS_DELAY_JITTER_SECONDS", "delay_jitter_seconds", 60, "0.05", func(c *Config) *float64 { return &c.JitterSeconds }),
+	{env: "CHAOS_ERROR_EVERY", field: "error_every", want: "want a whole number from 1 up, such as 2 (every 2nd read fails)",
+		parse: func(c *Config, raw string) bool {
+			n, err := strconv.ParseInt(raw, 10, 64)
+			c.ErrorEvery = n
+			return err == nil
+		},
+		check: func(c *Config) (any, string) {
+			return c.ErrorEvery, wantIf(c.ErrorEvery < 1, "want a whole number from 1 up, such as 2 (every 2nd read fails)")
+		}},
+	number("CHAOS_ERROR_RATE", "error_rate", "want a probability from 0 to 1, such as 0.3", 0, 1, func(c *Config) *float64 { return &c.ErrorRate }),
+	{env: "CHAOS_COMMANDS", field: "commands", want: "want Redis command names, such as get or get,evalsha",
+		parse: func(c *Config, raw string) bool { c.Commands = strings.Split(raw, ","); return true },
+		check: func(c *Config) (any, string) {
+			for i, cmd := range c.Commands {
+				c.Commands[i] = strings.ToLower(strings.TrimSpace(cmd))
+				if !commandName.MatchString(c.Commands[i]) {
+					return strings.Join(c.Commands, ","), "want Redis command names, such as get or get,evalsha"
+				}
+			}
+			return nil, ""
+		}},
+	{env: "CHAOS_SEED", field: "seed", want: "want a whole number from 0 up (0: a random seed)",
+		parse: func(c *Config, raw string) bool {
+			n, err := strconv.ParseUint(raw, 10, 64)
+			c.Seed = n
+			return err == nil
+		}},
+	{env: "CHAOS_LAYER", field: "layer",
+		parse: func(c *Config, raw string) bool { c.Layer = raw; return true },
+		check: checkLayer},
+	{env: "CHAOS_ERROR_REPLY", field: "error_reply", want: "want " + errorReplyChoices,
+		parse: func(c *Config, raw string) bool { c.ErrorReply = raw; return true },
+		check: func(c *Config) (any, string) {
+			c.ErrorReply = strings.ToUpper(strings.TrimSpace(c.ErrorReply))
+			_, known := errorReplies[c.ErrorReply]
+			return c.ErrorReply, wantIf(c.ErrorReply != "" && !known, "want "+errorReplyChoices)
+		}},
+	number("CHAOS_DURATION_SECONDS", "duration_seconds", "want seconds from 0 to 86400, such as 300 (0: no limit)", 0, maxDurationSeconds,
+		func(c *Config) *float64 { return &c.DurationSeconds }),
+	{env: "CHAOS_SESSIONS_PERCENT", field: "sessions_percent", want: wantPercent,
+		parse: func(c *Config, raw string) bool {
+			v, err := strconv.ParseFloat(raw, 64)
+			c.SessionsPercent = &v
+			return err == nil && within(v, 0, 100)
+		},
+		check: func(c *Config) (any, string) {
+			if c.SessionsPercent == nil {
+				return nil, ""
+			}
+			return *c.SessionsPercent, wantIf(!within(*c.SessionsPercent, 0, 100), wantPercent)
+		}},
+	{env: "CHAOS_STOP_WINDOW_SEARCHES", field: "stop_window_searches", want: wantWindow,
+		parse: func(c *Config, raw string) bool {
+			n, err := strconv.Atoi(raw)
+			c.StopWindowSearches = n
+			return err == nil
+		},
+		check: func(c *Config) (any, string) {
+			return c.StopWindowSearches, wantIf(c.StopWindowSearches < 0 || c.StopWindowSearches > maxStopWindow, wantWindow)
+		}},
+	number("CHAOS_STOP_FAILED_READS_SHARE", "stop_failed_reads_share", "want a share from 0 to 1, such as 0.5 (0: no such stop condition)", 0, 1,
+		func(c *Config) *float64 { return &c.StopFailedReadsShare }),
+	number("CHAOS_STOP_SEARCH_P99_SECONDS", "stop_search_p99_seconds", "want seconds from 0 to 60, such as 0.5 (0: no such stop condition)", 0, 60,
+		func(c *Config) *float64 { return &c.StopSearchP99Seconds }),
+}
+
+const (
+	wantPercent = "want a percentage from 0 to 100, such as 50"
+	wantWindow  = "want a whole number of searches from 1 to 100000, such as 100"
+)
+
+func seconds(env, field string, highest float64, example string, at func(*Config) *float64) setting {
+	return number(env, field, fmt.Sprintf("want seconds from 0 to %g, such as %s", highest, example), 0, highest, at)
+}
+
+// number is a setting of a float64 field within [low, high].
+func number(env, field, want string, low, high float64, at func(*Config) *float64) setting {
+	return setting{env: env, field: field, want: want,
+		parse: func(c *Config, raw string) bool {
+			v, err := strconv.ParseFloat(raw, 64)
+			*at(c) = v
+			return err == nil && within(v, low, high)
+		},
+		check: func(c *Config) (any, string) { return *at(c), wantIf(!within(*at(c), low, high), want) },
+	}
+}
+
+func within(v, low, high float64) bool { return !math.IsNaN(v) && v >= low && v <= high }
+
+func wantIf(invalid bool, want string) string {
+	if invalid {
+		return want
+	}
+	return ""
+}
+
+func checkExperiment(c *Config) (any, string) {
+	latency, failReads := false, false
+	if raw := strings.TrimSpace(c.Experiment); raw != "" && raw != "none" {
+		for part := range strings.SplitSeq(raw, ",") {
+			switch part = strings.ToLower(strings.TrimSpace(part)); {
+			case part == "latency":
+				latency = true
+			case part == "error":
+				failReads = true
+			case truthy(part):
+				return c.Experiment, "ambiguous, it does not say which experiment; want " + experimentChoices
+			default:
+				return c.Experiment, "want " + experimentChoices
+			}
+		}
+	}
+	c.Experiment = experimentName(latency, failReads)
+	return nil, ""
+}
+
+func checkLayer(c *Config) (any, string) {
+	switch strings.ToLower(strings.TrimSpace(c.Layer)) {
+	case "", LayerCommand:
+		c.Layer = LayerCommand
+	case LayerConnection:
+		c.Layer = LayerConnection
+	default:
+		return c.Layer, "want command (around each go-redis command, the default) or connection (on the connections go-redis dials)"
+	}
+	// The connection layer sees RESP bytes, not requests, so it cannot tell
+	// one unit from another: a blast radius needs the command layer.
+	if c.Layer == LayerConnection && c.SessionsPercent != nil && *c.SessionsPercent < 100 {
+		return c.Layer, "want command with sessions_percent below 100: the connection layer cannot tell sessions apart"
+	}
+	return nil, ""
+}
+
+// FromEnv reads the experiment from the environment. Every invalid value is
+// an error naming the variable, the value and what is allowed.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := defaults
+	if getenv("CHAOS_ERROR_EVERY") != "" && getenv("CHAOS_ERROR_RATE") != "" {
+		return c, fmt.Errorf("CHAOS_ERROR_EVERY and CHAOS_ERROR_RATE are both set: set one, every Nth read or a random rate")
+	}
+	for i := range settings {
+		s := &settings[i]
+		raw := getenv(s.env)
+		if raw == "" && s.env != "CHAOS" {
+			continue
+		}
+		if !s.parse(&c, raw) {
+			return c, fmt.Errorf("invalid %s %q: %s", s.env, raw, s.want)
+		}
+	}
+	if truthy(c.Experiment) {
+		// The book starts experiment 1 with CHAOS=true CHAOS_DELAY_SECONDS=0.1:
+		// a truthy CHAOS takes the experiments whose settings are given, and
+		// check refuses it when none is.
+		if named, by := experimentsNamedBy(getenv); named != "none" {
+			c.readAs = fmt.Sprintf("CHAOS=%s read as CHAOS=%s (%s set); write CHAOS=%s next time",
+				c.Experiment, named, strings.Join(by, " and "), named)
+			c.Experiment = named
+		}
+	}
+	return c, c.check(envName)
+}
+
+// experimentsNamedBy returns the experiments whose own settings the
+// environment gives, and those settings: the delay names latency, the
+// frequency of failed reads names error.
+func experimentsNamedBy(getenv func(string) string) (named string, by []string) {
+	set := func(envs ...string) bool {
+		found := false
+		for _, env := range envs {
+			if getenv(env) != "" {
+				by, found = append(by, env), true
+			}
+		}
+		return found
+	}
+	latency := set("CHAOS_DELAY_SECONDS")
+	failReads := set("CHAOS_ERROR_EVERY", "CHAOS_ERROR_RATE")
+	return experimentName(latency, failReads), by
+}

@@ -1,0 +1,156 @@
+package chaos
+
+import (
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Status is the body of GET on the control handler: the running
+// experiment, with the fields a PUT takes, its guardrails' state, and what
+// has happened since the experiment was made.
+type Status struct {
+	Build   string `json:"build"`
+	Warning string `json:"warning"`
+	Config
+	// State is running, ended (its duration ran out), aborted (a stop
+	// condition broke) or off.
+	State   string                  `json:"state"`
+	EndsAt  *time.Time              `json:"ends_at,omitempty"`
+	EndedAt *time.Time              `json:"ended_at,omitempty"`
+	Abort   *Abort                  `json:"abort,omitempty"`
+	Groups  map[string]GroupFigures `json:"groups,omitempty"`
+	Session *UnitGroup              `json:"session,omitempty"`
+
+	ActiveSince Since    `json:"active_since"`
+	Counters    Counters `json:"counters"`
+	// RedisPool is go-redis's pool since it was made: what the connection
+	// layer does to it, and the command layer does not.
+	RedisPool PoolStats `json:"redis_pool"`
+}
+
+// The states of Status.State.
+const (
+	StateRunning = "running"
+	StateEnded   = "ended"
+	StateAborted = "aborted"
+	StateOff     = "off"
+)
+
+// Since is when each fault kind of the running experiment became active.
+type Since struct {
+	Latency *time.Time `json:"latency,omitempty"`
+	Error   *time.Time `json:"error,omitempty"`
+}
+
+// Counters are what the experiments did, since the experiment was made.
+type Counters struct {
+	RedisRoundTrips int64 `json:"redis_round_trips"`
+	// Reads are the service's reads (the Reads option), failed or not.
+	Reads          int64 `json:"interest_reads"`
+	DelaysInjected int64 `json:"delays_injected"`
+	ErrorsInjected int64 `json:"errors_injected"`
+	// DelaySecondsInjected is the time the injected delays actually took.
+	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
+	// Connection is what the connection layer did; the fields above count
+	// the command layer.
+	Connection ConnCounters `json:"connection_layer"`
+}
+
+// ConnCounters are what the connection layer did.
+type ConnCounters struct {
+	Dials                int64 `json:"dials"` // by go-redis, whether or not they connect
+	DialsFailed          int64 `json:"dials_failed"`
+	DelaysInjected       int64 `json:"delays_injected"`
+	ConnectionsDropped   int64 `json:"connections_dropped"`
+	ErrorRepliesInjected int64 `json:"error_replies_injected"`
+}
+
+// GroupFigures count the pages of one group while the experiment ran.
+type GroupFigures struct {
+	Searches       int64   `json:"searches"`
+	FailedReads    int64   `json:"failed_reads"`
+	DelaysInjected int64   `json:"delays_injected"`
+	ErrorsInjected int64   `json:"errors_injected"`
+	SearchSeconds  float64 `json:"search_seconds"`
+	MeanSearchMS   float64 `json:"mean_search_ms"`
+}
+
+// UnitGroup says which group a unit is in.
+type UnitGroup struct {
+	ID    string `json:"id"`
+	Group string `json:"group"`
+}
+
+// PoolStats is go-redis's connection pool: whether an experiment made
+// commands queue for a connection (waits), give up waiting (timeouts), or
+// dial anew (misses).
+type PoolStats struct {
+	Hits          uint32  `json:"hits"`
+	Misses        uint32  `json:"misses"`
+	Timeouts      uint32  `json:"timeouts"`
+	Waits         uint32  `json:"waits"`
+	WaitSeconds   float64 `json:"wait_seconds"`
+	TotalConns    uint32  `json:"total_conns"`
+	IdleConns     uint32  `json:"idle_conns"`
+	StaleConns    uint32  `json:"stale_conns"`
+	UnusableConns uint32  `json:"unusable_conns"`
+}
+
+func poolStats(rdb redis.UniversalClient) PoolStats {
+	if rdb == nil {
+		return PoolStats{}
+	}
+	s := rdb.PoolStats()
+	return PoolStats{s.Hits, s.Misses, s.Timeouts, s.WaitCount, time.Duration(s.WaitDurationNs).Seconds(),
+		s.TotalConns, s.IdleConns, s.StaleConns, s.Unusable}
+}
+
+// Status describes the running experiment; unit, if not empty, asks which
+// group that unit is in.
+func (e *Experiment) Status(unit string) Status {
+	p := e.active.Load()
+	r := p.run
+	s := Status{
+		Build:   "chaos",
+		Warning: "fault-injection build: not for production",
+		Config:  p.config,
+		State:   StateOff,
+		Counters: Counters{
+			RedisRoundTrips:      e.roundTrips.Load(),
+			Reads:                e.reads.Load(),
+			DelaysInjected:       e.delaysInjected.Load(),
+			DelaySecondsInjected: time.Duration(e.delayedNanos.Load()).Seconds(),
+			ErrorsInjected:       e.errorsInjected.Load(),
+			Connection:           e.conn.status(),
+		},
+		RedisPool: poolStats(e.rdb),
+	}
+	switch {
+	case p.injects():
+		s.State = StateRunning
+		if !r.endsAt.IsZero() {
+			s.EndsAt = &r.endsAt
+		}
+	case r.abort != nil:
+		s.State, s.EndedAt, s.Abort = StateAborted, &r.ended, r.abort
+	case !r.ended.IsZero():
+		s.State, s.EndedAt = StateEnded, &r.ended
+	}
+	if s.State != StateOff {
+		s.Groups = map[string]GroupFigures{}
+		for _, g := range []group{experimentGroup, controlGroup} {
+			s.Groups[g.String()] = r.groups[g].figures()
+		}
+	}
+	if unit != "" {
+		s.Session = &UnitGroup{ID: unit, Group: r.groupOf(unit).String()}
+	}
+	if p.latency() {
+		s.ActiveSince.Latency = &p.latencySince
+	}
+	if p.failure() {
+		s.ActiveSince.Error = &p.errorSince
+	}
+	return s
+}
