@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"example.com/shopsession/internal/redistest"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -34,18 +34,13 @@ func startRedisCluster() (*redisCluster, error) {
 			c.stop()
 			return nil, err
 		}
-		dir, err := os.MkdirTemp("", "shopsession-cluster-")
+		s, err := redistest.StartOn(port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no")
 		if err != nil {
 			c.stop()
 			return nil, err
 		}
-		node := &redisServer{port: port, dir: dir, args: []string{
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no"}}
-		if err := node.start(); err != nil {
-			c.stop()
-			return nil, err
-		}
+		node := &redisServer{s}
 		c.nodes = append(c.nodes, node)
 		addrs = append(addrs, node.addr())
 	}

@@ -1,25 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"example.com/shopsession/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -32,8 +30,8 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		fmt.Fprintln(os.Stderr, "FAIL: these tests need a real redis-server on PATH; install it with: apt-get install redis-server (or: make deps)")
+	if err := redistest.Available(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		os.Exit(1)
 	}
 	var err error
@@ -49,120 +47,29 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// redisServer is a redis-server process on a free loopback port, with no
-// persistence, that a test can stop and start again on the same port.
-type redisServer struct {
-	port int
-	dir  string
-	args []string // more redis-server options
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+// redisServer is a real redis-server on a free loopback port
+// (internal/redistest), which a test can stop and start again.
+type redisServer struct{ *redistest.Server }
 
-// startRedisServer starts a redis-server on a free loopback port with args
-// added to its options.
 func startRedisServer(args ...string) (*redisServer, error) {
-	dir, err := os.MkdirTemp("", "shopsession-redis-")
+	s, err := redistest.Start(args...)
 	if err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for range 3 { // another process may take the free port before redis-server binds it
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s := &redisServer{port: port, dir: dir, args: args}
-		if lastErr = s.start(); lastErr == nil {
-			return s, nil
-		}
-	}
-	return nil, lastErr
+	return &redisServer{s}, nil
 }
 
 // ownRedisServer starts a redis-server for one test, which may stop and
 // start it, and stops it when the test ends.
-func ownRedisServer(t *testing.T) *redisServer {
-	t.Helper()
-	server, err := startRedisServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(server.stop)
-	return server
-}
+func ownRedisServer(t *testing.T) *redisServer { return &redisServer{redistest.Own(t)} }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return redistest.FreePort() }
 
-// start runs redis-server and returns once it says it accepts connections.
-func (s *redisServer) start() error {
-	cmd := exec.Command("redis-server", append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "notice"}, s.args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	ready := make(chan struct{})
-	var output bytes.Buffer
-	var outputMu sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			outputMu.Lock()
-			output.WriteString(sc.Text() + "\n")
-			outputMu.Unlock()
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
-				close(ready)
-				io.Copy(io.Discard, stdout)
-				return
-			}
-		}
-	}()
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-ready:
-		s.cmd, s.done = cmd, done
-		return nil
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-	outputMu.Lock()
-	defer outputMu.Unlock()
-	return fmt.Errorf("redis-server on port %d did not become ready:\n%s", s.port, output.String())
-}
-
-// stop ends redis-server and waits until it has exited.
-func (s *redisServer) stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
-	s.cmd = nil
-}
-
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-func (s *redisServer) url() string  { return "redis://" + s.addr() + "/0" }
+func (s *redisServer) start() error { return s.Restart() }
+func (s *redisServer) stop()        { s.Stop() }
+func (s *redisServer) addr() string { return s.Addr() }
+func (s *redisServer) url() string  { return s.URL() }
+func (s *redisServer) port() int    { return s.Port() }
 
 // client returns a go-redis client for looking at what the app stored.
 func (s *redisServer) client(t testing.TB) *redis.Client {

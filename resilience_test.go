@@ -44,7 +44,7 @@ func TestReadyzTellsNoInternals(t *testing.T) {
 			if resp.status != http.StatusOK || !strings.HasPrefix(resp.body, "degraded") {
 				t.Errorf("GET /readyz = %d %q, want 200 and a body saying degraded", resp.status, resp.body)
 			}
-			for _, internal := range []string{strconv.Itoa(server.port), "127.0.0.1", "dial", "refused", "WRONGPASS", "NOAUTH", "password", password, "redis:"} {
+			for _, internal := range []string{strconv.Itoa(server.port()), "127.0.0.1", "dial", "refused", "WRONGPASS", "NOAUTH", "password", password, "redis:"} {
 				if strings.Contains(resp.body, internal) {
 					t.Errorf("GET /readyz tells %q: %q", internal, resp.body)
 				}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"example.com/shopsession/internal/redistest"
 	"math/big"
 	"net"
 	"os"
@@ -30,14 +31,13 @@ func TestRedissURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := &redisServer{port: port, dir: dir, args: []string{
-		"--port", "0", "--tls-port", strconv.Itoa(port),
+	server, err := redistest.StartOn(port, "--port", "0", "--tls-port", strconv.Itoa(port),
 		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile,
-		"--tls-auth-clients", "no"}}
-	if err := server.start(); err != nil {
+		"--tls-auth-clients", "no")
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(server.stop)
+	t.Cleanup(server.Stop)
 
 	binary := filepath.Join(t.TempDir(), "shopsession")
 	goBuild(t, ".", binary)

@@ -1,0 +1,49 @@
+// Package chaos builds chaos experiments into a Go service that uses
+// go-redis: latency on its Redis round trips, failing reads, faults on the
+// connections themselves, and the guardrails that keep an experiment on real
+// traffic safe (a duration, stop conditions, a blast radius with a control
+// group), changed at run time over HTTP and counted in Prometheus metrics.
+//
+// It is meant to be linked only into a build made for experiments. A
+// service keeps it out of its production binary with a build tag and two
+// files that declare the same names, as Go's internal/race does:
+// chaos_on.go (//go:build chaos) hands each call on to this package;
+// chaos_off.go (//go:build !chaos) declares them empty, so the compiler drops
+// every call and the production build's package graph holds nothing of it.
+//
+// # The model
+//
+// An Experiment runs one Config at a time. FromEnv reads one from CHAOS and
+// the CHAOS_* variables, FromJSON from a PUT body; New starts it, Use
+// replaces it in one step, Stop ends it. Config.Layer picks where faults go,
+// once per Config: around each go-redis command (the command layer, whose
+// delay holds no connection and whose error go-redis never retries), or on
+// the connections go-redis dials (the connection layer, where a slow or
+// broken Redis acts: the pool, the read deadline and the retries all react).
+//
+// What is particular to the service is handed in as Options: which commands
+// are its reads (the ones the error experiment fails), which requests are
+// its pages (the ones the guardrails count and judge), and whom a request is
+// for (its unit: a session, a user), which Middleware puts in the request's
+// context for the hooks. A unit the handler assigns during the request is
+// given with SetUnit. Instrument hooks a client (every node of a cluster);
+// Handler serves GET, PUT and DELETE of the experiment; Register exports its
+// metrics.
+//
+// # Files
+//
+//	config.go      Config and Guardrails, FromJSON, Off, check
+//	settings.go    the one table of settings: env name, JSON field, range; FromEnv
+//	plan.go        a checked Config as the hooks use it; the layer chosen once
+//	latency.go     the latency fault: delay, jitter, targeted commands, the sleep
+//	failure.go     the failing-reads fault: every Nth or at a rate; the errors
+//	conn.go        the connection layer: the wrapped net.Conn and its RESP parsing
+//	redis.go       Instrument and the go-redis hooks of the command layer
+//	experiment.go  Options, Experiment, New, Use, Stop
+//	guard.go       the duration and the end of a run
+//	stop.go        the stop conditions' window and Abort
+//	blast.go       the blast radius, the request's unit in its context, Middleware
+//	status.go      Status and the types it is made of
+//	control.go     Handler: GET, PUT, DELETE, and the loopback-only guard
+//	metrics.go     Register: every metric of the package
+package chaos
