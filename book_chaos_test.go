@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"example.com/shopsession/chaos"
 	"os"
 	"os/exec"
 	"reflect"
@@ -18,18 +19,18 @@ import (
 func TestTruthyChaosTakesTheNamedExperiment(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
-		want chaosConfig
+		want chaos.Config
 	}{
-		{map[string]string{"CHAOS": "true", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: layerCommand,
+		{map[string]string{"CHAOS": "true", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaos.Config{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: chaos.LayerCommand,
 			readAs: "CHAOS=true read as CHAOS=latency (CHAOS_DELAY_SECONDS set); write CHAOS=latency next time"}},
-		{map[string]string{"CHAOS": "On", "CHAOS_ERROR_EVERY": "3", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 3, Seed: 7, Layer: layerCommand,
+		{map[string]string{"CHAOS": "On", "CHAOS_ERROR_EVERY": "3", "CHAOS_SEED": "7"}, chaos.Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 3, Seed: 7, Layer: chaos.LayerCommand,
 			readAs: "CHAOS=On read as CHAOS=error (CHAOS_ERROR_EVERY set); write CHAOS=error next time"}},
-		{map[string]string{"CHAOS": "1", "CHAOS_DELAY_SECONDS": "0.2", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", DelaySeconds: 0.2, ErrorEvery: 2, ErrorRate: 0.3, Seed: 7, Layer: layerCommand,
+		{map[string]string{"CHAOS": "1", "CHAOS_DELAY_SECONDS": "0.2", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "7"}, chaos.Config{Experiment: "latency,error", DelaySeconds: 0.2, ErrorEvery: 2, ErrorRate: 0.3, Seed: 7, Layer: chaos.LayerCommand,
 			readAs: "CHAOS=1 read as CHAOS=latency,error (CHAOS_DELAY_SECONDS and CHAOS_ERROR_RATE set); write CHAOS=latency,error next time"}},
 		// Spelled out, there is nothing to warn about.
-		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
+		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaos.Config{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: chaos.LayerCommand}},
 	} {
-		got, err := chaosConfigFromEnv(mapGetenv(tc.env))
+		got, err := chaos.FromEnv(mapGetenv(tc.env))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("env %v: %+v, %v; want %+v", tc.env, got, err, tc.want)
 		}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"example.com/shopsession/chaos"
 	"io"
 	"net"
 	"net/http"
@@ -58,7 +59,7 @@ func TestConnectionLatencyHoldsThePooledConnection(t *testing.T) {
 	for _, tc := range []struct {
 		layer        string
 		poolTimeouts uint32
-	}{{layerConnection, 1}, {layerCommand, 0}} {
+	}{{chaos.LayerConnection, 1}, {chaos.LayerCommand, 0}} {
 		t.Run(tc.layer, func(t *testing.T) {
 			rdb, e := chaosClient(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "1", "CHAOS_COMMANDS": "get", "CHAOS_LAYER": tc.layer},
 				redis.Options{Addr: testRedis.addr(), PoolSize: 1, PoolTimeout: 200 * time.Millisecond, MaxRetries: -1})
@@ -79,7 +80,7 @@ func TestConnectionLatencyHoldsThePooledConnection(t *testing.T) {
 				t.Errorf("%d reads failed with a pool timeout, pool stats %+v; want %d", timeouts, stats, tc.poolTimeouts)
 			}
 			conn, command := e.conn.delays.Load(), e.delaysInjected.Load()
-			if (tc.layer == layerConnection) != (conn > 0 && command == 0) {
+			if (tc.layer == chaos.LayerConnection) != (conn > 0 && command == 0) {
 				t.Errorf("delays: %d at the connection layer, %d at the command layer; want them all at the %s layer", conn, command, tc.layer)
 			}
 		})
@@ -90,7 +91,7 @@ func TestConnectionLatencyHoldsThePooledConnection(t *testing.T) {
 // the command's deadline fails as a timeout when the deadline passes, as a
 // read from a slow network does, and go-redis drops that connection.
 func TestConnectionLatencyKeepsTheReadDeadline(t *testing.T) {
-	rdb, _ := chaosClient(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "5", "CHAOS_LAYER": layerConnection},
+	rdb, _ := chaosClient(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "5", "CHAOS_LAYER": chaos.LayerConnection},
 		redis.Options{Addr: testRedis.addr(), ReadTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	start := time.Now()
 	err := rdb.Get(context.Background(), "k").Err()
@@ -191,13 +192,13 @@ func TestErrorRepliesAreRetriedAsFromAServer(t *testing.T) {
 			}
 			realAttempts := wire.count(tc.name)
 
-			for _, layer := range []string{layerConnection, layerCommand} {
+			for _, layer := range []string{chaos.LayerConnection, chaos.LayerCommand} {
 				rdb, e := chaosClient(t, map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "1", "CHAOS_LAYER": layer, "CHAOS_ERROR_REPLY": tc.reply},
 					retryingOptions(testRedis.addr()))
 				err := rdb.Get(context.Background(), sessionKeyPrefix+"replies").Err()
 				attempts := int(e.conn.errorReplies.Load() + e.errorsInjected.Load())
 				want := realAttempts
-				if layer == layerCommand {
+				if layer == chaos.LayerCommand {
 					want = 1
 				}
 				if err == nil || err.Error() != realErr.Error() || attempts != want {
@@ -235,7 +236,7 @@ func TestDroppedConnectionIsRetriedLikeAStoppedRedis(t *testing.T) {
 		t.Fatalf("Redis stopped: %d tries (%d on the old connection), ending in %v; want 4 (MaxRetries 3)", stoppedTries, wire.count("get"), stoppedErr)
 	}
 
-	rdb, e := chaosClient(t, map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "1", "CHAOS_LAYER": layerConnection},
+	rdb, e := chaosClient(t, map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "1", "CHAOS_LAYER": chaos.LayerConnection},
 		retryingOptions(testRedis.addr()))
 	err := rdb.Get(context.Background(), sessionKeyPrefix+"dropped").Err()
 	if drops, dials := e.conn.drops.Load(), e.conn.dials.Load(); !errors.Is(err, io.EOF) || drops != int64(stoppedTries) || dials != drops {
@@ -267,8 +268,8 @@ func TestConnectionLayerInTheApp(t *testing.T) {
 		t.Errorf("a search took %v, want two %v delays", took, delay)
 	}
 	s := chaosStatusOf(t, app)
-	if s.Layer != layerConnection || s.Counters.Connection.DelaysInjected < 4 || s.Counters.DelaysInjected != 0 {
-		t.Errorf("status %+v, counters %+v; want the delays at the connection layer", s.chaosConfig, s.Counters)
+	if s.Layer != chaos.LayerConnection || s.Counters.Connection.DelaysInjected < 4 || s.Counters.DelaysInjected != 0 {
+		t.Errorf("status %+v, counters %+v; want the delays at the connection layer", s.Config, s.Counters)
 	}
 
 	if resp := putChaos(t, app, `{"experiment":"error","layer":"connection"}`); resp.status != http.StatusOK {

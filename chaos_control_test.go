@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"example.com/shopsession/chaos"
 	"io"
 	"log/slog"
 	"net"
@@ -73,7 +74,7 @@ func TestDebugChaosRefusesWhatALoopbackPeerDoesNotProve(t *testing.T) {
 				t.Fatalf("%s Host %q %s changed the experiment to %q", method, tc.host, tc.header, e.active.Load().config.Experiment)
 			}
 			if tc.want == http.StatusOK && method != http.MethodGet {
-				e.use(chaosConfig{Experiment: "error", ErrorEvery: 3, Seed: 1}) // back to the start
+				e.use(chaos.Config{Experiment: "error", ErrorEvery: 3, Seed: 1}) // back to the start
 			}
 		}
 	}
@@ -135,6 +136,6 @@ func TestDebugChaosRefusesBodiesThatAreNotAnExperiment(t *testing.T) {
 		t.Errorf("PUT with a malformed chunked body = %d, want 400", resp.StatusCode)
 	}
 	if s := chaosStatusOf(t, app); s.Experiment != "error" || s.ErrorEvery != 3 {
-		t.Errorf("refused bodies changed the experiment to %+v", s.chaosConfig)
+		t.Errorf("refused bodies changed the experiment to %+v", s.Config)
 	}
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"example.com/shopsession/chaos"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,13 +28,13 @@ func guardEnv(kv ...string) map[string]string {
 }
 
 func TestGuardConfig(t *testing.T) {
-	c, err := chaosConfigFromEnv(mapGetenv(map[string]string{
+	c, err := chaos.FromEnv(mapGetenv(map[string]string{
 		"CHAOS": "latency", "CHAOS_DURATION_SECONDS": "300", "CHAOS_SESSIONS_PERCENT": "12.5",
 		"CHAOS_STOP_WINDOW_SEARCHES": "50", "CHAOS_STOP_FAILED_READS_SHARE": "0.2", "CHAOS_STOP_SEARCH_P99_SECONDS": "0.5",
 	}))
 	if err != nil || c.DurationSeconds != 300 || c.SessionsPercent == nil || *c.SessionsPercent != 12.5 ||
 		c.StopWindowSearches != 50 || c.StopFailedReadsShare != 0.2 || c.StopSearchP99Seconds != 0.5 {
-		t.Errorf("from env: %+v, %v", c.chaosGuardConfig, err)
+		t.Errorf("from env: %+v, %v", c.chaos.Guardrails, err)
 	}
 	for env, want := range map[string]string{
 		"CHAOS_DURATION_SECONDS":        "-1",
@@ -42,7 +43,7 @@ func TestGuardConfig(t *testing.T) {
 		"CHAOS_STOP_FAILED_READS_SHARE": "1.01",
 		"CHAOS_STOP_SEARCH_P99_SECONDS": "NaN",
 	} {
-		_, err := chaosConfigFromEnv(mapGetenv(map[string]string{env: want}))
+		_, err := chaos.FromEnv(mapGetenv(map[string]string{env: want}))
 		var usage usageError
 		if !errors.As(err, &usage) || !strings.Contains(err.Error(), fmt.Sprintf("invalid %s %q: want", env, want)) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s=%s: error %q, want one usage line naming it", env, want, err)
@@ -56,7 +57,7 @@ func TestGuardConfig(t *testing.T) {
 		`{"stop_failed_reads_share":-0.1}`: `invalid stop_failed_reads_share "-0.1": want a share from 0 to 1`,
 		`{"stop_search_p99_seconds":61}`:   `invalid stop_search_p99_seconds "61": want seconds from 0 to 60`,
 	} {
-		if _, err := chaosConfigFromJSON([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := chaos.FromJSON([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("PUT %s: %v, want %q", body, err, want)
 		}
 	}
@@ -137,13 +138,13 @@ func newGuardedApp(t *testing.T, clock chaosClock, env map[string]string) *guard
 	return &guardedApp{e: e, handler: mux, logs: logs}
 }
 
-func (a *guardedApp) status(t *testing.T, query string) chaosStatus {
+func (a *guardedApp) status(t *testing.T, query string) chaos.Status {
 	t.Helper()
 	rec := a.serve(http.MethodGet, "/debug/chaos"+query, "", nil)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET /debug/chaos%s = %d %s", query, rec.Code, rec.Body)
 	}
-	var s chaosStatus
+	var s chaos.Status
 	if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func sessionsIn(run *chaosRun, n int) (experiment, control []string) {
 
 func TestBlastRadiusSplitsSessions(t *testing.T) {
 	percent := 30.0
-	cfg := chaosConfig{Seed: 42, chaosGuardConfig: chaosGuardConfig{SessionsPercent: &percent}}
+	cfg := chaos.Config{Seed: 42, chaos.Guardrails: chaos.Guardrails{SessionsPercent: &percent}}
 	one, other := newChaosRun(cfg), newChaosRun(cfg) // two instances, same seed
 	reseeded := cfg
 	reseeded.Seed = 43
@@ -268,7 +269,7 @@ func TestBlastRadiusSplitsSessions(t *testing.T) {
 		t.Errorf("another seed puts every session in the same group")
 	}
 	for _, p := range []float64{0, 100} {
-		run := newChaosRun(chaosConfig{Seed: 42, chaosGuardConfig: chaosGuardConfig{SessionsPercent: &p}})
+		run := newChaosRun(chaos.Config{Seed: 42, chaos.Guardrails: chaos.Guardrails{SessionsPercent: &p}})
 		for range 1000 {
 			if g := run.groupOf(uuid.NewString()); (g == experimentGroup) != (p == 100) {
 				t.Fatalf("sessions_percent %v put a session in the %s group", p, g)
@@ -281,9 +282,9 @@ func TestBlastRadiusSplitsSessions(t *testing.T) {
 // group's sessions: the control group's never fail, and the counters say so.
 func TestBlastRadiusSparesTheControlGroup(t *testing.T) {
 	app := startApp(t, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1", "CHAOS_SESSIONS_PERCENT", "50", "CHAOS_SEED", "7"))
-	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).chaosConfig), 3)
+	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).Config), 3)
 	for _, id := range experiment {
-		var s chaosStatus
+		var s chaos.Status
 		if err := json.Unmarshal([]byte(app.admin.get(t, "/debug/chaos?session="+id, "").body), &s); err != nil || s.Session == nil || s.Session.Group != "experiment" {
 			t.Fatalf("GET /debug/chaos?session=%s: %+v, %v", id, s.Session, err)
 		}
@@ -302,7 +303,7 @@ func TestBlastRadiusSparesTheControlGroup(t *testing.T) {
 		}
 	}
 	s := chaosStatusOf(t, app)
-	want := map[string]chaosGroupFigures{
+	want := map[string]chaos.GroupFigures{
 		"experiment": {Searches: 12, FailedReads: 12, ErrorsInjected: 12},
 		"control":    {Searches: 12},
 	}
@@ -326,14 +327,14 @@ func TestBlastRadiusDelaysOnlyTheExperimentGroup(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("PUT = %d %s", resp.status, resp.body)
 	}
-	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).chaosConfig), 2)
+	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).Config), 2)
 	for i := range 2 {
 		app.searchFor(t, experiment[i], "apple")
 		app.searchFor(t, control[i], "apple")
 	}
 	fresh := app.do(t, http.MethodPost, "/search", "", "application/x-www-form-urlencoded", strings.NewReader("query=pear"))
 	id := fresh.cookie(sessionCookie)
-	var s chaosStatus
+	var s chaos.Status
 	if err := json.Unmarshal([]byte(app.admin.get(t, "/debug/chaos?session="+id, "").body), &s); err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +361,7 @@ func TestStopConditionFailedReadsAborts(t *testing.T) {
 	}
 	s := chaosStatusOf(t, app)
 	if s.State != "aborted" || s.EndedAt == nil || s.Abort == nil ||
-		*s.Abort != (chaosAbort{Condition: "failed_reads_share", Observed: 1, Threshold: 0.5, Window: 10}) {
+		*s.Abort != (chaos.Abort{Condition: "failed_reads_share", Observed: 1, Threshold: 0.5, Window: 10}) {
 		t.Fatalf("after a window of failed reads: state %s, abort %+v", s.State, s.Abort)
 	}
 	app.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="chaos experiment aborted by a stop condition.*condition=failed_reads_share observed=1 threshold=0.5 window_searches=10`))
@@ -474,7 +475,7 @@ func TestStopWindowP99(t *testing.T) {
 	}
 	// The window slides: the oldest search leaves as the second slow one comes.
 	abort := w.add(false, 500*time.Millisecond)
-	if abort == nil || *abort != (chaosAbort{Condition: "search_p99_seconds", Observed: 0.5, Threshold: 0.1, Window: 100}) {
+	if abort == nil || *abort != (chaos.Abort{Condition: "search_p99_seconds", Observed: 0.5, Threshold: 0.1, Window: 100}) {
 		t.Fatalf("two slow searches of 100: %+v", abort)
 	}
 }
@@ -483,7 +484,7 @@ func TestStopWindowP99(t *testing.T) {
 // process started, across PUTs, where the status counts each run.
 func TestGroupMetrics(t *testing.T) {
 	app := startApp(t, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1", "CHAOS_SESSIONS_PERCENT", "50", "CHAOS_SEED", "7"))
-	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).chaosConfig), 1)
+	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).Config), 1)
 	for range 2 {
 		app.searchFor(t, experiment[0], "apple")
 		app.searchFor(t, control[0], "apple")

@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"example.com/shopsession/chaos"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -20,26 +21,26 @@ import (
 func TestChaosConfigFromEnv(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
-		want chaosConfig
+		want chaos.Config
 	}{
-		{map[string]string{"CHAOS_SEED": "7"}, chaosConfig{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
-		{map[string]string{"CHAOS": "latency", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
-		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "5", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 5, Seed: 7, Layer: layerCommand}},
-		{map[string]string{"CHAOS": "Latency, error", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
-		{map[string]string{"CHAOS": "error,latency", "CHAOS_DELAY_SECONDS": "0", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "latency,error", ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
-		{map[string]string{"CHAOS": "none", "CHAOS_DELAY_SECONDS": "60", "CHAOS_SEED": "7"}, chaosConfig{Experiment: "none", DelaySeconds: 60, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
+		{map[string]string{"CHAOS_SEED": "7"}, chaos.Config{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: chaos.LayerCommand}},
+		{map[string]string{"CHAOS": "latency", "CHAOS_SEED": "7"}, chaos.Config{Experiment: "latency", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: chaos.LayerCommand}},
+		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "5", "CHAOS_SEED": "7"}, chaos.Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 5, Seed: 7, Layer: chaos.LayerCommand}},
+		{map[string]string{"CHAOS": "Latency, error", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, chaos.Config{Experiment: "latency,error", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: chaos.LayerCommand}},
+		{map[string]string{"CHAOS": "error,latency", "CHAOS_DELAY_SECONDS": "0", "CHAOS_SEED": "7"}, chaos.Config{Experiment: "latency,error", ErrorEvery: 2, Seed: 7, Layer: chaos.LayerCommand}},
+		{map[string]string{"CHAOS": "none", "CHAOS_DELAY_SECONDS": "60", "CHAOS_SEED": "7"}, chaos.Config{Experiment: "none", DelaySeconds: 60, ErrorEvery: 2, Seed: 7, Layer: chaos.LayerCommand}},
 		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_JITTER_SECONDS": "0.02", "CHAOS_COMMANDS": "GET, evalsha", "CHAOS_SEED": "7"},
-			chaosConfig{Experiment: "latency", DelaySeconds: 0.75, JitterSeconds: 0.02, Commands: []string{"get", "evalsha"}, ErrorEvery: 2, Seed: 7, Layer: layerCommand}},
+			chaos.Config{Experiment: "latency", DelaySeconds: 0.75, JitterSeconds: 0.02, Commands: []string{"get", "evalsha"}, ErrorEvery: 2, Seed: 7, Layer: chaos.LayerCommand}},
 		{map[string]string{"CHAOS": "error", "CHAOS_LAYER": "Connection", "CHAOS_ERROR_REPLY": "readonly", "CHAOS_SEED": "7"},
-			chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: layerConnection, ErrorReply: "READONLY"}},
-		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}, chaosConfig{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, ErrorRate: 0.3, Seed: 42, Layer: layerCommand}},
+			chaos.Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: chaos.LayerConnection, ErrorReply: "READONLY"}},
+		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}, chaos.Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, ErrorRate: 0.3, Seed: 42, Layer: chaos.LayerCommand}},
 	} {
-		got, err := chaosConfigFromEnv(mapGetenv(tc.env))
+		got, err := chaos.FromEnv(mapGetenv(tc.env))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("env %v: %+v, %v; want %+v", tc.env, got, err, tc.want)
 		}
 	}
-	if c, _ := chaosConfigFromEnv(mapGetenv(nil)); c.Seed == 0 {
+	if c, _ := chaos.FromEnv(mapGetenv(nil)); c.Seed == 0 {
 		t.Errorf("no CHAOS_SEED gave seed 0, want a random one to show")
 	}
 }
@@ -77,7 +78,7 @@ func TestChaosConfigInvalid(t *testing.T) {
 		{map[string]string{"CHAOS_LAYER": "network"}, `invalid CHAOS_LAYER "network": want command`},
 		{map[string]string{"CHAOS_ERROR_REPLY": "OOM"}, `invalid CHAOS_ERROR_REPLY "OOM": want LOADING, READONLY or CLUSTERDOWN`},
 	} {
-		_, err := chaosConfigFromEnv(mapGetenv(tc.env))
+		_, err := chaos.FromEnv(mapGetenv(tc.env))
 		var usage usageError
 		if !errors.As(err, &usage) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("env %v: error %q, want one usage line containing %q", tc.env, err, tc.want)
@@ -91,13 +92,13 @@ func TestChaosConfigInvalid(t *testing.T) {
 	}
 }
 
-func chaosStatusOf(t *testing.T, app *testApp) chaosStatus {
+func chaosStatusOf(t *testing.T, app *testApp) chaos.Status {
 	t.Helper()
 	resp := app.admin.get(t, "/debug/chaos", "")
 	if resp.status != http.StatusOK || resp.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /debug/chaos = %d %s", resp.status, resp.header.Get("Content-Type"))
 	}
-	var status chaosStatus
+	var status chaos.Status
 	if err := json.Unmarshal([]byte(resp.body), &status); err != nil {
 		t.Fatalf("GET /debug/chaos: %v in %s", err, resp.body)
 	}

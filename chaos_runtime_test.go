@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"example.com/shopsession/chaos"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -29,16 +30,16 @@ func putChaos(t *testing.T, app *testApp, body string) response {
 func TestSwitchExperimentAtRunTime(t *testing.T) {
 	app := startApp(t, map[string]string{"CHAOS_SEED": "5"})
 	if s := chaosStatusOf(t, app); s.Experiment != "none" || s.Seed != 5 {
-		t.Fatalf("at start: %+v", s.chaosConfig)
+		t.Fatalf("at start: %+v", s.Config)
 	}
 	resp := putChaos(t, app, `{"experiment":"latency","delay_seconds":0.05,"delay_jitter_seconds":0.01,"commands":["get"],"seed":9}`)
 	if resp.status != http.StatusOK {
 		t.Fatalf("PUT = %d %s", resp.status, resp.body)
 	}
-	want := chaosConfig{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9, Layer: layerCommand}
+	want := chaos.Config{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9, Layer: chaos.LayerCommand}
 	s := chaosStatusOf(t, app)
-	if !reflect.DeepEqual(s.chaosConfig, want) || s.ActiveSince.Latency == nil || s.ActiveSince.Error != nil {
-		t.Errorf("after PUT: %+v since %+v, want %+v", s.chaosConfig, s.ActiveSince, want)
+	if !reflect.DeepEqual(s.Config, want) || s.ActiveSince.Latency == nil || s.ActiveSince.Error != nil {
+		t.Errorf("after PUT: %+v since %+v, want %+v", s.Config, s.ActiveSince, want)
 	}
 	latencySince := *s.ActiveSince.Latency
 
@@ -46,7 +47,7 @@ func TestSwitchExperimentAtRunTime(t *testing.T) {
 	putChaos(t, app, `{"experiment":"latency,error","delay_seconds":0.05,"error_every":3,"seed":9}`)
 	s = chaosStatusOf(t, app)
 	if s.ActiveSince.Latency == nil || !s.ActiveSince.Latency.Equal(latencySince) || s.ActiveSince.Error == nil || s.ErrorEvery != 3 {
-		t.Errorf("after adding error: %+v since %+v", s.chaosConfig, s.ActiveSince)
+		t.Errorf("after adding error: %+v since %+v", s.Config, s.ActiveSince)
 	}
 
 	for _, body := range []string{
@@ -58,7 +59,7 @@ func TestSwitchExperimentAtRunTime(t *testing.T) {
 			t.Errorf("PUT %s = %d %q, want 400 with the reason", body, resp.status, resp.body)
 		}
 		if now := chaosStatusOf(t, app); now.Experiment != "latency,error" || now.ErrorEvery != 3 {
-			t.Errorf("PUT %s changed the experiment to %+v", body, now.chaosConfig)
+			t.Errorf("PUT %s changed the experiment to %+v", body, now.Config)
 		}
 	}
 
@@ -70,7 +71,7 @@ func TestSwitchExperimentAtRunTime(t *testing.T) {
 	app.searchFor(t, "switched-off", "apple")
 	after := chaosStatusOf(t, app)
 	if after.Experiment != "none" || after.Counters.DelaysInjected != before.DelaysInjected || after.Counters.ErrorsInjected != before.ErrorsInjected {
-		t.Errorf("after DELETE: %+v, %+v → %+v", after.chaosConfig, before, after.Counters)
+		t.Errorf("after DELETE: %+v, %+v → %+v", after.Config, before, after.Counters)
 	}
 	if time.Since(start) > 2*time.Second {
 		t.Errorf("a search after DELETE took %v", time.Since(start))
@@ -109,9 +110,9 @@ func TestSwitchingUnderLoad(t *testing.T) {
 		`{"experiment":"error","error_rate":0.5,"seed":22}`,
 		`{"experiment":"latency,error","delay_seconds":0.002,"error_every":3,"seed":33}`,
 	}
-	var allowed []chaosConfig
+	var allowed []chaos.Config
 	for _, c := range configs {
-		cfg, err := chaosConfigFromJSON([]byte(c))
+		cfg, err := chaos.FromJSON([]byte(c))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +142,7 @@ func TestSwitchingUnderLoad(t *testing.T) {
 	}
 	wg.Go(func() {
 		for ctx.Err() == nil {
-			var s chaosStatus
+			var s chaos.Status
 			if err := json.Unmarshal([]byte(app.admin.get(t, "/debug/chaos", "").body), &s); err != nil {
 				t.Error(err)
 				return
@@ -149,10 +150,10 @@ func TestSwitchingUnderLoad(t *testing.T) {
 			statuses.Add(1)
 			whole := s.Experiment == "none" // the start, before the first PUT
 			for _, a := range allowed {
-				whole = whole || reflect.DeepEqual(s.chaosConfig, a)
+				whole = whole || reflect.DeepEqual(s.Config, a)
 			}
 			if !whole {
-				t.Errorf("a status showed a mixed configuration: %+v", s.chaosConfig)
+				t.Errorf("a status showed a mixed configuration: %+v", s.Config)
 			}
 		}
 	})
@@ -199,7 +200,7 @@ func TestJitterStaysInBounds(t *testing.T) {
 		{0.1, 0.03, 0.07, 0.13},
 		{0.01, 0.05, 0, 0.06}, // more jitter than delay: never below zero
 	} {
-		p := newChaosPlan(chaosConfig{Experiment: "latency", DelaySeconds: tc.delay, JitterSeconds: tc.jitter, ErrorEvery: 2, Seed: 3, Layer: layerCommand})
+		p := newChaosPlan(chaos.Config{Experiment: "latency", DelaySeconds: tc.delay, JitterSeconds: tc.jitter, ErrorEvery: 2, Seed: 3, Layer: chaos.LayerCommand})
 		lowest, highest := time.Hour, time.Duration(0)
 		for range 10000 {
 			d := p.nextDelay()

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"example.com/shopsession/chaos"
 	"fmt"
 	"io"
 	"math"
@@ -51,8 +52,8 @@ func toxiproxyTo(t *testing.T, upstream string, latency time.Duration) string {
 type pageLoad struct {
 	pages, non200, withRecs int
 	mean, p99               time.Duration
-	pool                    chaosPoolStatus // counts during the load
-	counters                chaosCounters   // likewise
+	pool                    chaos.PoolStats // counts during the load
+	counters                chaos.Counters  // likewise
 }
 
 func (l pageLoad) String() string {
@@ -117,7 +118,7 @@ func loadPages(t *testing.T, app *testApp, clients int, d time.Duration) pageLoa
 	load.mean = sum / time.Duration(len(times))
 	load.p99 = times[(len(times)*99+99)/100-1]
 	b, a := before.RedisPool, after.RedisPool
-	load.pool = chaosPoolStatus{Hits: a.Hits - b.Hits, Misses: a.Misses - b.Misses, Timeouts: a.Timeouts - b.Timeouts, Waits: a.Waits - b.Waits}
+	load.pool = chaos.PoolStats{Hits: a.Hits - b.Hits, Misses: a.Misses - b.Misses, Timeouts: a.Timeouts - b.Timeouts, Waits: a.Waits - b.Waits}
 	load.counters = after.Counters
 	load.counters.Connection.ConnectionsDropped -= before.Counters.Connection.ConnectionsDropped
 	load.counters.Connection.Dials -= before.Counters.Connection.Dials

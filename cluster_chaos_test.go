@@ -3,6 +3,7 @@
 package main
 
 import (
+	"example.com/shopsession/chaos"
 	"fmt"
 	"testing"
 

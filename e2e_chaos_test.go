@@ -4,6 +4,7 @@ package main
 
 import (
 	"cmp"
+	"example.com/shopsession/chaos"
 	"path/filepath"
 	"slices"
 	"testing"

@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"example.com/shopsession/chaos"
 	"fmt"
 	"io"
 	"net"
@@ -53,7 +54,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	// search reads once. (Delays are no proof: a search that is through its
 	// read is delayed again on its write, so 16 delays can come from 15.)
 	deadline := time.Now().Add(10 * time.Second)
-	for chaosStatusOf(t, app).Counters.InterestReads < clients {
+	for chaosStatusOf(t, app).Counters.Reads < clients {
 		if time.Now().After(deadline) {
 			t.Fatalf("the %d requests never all reached Redis", clients)
 		}
