@@ -88,8 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// client as go-redis creates it.
 	m.watchRedis(rdb)
 	experiment.instrument(rdb)
-	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, cfg.breaker, logger)
-	st.metrics = m
+	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, cfg.breaker, logger, m)
 	m.watchBreaker(st.cacheState().String())
 	m.watchDegraded(st.degraded)
 	// In the chaos build the experiment watches the searches it serves, for

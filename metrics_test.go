@@ -199,8 +199,7 @@ func TestMetricsCountCompareAndSetConflicts(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	m.watchRedis(rdb)
 	rdb.AddHook(&conflictOnce{key: sessionKeyPrefix + "metrics-cas", rdb: testRedis.client(t)})
-	st := newStore(rdb, 2*time.Second, time.Hour, breakerSettings{failures: 5, cooldown: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	st.metrics = m
+	st := newStore(rdb, 2*time.Second, time.Hour, breakerSettings{failures: 5, cooldown: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
 	got, err := st.remember(t.Context(), "metrics-cas", "apple")
 	if err != nil || !slices.Equal(got, []string{"from another search", "apple"}) {
 		t.Fatalf("remember = %q, %v", got, err)

@@ -211,7 +211,7 @@ func TestBreakerCountsWhatRedisSays(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(closeRedis)
-	st := newStore(rdb, time.Second, time.Hour, breakerSettings{failures: failures, cooldown: 10 * time.Minute}, logger)
+	st := newStore(rdb, time.Second, time.Hour, breakerSettings{failures: failures, cooldown: 10 * time.Minute}, logger, nil)
 	ctx := context.Background()
 
 	for range 2 * failures {

@@ -82,8 +82,8 @@ func (b breakerSettings) trips(c gobreaker.Counts) bool {
 // the breaker is open.
 var errCacheUnavailable = errors.New("session cache unavailable: circuit breaker open")
 
-func newStore(rdb redis.UniversalClient, timeout, ttl time.Duration, breaker breakerSettings, logger *slog.Logger) *store {
-	s := &store{rdb: rdb, timeout: timeout, ttl: ttl, logger: logger}
+func newStore(rdb redis.UniversalClient, timeout, ttl time.Duration, breaker breakerSettings, logger *slog.Logger, m *metrics) *store {
+	s := &store{rdb: rdb, timeout: timeout, ttl: ttl, logger: logger, metrics: m}
 	s.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name: "redis",
 		// Half-open: one operation probes Redis; its success closes the

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"html/template"
+	"net/http"
+	"runtime"
+)
+
+// The shop's pages: their templates and the renderers that execute them.
+
+func (a *app) render(w http.ResponseWriter, name string, data any) {
+	var buf bytes.Buffer
+	if err := renderPage(&buf, name, data); err != nil {
+		a.logger.Error("render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
+// renderJob is one page for a renderer to execute.
+type renderJob struct {
+	buf  *bytes.Buffer
+	name string
+	data any
+	done chan error
+}
+
+// renderJobs feeds the page renderers: one goroutine per processor, started
+// once, that execute the templates. Executing a template through
+// html/template's escapers needs a deeper stack than a new goroutine starts
+// with, and net/http serves each connection on a new goroutine: a visitor
+// without keep-alive (ab, as the book types it) cost the runtime two stack
+// copies per page, 14 µs of CPU, 10 % of the process's CPU at -c 16
+// (docs/performance.md). The renderers' stacks grow once and stay grown;
+// handing a page over costs two goroutine switches.
+var renderJobs = func() chan renderJob {
+	jobs := make(chan renderJob)
+	for range runtime.GOMAXPROCS(0) {
+		go func() {
+			for j := range jobs {
+				j.done <- pages.ExecuteTemplate(j.buf, j.name, j.data)
+			}
+		}()
+	}
+	return jobs
+}()
+
+// renderPage executes the named page into buf on a renderer.
+func renderPage(buf *bytes.Buffer, name string, data any) error {
+	done := make(chan error, 1)
+	renderJobs <- renderJob{buf: buf, name: name, data: data, done: done}
+	return <-done
+}
+
+// pages are the service's HTML. The recommendation is part of the page, as in
+// the reference: any known interest earns the same one.
+var pages = template.Must(template.New("").Parse(`
+{{define "head"}}<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/style.css">
+{{end}}
+
+{{define "home"}}{{template "head"}}<title>Shop</title>
+</head>
+<body>
+<main>
+<h1>Welcome to the shop</h1>
+<form action="/search" method="post">
+<label for="query">What are you looking for?</label>
+<input id="query" name="query" type="search" maxlength="200" required>
+<button type="submit">Search</button>
+</form>
+<nav><a href="/search">Recommendations</a> · <a href="/reset">Reset</a></nav>
+</main>
+</body>
+</html>
+{{end}}
+
+{{define "search"}}{{template "head"}}<title>Recommendations</title>
+</head>
+<body>
+<main>
+{{with .Query}}<h1>Sorry, nothing found for “{{.}}”</h1>
+{{else}}<h1>Recommendations</h1>
+{{end}}{{with .Interests}}<p>Since you're interested in</p>
+<ul id="interests">{{range .}}<li>{{.}}</li>{{end}}</ul>
+<p>why don't you try...</p>
+<ul id="recommendations"><li><a href="/search?query=amazing+product">this amazing product</a></li></ul>
+{{else}}<p>No recommendations yet.</p>
+{{end}}<p id="session">Session ID: <code>{{.SessionID}}</code></p>
+<nav><a href="/">Back home</a> · <a href="/search">Recommendations</a> · <a href="/reset">Reset</a></nav>
+</main>
+</body>
+</html>
+{{end}}
+`))
