@@ -5,19 +5,16 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"example.com/shopsession/chaos"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/google/uuid"
+	"example.com/shopsession/chaos"
 )
 
 // guardEnv keeps the circuit breaker out of the guardrails' tests: an
@@ -27,15 +24,23 @@ func guardEnv(kv ...string) map[string]string {
 	return withEnv(map[string]string{"BREAKER_FAILURES": "1000"}, kv...)
 }
 
+// TestGuardConfig: the shop reads the guardrails from its environment, and
+// an invalid one is a usage error (the shop exits 2) of one line naming it.
+// The settings' own checks are package chaos's (chaos/guard_test.go).
 func TestGuardConfig(t *testing.T) {
-	c, err := chaos.FromEnv(mapGetenv(map[string]string{
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, err := newExperiment(mapGetenv(map[string]string{
 		"CHAOS": "latency", "CHAOS_DURATION_SECONDS": "300", "CHAOS_SESSIONS_PERCENT": "12.5",
 		"CHAOS_STOP_WINDOW_SEARCHES": "50", "CHAOS_STOP_FAILED_READS_SHARE": "0.2", "CHAOS_STOP_SEARCH_P99_SECONDS": "0.5",
-	}))
-	if err != nil || c.DurationSeconds != 300 || c.SessionsPercent == nil || *c.SessionsPercent != 12.5 ||
-		c.StopWindowSearches != 50 || c.StopFailedReadsShare != 0.2 || c.StopSearchP99Seconds != 0.5 {
-		t.Errorf("from env: %+v, %v", c.chaos.Guardrails, err)
+	}), discard)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if c := e.Config(); c.DurationSeconds != 300 || c.SessionsPercent == nil || *c.SessionsPercent != 12.5 ||
+		c.StopWindowSearches != 50 || c.StopFailedReadsShare != 0.2 || c.StopSearchP99Seconds != 0.5 {
+		t.Errorf("from env: %+v", c.Guardrails)
+	}
+	e.Stop() // and its 300 s timer
 	for env, want := range map[string]string{
 		"CHAOS_DURATION_SECONDS":        "-1",
 		"CHAOS_SESSIONS_PERCENT":        "101",
@@ -43,171 +48,11 @@ func TestGuardConfig(t *testing.T) {
 		"CHAOS_STOP_FAILED_READS_SHARE": "1.01",
 		"CHAOS_STOP_SEARCH_P99_SECONDS": "NaN",
 	} {
-		_, err := chaos.FromEnv(mapGetenv(map[string]string{env: want}))
+		_, err := newExperiment(mapGetenv(map[string]string{env: want}), discard)
 		var usage usageError
 		if !errors.As(err, &usage) || !strings.Contains(err.Error(), fmt.Sprintf("invalid %s %q: want", env, want)) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s=%s: error %q, want one usage line naming it", env, want, err)
 		}
-	}
-	for body, want := range map[string]string{
-		`{"duration_seconds":86401}`:       `invalid duration_seconds "86401": want seconds from 0 to 86400`,
-		`{"duration_seconds":"5"}`:         `body is not a JSON experiment`,
-		`{"sessions_percent":-1}`:          `invalid sessions_percent "-1": want a percentage from 0 to 100`,
-		`{"stop_window_searches":100001}`:  `invalid stop_window_searches "100001"`,
-		`{"stop_failed_reads_share":-0.1}`: `invalid stop_failed_reads_share "-0.1": want a share from 0 to 1`,
-		`{"stop_search_p99_seconds":61}`:   `invalid stop_search_p99_seconds "61": want seconds from 0 to 60`,
-	} {
-		if _, err := chaos.FromJSON([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("PUT %s: %v, want %q", body, err, want)
-		}
-	}
-}
-
-// fakeClock fires its timers when the test says so.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	at      time.Time
-	f       func()
-	stopped bool
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	timer := &fakeTimer{at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, timer)
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		was := !timer.stopped
-		timer.stopped = true
-		return was
-	}
-}
-
-// advance moves the clock on and runs the timers that are due.
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []func()
-	for _, timer := range c.timers {
-		if !timer.stopped && !timer.at.After(c.now) {
-			timer.stopped = true
-			due = append(due, timer.f)
-		}
-	}
-	c.mu.Unlock()
-	for _, f := range due {
-		f()
-	}
-}
-
-// guardedApp is the shop with an experiment whose clock the test holds.
-type guardedApp struct {
-	e       *chaosExperiment
-	handler http.Handler
-	logs    *logBuffer
-}
-
-func newGuardedApp(t *testing.T, clock chaosClock, env map[string]string) *guardedApp {
-	t.Helper()
-	e, err := newChaosExperiment(mapGetenv(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock = clock
-	logs := newLogBuffer()
-	logger := slog.New(slog.NewTextHandler(logs, nil))
-	rdb := testRedis.client(t)
-	st := newStore(rdb, time.Second, time.Hour, breakerSettings{failures: 1000, cooldown: time.Second}, logger)
-	e.attach(logger, rdb)
-	mux := http.NewServeMux()
-	mux.Handle("/", e.observe(newHandler(st, logger, false, nil)))
-	e.mountControl(mux)
-	return &guardedApp{e: e, handler: mux, logs: logs}
-}
-
-func (a *guardedApp) status(t *testing.T, query string) chaos.Status {
-	t.Helper()
-	rec := a.serve(http.MethodGet, "/debug/chaos"+query, "", nil)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("GET /debug/chaos%s = %d %s", query, rec.Code, rec.Body)
-	}
-	var s chaos.Status
-	if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func (a *guardedApp) serve(method, target, cookie string, body io.Reader) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, target, body)
-	req.RemoteAddr, req.Host = "127.0.0.1:40000", "localhost"
-	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
-	}
-	if method == http.MethodPost {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
-	return rec
-}
-
-func (a *guardedApp) search(sessionID string) string {
-	return a.serve(http.MethodPost, "/search", sessionCookie+"="+sessionID, strings.NewReader("query=apple")).Body.String()
-}
-
-func TestDurationEndsTheExperiment(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	start := clock.now
-	app := newGuardedApp(t, clock, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1", "CHAOS_DURATION_SECONDS", "30"))
-	id := uuid.NewString()
-	s := app.status(t, "")
-	if s.State != "running" || s.EndsAt == nil || !s.EndsAt.Equal(start.Add(30*time.Second)) || s.EndedAt != nil {
-		t.Fatalf("at start: state %s, ends %v, ended %v", s.State, s.EndsAt, s.EndedAt)
-	}
-	if page := app.search(id); hasRecommendation(page) {
-		t.Fatalf("a read succeeded while every read fails")
-	}
-	clock.advance(29 * time.Second)
-	if s := app.status(t, ""); s.State != "running" {
-		t.Fatalf("after 29 s of 30: state %s", s.State)
-	}
-	clock.advance(time.Second)
-	s = app.status(t, "")
-	if s.State != "ended" || s.EndedAt == nil || !s.EndedAt.Equal(start.Add(30*time.Second)) || s.EndsAt != nil || s.Experiment != "error" {
-		t.Fatalf("after 30 s: state %s, experiment %s, ends %v, ended %v", s.State, s.Experiment, s.EndsAt, s.EndedAt)
-	}
-	app.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="chaos experiment ended: its duration ran out.*duration_seconds=30`))
-	injected := app.e.errorsInjected.Load()
-	if page := app.search(id); !hasRecommendation(page) || app.e.errorsInjected.Load() != injected {
-		t.Errorf("a search after the end was injected a fault")
-	}
-	if g := s.Groups["experiment"]; g.Searches != 1 || g.ErrorsInjected != 1 || g.FailedReads != 1 {
-		t.Errorf("experiment group while it ran: %+v", g)
-	}
-
-	// A PUT starts a new run; the old one's timer no longer ends anything.
-	rec := app.serve(http.MethodPut, "/debug/chaos", "", strings.NewReader(`{"experiment":"error","error_every":1,"duration_seconds":10}`))
-	if rec.Code != http.StatusOK {
-		t.Fatalf("PUT = %d %s", rec.Code, rec.Body)
-	}
-	app.serve(http.MethodPut, "/debug/chaos", "", strings.NewReader(`{"experiment":"error","error_every":1}`))
-	clock.advance(time.Hour)
-	if s := app.status(t, ""); s.State != "running" || s.EndsAt != nil {
-		t.Errorf("a replaced experiment's duration ended its successor: state %s, ends %v", s.State, s.EndsAt)
 	}
 }
 
@@ -228,61 +73,40 @@ func TestDurationOverHTTP(t *testing.T) {
 	}
 }
 
-// sessionsIn finds n session ids in each group of a run.
-func sessionsIn(run *chaosRun, n int) (experiment, control []string) {
+// sessionsIn finds n session ids in each group of the app's running
+// experiment, as GET /debug/chaos?session= on its admin listener answers.
+func sessionsIn(t *testing.T, app *testApp, n int) (experiment, control []string) {
+	t.Helper()
 	for i := 0; len(experiment) < n || len(control) < n; i++ {
 		id := fmt.Sprintf("session-%d", i)
-		if run.groupOf(id) == experimentGroup {
+		switch group := groupOf(t, app, id); group {
+		case "experiment":
 			experiment = append(experiment, id)
-		} else {
+		case "control":
 			control = append(control, id)
+		default:
+			t.Fatalf("session %s is in group %q", id, group)
 		}
 	}
 	return experiment[:n], control[:n]
 }
 
-func TestBlastRadiusSplitsSessions(t *testing.T) {
-	percent := 30.0
-	cfg := chaos.Config{Seed: 42, chaos.Guardrails: chaos.Guardrails{SessionsPercent: &percent}}
-	one, other := newChaosRun(cfg), newChaosRun(cfg) // two instances, same seed
-	reseeded := cfg
-	reseeded.Seed = 43
-	moved, inExperiment := 0, 0
-	const sessions = 20000
-	for range sessions {
-		id := uuid.NewString()
-		g := one.groupOf(id)
-		if g != other.groupOf(id) || g != one.groupOf(id) {
-			t.Fatalf("session %s changes group", id)
-		}
-		if g == experimentGroup {
-			inExperiment++
-		}
-		if g != newChaosRun(reseeded).groupOf(id) {
-			moved++
-		}
+// groupOf is the group GET /debug/chaos?session=id answers.
+func groupOf(t *testing.T, app *testApp, id string) string {
+	t.Helper()
+	resp := app.admin.get(t, "/debug/chaos?session="+id, "")
+	var s chaos.Status
+	if err := json.Unmarshal([]byte(resp.body), &s); resp.status != http.StatusOK || err != nil || s.Session == nil || s.Session.ID != id {
+		t.Fatalf("GET /debug/chaos?session=%s = %d %s (%v)", id, resp.status, resp.body, err)
 	}
-	if share := float64(inExperiment) / sessions; share < 0.28 || share > 0.32 {
-		t.Errorf("%.3f of the sessions are in the experiment group, want 0.30", share)
-	}
-	if moved == 0 {
-		t.Errorf("another seed puts every session in the same group")
-	}
-	for _, p := range []float64{0, 100} {
-		run := newChaosRun(chaos.Config{Seed: 42, chaos.Guardrails: chaos.Guardrails{SessionsPercent: &p}})
-		for range 1000 {
-			if g := run.groupOf(uuid.NewString()); (g == experimentGroup) != (p == 100) {
-				t.Fatalf("sessions_percent %v put a session in the %s group", p, g)
-			}
-		}
-	}
+	return s.Session.Group
 }
 
 // TestBlastRadiusSparesTheControlGroup fails every read of the experiment
 // group's sessions: the control group's never fail, and the counters say so.
 func TestBlastRadiusSparesTheControlGroup(t *testing.T) {
 	app := startApp(t, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1", "CHAOS_SESSIONS_PERCENT", "50", "CHAOS_SEED", "7"))
-	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).Config), 3)
+	experiment, control := sessionsIn(t, app, 3)
 	for _, id := range experiment {
 		var s chaos.Status
 		if err := json.Unmarshal([]byte(app.admin.get(t, "/debug/chaos?session="+id, "").body), &s); err != nil || s.Session == nil || s.Session.Group != "experiment" {
@@ -327,7 +151,7 @@ func TestBlastRadiusDelaysOnlyTheExperimentGroup(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("PUT = %d %s", resp.status, resp.body)
 	}
-	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).Config), 2)
+	experiment, control := sessionsIn(t, app, 2)
 	for i := range 2 {
 		app.searchFor(t, experiment[i], "apple")
 		app.searchFor(t, control[i], "apple")
@@ -456,35 +280,11 @@ func TestAbortLatency(t *testing.T) {
 	t.Logf("searches with a fault after the crossing: %d (%d clients)", after, clients)
 }
 
-// TestStopWindowP99 checks the nearest-rank p99 of a full window of 100: one
-// slow search is the 100th value and leaves it below the threshold, a second
-// one makes it the 99th.
-func TestStopWindowP99(t *testing.T) {
-	w := newStopWindow(100, 0, 0.1)
-	for i := range 99 {
-		took := 10 * time.Millisecond
-		if i == 50 {
-			took = time.Second
-		}
-		if abort := w.add(false, took); abort != nil {
-			t.Fatalf("search %d: %+v", i, abort)
-		}
-	}
-	if abort := w.add(false, 20*time.Millisecond); abort != nil {
-		t.Fatalf("one slow search of 100 aborted: %+v", abort)
-	}
-	// The window slides: the oldest search leaves as the second slow one comes.
-	abort := w.add(false, 500*time.Millisecond)
-	if abort == nil || *abort != (chaos.Abort{Condition: "search_p99_seconds", Observed: 0.5, Threshold: 0.1, Window: 100}) {
-		t.Fatalf("two slow searches of 100: %+v", abort)
-	}
-}
-
 // TestGroupMetrics: the metrics count each side of the blast radius since the
 // process started, across PUTs, where the status counts each run.
 func TestGroupMetrics(t *testing.T) {
 	app := startApp(t, guardEnv("CHAOS", "error", "CHAOS_ERROR_EVERY", "1", "CHAOS_SESSIONS_PERCENT", "50", "CHAOS_SEED", "7"))
-	experiment, control := sessionsIn(newChaosRun(chaosStatusOf(t, app).Config), 1)
+	experiment, control := sessionsIn(t, app, 1)
 	for range 2 {
 		app.searchFor(t, experiment[0], "apple")
 		app.searchFor(t, control[0], "apple")

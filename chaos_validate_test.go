@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"example.com/shopsession/chaos"
 	"fmt"
 	"io"
 	"math"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/shopsession/chaos"
 	"github.com/Shopify/toxiproxy/v2"
 	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/prometheus/client_golang/prometheus"

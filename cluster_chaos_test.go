@@ -3,7 +3,6 @@
 package main
 
 import (
-	"example.com/shopsession/chaos"
 	"fmt"
 	"testing"
 
@@ -40,7 +39,7 @@ func TestClusterErrorExperiment(t *testing.T) {
 			t.Errorf("read %d: status %d, recommendation %v; want one on odd reads only", i, resp.status, hasRecommendation(resp.body))
 		}
 	}
-	if c := chaosStatusOf(t, app).Counters; c.InterestReads != 8 || c.ErrorsInjected != 4 {
+	if c := chaosStatusOf(t, app).Counters; c.Reads != 8 || c.ErrorsInjected != 4 {
 		t.Errorf("counters %+v, want 8 reads and 4 errors", c)
 	}
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"cmp"
-	"example.com/shopsession/chaos"
 	"path/filepath"
 	"slices"
 	"testing"

@@ -4,7 +4,6 @@ package main
 
 import (
 	"errors"
-	"example.com/shopsession/chaos"
 	"fmt"
 	"io"
 	"net"

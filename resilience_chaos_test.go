@@ -3,7 +3,6 @@
 package main
 
 import (
-	"example.com/shopsession/chaos"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -62,7 +61,7 @@ func TestEveryOtherReadFailingNeverOpensTheBreaker(t *testing.T) {
 	reads := int64(clients * searches)
 	c := chaosStatusOf(t, app).Counters
 	logged := strings.Count(logs, `msg="redis error CHAOS" op=read`)
-	if c.InterestReads != reads || c.ErrorsInjected != reads/2 || int64(withoutRecommendation) != reads/2 || int64(logged) != reads/2 {
+	if c.Reads != reads || c.ErrorsInjected != reads/2 || int64(withoutRecommendation) != reads/2 || int64(logged) != reads/2 {
 		t.Errorf("%d searches: counters %+v, %d pages without a recommendation, %d 'redis error CHAOS' lines; want %d of each",
 			reads, c, withoutRecommendation, logged, reads/2)
 	}

@@ -91,8 +91,13 @@ type Experiment struct {
 // New starts cfg (from FromEnv, FromJSON or Off) with the service's
 // particulars, and warns in the log that faults are compiled in. Hook it in
 // with Instrument and Middleware; serve Handler to change it at run time.
-func New(cfg Config, opts Options) *Experiment {
-	e := &Experiment{opts: opts, logger: opts.Logger}
+func New(cfg Config, opts Options) *Experiment { return newExperiment(cfg, opts, nil) }
+
+// newExperiment is New on the guardrails' clock c (nil: the real one), which
+// must be in place before the first run starts: that run's duration is timed
+// on it.
+func newExperiment(cfg Config, opts Options, c clock) *Experiment {
+	e := &Experiment{opts: opts, logger: opts.Logger, clock: c}
 	if e.logger == nil {
 		e.logger = slog.Default()
 	}
