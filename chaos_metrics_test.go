@@ -3,7 +3,6 @@
 package main
 
 import (
-	"example.com/shopsession/chaos"
 	"net/http"
 	"testing"
 )

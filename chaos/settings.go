@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,8 +16,9 @@ type setting struct {
 	field string
 	want  string // what an invalid value is told it should be
 	// parse reads the environment's raw value into c; false: not a value
-	// of this setting (numbers out of range included, so that the error
-	// echoes the value as typed, "Inf" or "1e3", not as check formats it).
+	// of this setting (for the experiment's own numbers, out of range
+	// included, so that the error echoes the value as typed, "Inf" or "1e3",
+	// not as check formats it; the guardrails' ranges are check's).
 	parse func(c *Config, raw string) bool
 	// check validates c's value and puts it in canonical form; it returns
 	// the value as shown and, when invalid, what is wanted.
@@ -76,13 +78,13 @@ var settings = []setting{
 			_, known := errorReplies[c.ErrorReply]
 			return c.ErrorReply, wantIf(c.ErrorReply != "" && !known, "want "+errorReplyChoices)
 		}},
-	number("CHAOS_DURATION_SECONDS", "duration_seconds", "want seconds from 0 to 86400, such as 300 (0: no limit)", 0, maxDurationSeconds,
+	guardrail("CHAOS_DURATION_SECONDS", "duration_seconds", "want seconds from 0 to 86400, such as 300 (0: no limit)", 0, maxDurationSeconds,
 		func(c *Config) *float64 { return &c.DurationSeconds }),
 	{env: "CHAOS_SESSIONS_PERCENT", field: "sessions_percent", want: wantPercent,
 		parse: func(c *Config, raw string) bool {
 			v, err := strconv.ParseFloat(raw, 64)
 			c.SessionsPercent = &v
-			return err == nil && within(v, 0, 100)
+			return err == nil
 		},
 		check: func(c *Config) (any, string) {
 			if c.SessionsPercent == nil {
@@ -99,9 +101,9 @@ var settings = []setting{
 		check: func(c *Config) (any, string) {
 			return c.StopWindowSearches, wantIf(c.StopWindowSearches < 0 || c.StopWindowSearches > maxStopWindow, wantWindow)
 		}},
-	number("CHAOS_STOP_FAILED_READS_SHARE", "stop_failed_reads_share", "want a share from 0 to 1, such as 0.5 (0: no such stop condition)", 0, 1,
+	guardrail("CHAOS_STOP_FAILED_READS_SHARE", "stop_failed_reads_share", "want a share from 0 to 1, such as 0.5 (0: no such stop condition)", 0, 1,
 		func(c *Config) *float64 { return &c.StopFailedReadsShare }),
-	number("CHAOS_STOP_SEARCH_P99_SECONDS", "stop_search_p99_seconds", "want seconds from 0 to 60, such as 0.5 (0: no such stop condition)", 0, 60,
+	guardrail("CHAOS_STOP_SEARCH_P99_SECONDS", "stop_search_p99_seconds", "want seconds from 0 to 60, such as 0.5 (0: no such stop condition)", 0, 60,
 		func(c *Config) *float64 { return &c.StopSearchP99Seconds }),
 }
 
@@ -114,13 +116,23 @@ func seconds(env, field string, highest float64, example string, at func(*Config
 	return number(env, field, fmt.Sprintf("want seconds from 0 to %g, such as %s", highest, example), 0, highest, at)
 }
 
-// number is a setting of a float64 field within [low, high].
+// number is a setting of a float64 field within [low, high], whose
+// environment variable is refused out of range as typed.
 func number(env, field, want string, low, high float64, at func(*Config) *float64) setting {
+	s := guardrail(env, field, want, low, high, at)
+	parse := s.parse
+	s.parse = func(c *Config, raw string) bool { return parse(c, raw) && within(*at(c), low, high) }
+	return s
+}
+
+// guardrail is a number whose range only check enforces, as for JSON: out
+// of range, the environment's value is shown as parsed ("1e+06" for 1e6).
+func guardrail(env, field, want string, low, high float64, at func(*Config) *float64) setting {
 	return setting{env: env, field: field, want: want,
 		parse: func(c *Config, raw string) bool {
 			v, err := strconv.ParseFloat(raw, 64)
 			*at(c) = v
-			return err == nil && within(v, low, high)
+			return err == nil
 		},
 		check: func(c *Config) (any, string) { return *at(c), wantIf(!within(*at(c), low, high), want) },
 	}
@@ -176,14 +188,14 @@ func checkLayer(c *Config) (any, string) {
 // an error naming the variable, the value and what is allowed.
 func FromEnv(getenv func(string) string) (Config, error) {
 	c := defaults
-	if getenv("CHAOS_ERROR_EVERY") != "" && getenv("CHAOS_ERROR_RATE") != "" {
-		return c, fmt.Errorf("CHAOS_ERROR_EVERY and CHAOS_ERROR_RATE are both set: set one, every Nth read or a random rate")
-	}
-	for i := range settings {
+	for _, i := range envOrder {
 		s := &settings[i]
 		raw := getenv(s.env)
 		if raw == "" && s.env != "CHAOS" {
 			continue
+		}
+		if s.env == "CHAOS_ERROR_EVERY" && getenv("CHAOS_ERROR_RATE") != "" {
+			return c, fmt.Errorf("CHAOS_ERROR_EVERY and CHAOS_ERROR_RATE are both set: set one, every Nth read or a random rate")
 		}
 		if !s.parse(&c, raw) {
 			return c, fmt.Errorf("invalid %s %q: %s", s.env, raw, s.want)
@@ -201,6 +213,29 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	return c, c.check(envName)
 }
+
+// envOrder is the order FromEnv reads the variables in, which decides which
+// of several invalid ones its error names; check then judges the values in
+// the table's order. It is the order they have always been read in, so that
+// the same mistake gets the same message: an invalid CHAOS_ERROR_RATE, for
+// one, is named before its being set together with CHAOS_ERROR_EVERY.
+var envOrder = func() []int {
+	order := []string{"CHAOS", "CHAOS_DELAY_SECONDS", "CHAOS_DELAY_JITTER_SECONDS", "CHAOS_ERROR_RATE", "CHAOS_ERROR_EVERY",
+		"CHAOS_SEED", "CHAOS_COMMANDS", "CHAOS_DURATION_SECONDS", "CHAOS_STOP_FAILED_READS_SHARE", "CHAOS_STOP_SEARCH_P99_SECONDS",
+		"CHAOS_SESSIONS_PERCENT", "CHAOS_STOP_WINDOW_SEARCHES", "CHAOS_LAYER", "CHAOS_ERROR_REPLY"}
+	var index []int
+	for _, env := range order {
+		i := slices.IndexFunc(settings, func(s setting) bool { return s.env == env })
+		if i < 0 || slices.Contains(index, i) {
+			panic("chaos: envOrder names " + env + " twice or not in settings")
+		}
+		index = append(index, i)
+	}
+	if len(index) != len(settings) {
+		panic("chaos: envOrder leaves a setting out")
+	}
+	return index
+}()
 
 // experimentsNamedBy returns the experiments whose own settings the
 // environment gives, and those settings: the delay names latency, the
