@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"go/ast"
 	"go/build/constraint"
 	"go/parser"
@@ -16,47 +18,84 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
+// chaosPackage is the experiment machinery, which only the chaos build links.
+const chaosPackage = "example.com/shopsession/chaos"
+
 // TestProductionBinaryOmitsExperiments proves that the default build carries
-// nothing of the chaos files (chaos_on.go and the other files built only with
-// -tags chaos), in the manner of Go's TestCmdGoNoHTTPServer: the production
-// binary is byte-identical to one built without them, and their names are
-// absent from it while present in the chaos binary.
+// nothing of the experiments — the root's files built only with -tags chaos
+// (chaos_on.go) and the package they hand calls to (chaos/) — in the manner
+// of Go's TestCmdGoNoHTTPServer: the production binary is byte-identical to
+// one built from a tree without them, and their names, environment variables
+// and metrics are absent from it and from its /metrics, while present in the
+// chaos binary and its /metrics. TestProductionDepsOmitChaos proves the same
+// of the package graph.
 func TestProductionBinaryOmitsExperiments(t *testing.T) {
 	chaosFiles := chaosOnlyFiles(t)
 	if !slices.Contains(chaosFiles, "chaos_on.go") {
 		t.Fatalf("chaos-only files %q lack chaos_on.go", chaosFiles)
 	}
+	packageFiles := packageSourceFiles(t, "chaos")
 	dir := t.TempDir()
 	prod := goBuild(t, ".", filepath.Join(dir, "prod"))
 	chaos := goBuild(t, ".", filepath.Join(dir, "chaos"), "-tags", "chaos")
 
+	// The copy holds the root's other files and the folders it embeds from,
+	// and nothing of chaos/: if the production build needed the package, or
+	// any chaos-only file changed a byte of it, this build would fail or
+	// differ.
 	withoutFiles := filepath.Join(dir, "tree-without-chaos-files")
 	copyTreeExcept(t, ".", withoutFiles, chaosFiles)
-	prodWithout := goBuild(t, withoutFiles, filepath.Join(dir, "prod-without"))
-	if a, b := sha256.Sum256(prod), sha256.Sum256(prodWithout); a != b {
-		t.Errorf("production binary %x differs from one built without %q: %x", a, chaosFiles, b)
+	if _, err := os.Stat(filepath.Join(withoutFiles, "chaos")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the copy without the chaos files holds chaos/ (%v)", err)
+	}
+	if prodWithout, err := tryGoBuild(withoutFiles, filepath.Join(dir, "prod-without")); err != nil {
+		t.Errorf("the production build needs what a tree without %q and chaos/ lacks: %v", chaosFiles, err)
+	} else if a, b := sha256.Sum256(prod), sha256.Sum256(prodWithout); a != b {
+		t.Errorf("production binary %x differs from one built without %q and chaos/: %x", a, chaosFiles, b)
+	}
+
+	// The package's import path prefixes every symbol of it and every
+	// function name in the binary's tables, inlined ones included.
+	if n := bytes.Count(prod, []byte(chaosPackage)); n != 0 {
+		t.Errorf("production binary contains %s %d times", chaosPackage, n)
+	}
+	if !bytes.Contains(chaos, []byte(chaosPackage+".")) {
+		t.Errorf("positive control: chaos binary lacks %s", chaosPackage)
 	}
 
 	prodSymbols, chaosSymbols := goToolNM(t, filepath.Join(dir, "prod")), goToolNM(t, filepath.Join(dir, "chaos"))
 	var names []declaredName
 	var envVars []string
 	for _, f := range chaosFiles {
-		n, e := declaredIn(t, f)
+		n, e := declaredIn(t, f, "main")
 		names, envVars = append(names, n...), append(envVars, e...)
 	}
-	if len(names) < 5 || len(envVars) < 7 {
-		t.Fatalf("found only %d names and variables %q in %q", len(names), envVars, chaosFiles)
+	for _, f := range packageFiles {
+		n, e := declaredIn(t, f, chaosPackage)
+		names, envVars = append(names, n...), append(envVars, e...)
+	}
+	slices.Sort(envVars)
+	envVars = slices.Compact(envVars)
+	for _, want := range []string{"CHAOS", "CHAOS_DELAY_SECONDS", "CHAOS_ERROR_EVERY", "CHAOS_LAYER"} {
+		if !slices.Contains(envVars, want) {
+			t.Fatalf("found the variables %q in %q and %q, not %s", envVars, chaosFiles, packageFiles, want)
+		}
+	}
+	if len(names) < 50 || len(envVars) < 10 {
+		t.Fatalf("found only %d names and variables %q in %q and %q", len(names), envVars, chaosFiles, packageFiles)
 	}
 	for _, d := range names {
-		if bytes.Contains(prod, []byte(d.needle)) || strings.Contains(prodSymbols, d.needle) {
-			t.Errorf("production binary contains %s", d.needle)
+		if in := d.in(prod, prodSymbols); in != "" {
+			t.Errorf("production binary contains %s", in)
 		}
 		// Constants never reach a binary; everything else must, or this test
 		// could not tell a missing name from a removed one.
-		if !d.isConst && !bytes.Contains(chaos, []byte(d.needle)) && !strings.Contains(chaosSymbols, d.needle) {
-			t.Errorf("positive control: chaos binary lacks %s", d.needle)
+		if !d.isConst && d.in(chaos, chaosSymbols) == "" {
+			t.Errorf("positive control: chaos binary lacks %s", d.needles[0])
 		}
 	}
 	for _, env := range envVars {
@@ -75,35 +114,44 @@ func TestProductionBinaryOmitsExperiments(t *testing.T) {
 	// production binary, nor in what its /metrics serves; all of them in the
 	// chaos binary's.
 	var chaosMetrics []metricText
-	for _, f := range chaosFiles {
+	for _, f := range slices.Concat(chaosFiles, packageFiles) {
 		chaosMetrics = append(chaosMetrics, metricTextsIn(t, f)...)
 	}
 	kinds := map[string]int{}
 	for _, m := range chaosMetrics {
 		kinds[m.kind]++
-		if bytes.Contains(prod, []byte(m.text)) {
-			t.Errorf("production binary contains the chaos metric %s %q", m.kind, m.text)
+		if bytes.Contains(prod, []byte(m.text)) || bytes.Contains(prod, []byte(m.exposed)) {
+			t.Errorf("production binary contains the chaos metric %s %q (%q)", m.kind, m.text, m.exposed)
 		}
 		if !bytes.Contains(chaos, []byte(m.text)) {
 			t.Errorf("positive control: chaos binary lacks the chaos metric %s %q", m.kind, m.text)
 		}
 	}
-	if kinds["name"] < 4 || kinds["help"] < 4 || kinds["label"] < 1 {
+	if kinds["name"] < 8 || kinds["help"] < 8 || kinds["label"] < 2 {
 		t.Fatalf("found only %v in the chaos files' metric options: %+v", kinds, chaosMetrics)
 	}
+	t.Logf("checked %d names, the variables %q and the metric texts %v", len(names), envVars, kinds)
 	prodScrape := scrape(t, startBinary(t, filepath.Join(dir, "prod"), "REDIS_URL="+testRedis.url()).testApp)
 	chaosScrape := scrape(t, startBinary(t, filepath.Join(dir, "chaos"), "REDIS_URL="+testRedis.url()).testApp)
 	if prodScrape.families["shopsession_http_requests_total"] == nil || chaosScrape.families["shopsession_http_requests_total"] == nil {
 		t.Fatalf("a binary's /metrics lacks the service's own metrics")
 	}
 	for _, m := range chaosMetrics {
-		if strings.Contains(prodScrape.text, m.text) {
-			t.Errorf("production /metrics contains the chaos metric %s %q", m.kind, m.text)
+		if strings.Contains(prodScrape.text, m.exposed) {
+			t.Errorf("production /metrics contains the chaos metric %s %q", m.kind, m.exposed)
 		}
-		if !strings.Contains(chaosScrape.text, m.text) {
-			t.Errorf("positive control: chaos /metrics lacks the chaos metric %s %q", m.kind, m.text)
+		if !strings.Contains(chaosScrape.text, m.exposed) {
+			t.Errorf("positive control: chaos /metrics lacks the chaos metric %s %q", m.kind, m.exposed)
 		}
-		if m.kind == "label" {
+		switch m.kind {
+		case "name":
+			if prodScrape.families[m.exposed] != nil {
+				t.Errorf("production /metrics has the family %s", m.exposed)
+			}
+			if chaosScrape.families[m.exposed] == nil {
+				t.Errorf("positive control: chaos /metrics lacks the family %s", m.exposed)
+			}
+		case "label":
 			for name, f := range prodScrape.families {
 				for _, series := range f.GetMetric() {
 					for _, l := range series.GetLabel() {
@@ -117,27 +165,111 @@ func TestProductionBinaryOmitsExperiments(t *testing.T) {
 	}
 }
 
-// metricText is a string a metric's definition puts into a binary.
-type metricText struct {
-	kind string // name, help or label
-	text string
+// TestProductionDepsOmitChaos proves it of the package graph, in the manner
+// of tailscale's cmd/tailscaled/deps_test.go: go list -deps of the
+// production build holds no package under example.com/shopsession/chaos, on
+// each platform, while the chaos build's holds it (the positive control).
+func TestProductionDepsOmitChaos(t *testing.T) {
+	for _, platform := range []struct{ goos, goarch string }{
+		{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "arm64"}, {"windows", "amd64"},
+	} {
+		t.Run(platform.goos+"_"+platform.goarch, func(t *testing.T) {
+			env := []string{"GOOS=" + platform.goos, "GOARCH=" + platform.goarch, "CGO_ENABLED=0"}
+			prod, chaos := goListDeps(t, env), goListDeps(t, env, "-tags", "chaos")
+			if !slices.Contains(prod, "example.com/shopsession") || !slices.Contains(prod, "github.com/redis/go-redis/v9") {
+				t.Fatalf("go list -deps of the production build: %q", prod)
+			}
+			for _, pkg := range prod {
+				if pkg == chaosPackage || strings.HasPrefix(pkg, chaosPackage+"/") {
+					t.Errorf("the production build depends on %s", pkg)
+				}
+			}
+			if !slices.Contains(chaos, chaosPackage) {
+				t.Errorf("positive control: the chaos build does not depend on %s: %q", chaosPackage, chaos)
+			}
+		})
+	}
 }
 
-// metricTextsIn finds the metric names, help texts and label names written
-// in a file's prometheus.…Opts literals and …Vec constructors.
+// goListDeps lists the packages the root package's build depends on.
+func goListDeps(t *testing.T, env []string, flags ...string) []string {
+	t.Helper()
+	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, flags...)
+	cmd := exec.Command("go", append(args, ".")...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s go %s: %v\n%s", strings.Join(env, " "), strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return strings.Fields(string(out))
+}
+
+// metricText is a string a metric's definition puts into a binary, and what
+// /metrics then shows of it.
+type metricText struct {
+	kind    string // name, help or label
+	text    string // as the source writes it: a name without its namespace and subsystem
+	exposed string // as /metrics shows it: the whole name
+}
+
+// metricTextsIn finds the metric names, help texts and label names that a
+// file's metric definitions write: its prometheus.…Opts literals, its
+// prometheus.Labels literals and the label names of its …Vec constructors.
+// An Opts field may be a string literal, or a parameter of a function the
+// file declares or assigns (gauge := func(name, help string, …) … Opts{Name:
+// name, …}), which then takes it from the literals of that function's calls.
+// A Namespace that is not a literal is the service's (Options.Namespace: the
+// shop's metricsNamespace); the /metrics scrape is the check of that.
 func metricTextsIn(t *testing.T, file string) []metricText {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromPrometheus := func(e ast.Expr) (string, bool) {
-		sel, ok := e.(*ast.SelectorExpr)
-		if !ok {
-			return "", false
+	type function struct {
+		name   string
+		params []string
+		node   ast.Node
+	}
+	var funcs []function
+	params := func(ft *ast.FuncType) []string {
+		var names []string
+		for _, field := range ft.Params.List {
+			for _, n := range field.Names {
+				names = append(names, n.Name)
+			}
+			if field.Names == nil {
+				names = append(names, "_")
+			}
 		}
-		pkg, ok := sel.X.(*ast.Ident)
-		return sel.Sel.Name, ok && pkg.Name == "prometheus"
+		return names
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.FuncDecl:
+			funcs = append(funcs, function{n.Name.Name, params(n.Type), n})
+		case *ast.AssignStmt:
+			for i, rhs := range n.Rhs {
+				if lit, ok := rhs.(*ast.FuncLit); ok && i < len(n.Lhs) {
+					if id, ok := n.Lhs[i].(*ast.Ident); ok {
+						funcs = append(funcs, function{id.Name, params(lit.Type), lit})
+					}
+				}
+			}
+		}
+		return true
+	})
+	// enclosing is the innermost function around n.
+	enclosing := func(n ast.Node) *function {
+		var in *function
+		for i := range funcs {
+			if f := &funcs[i]; f.node.Pos() <= n.Pos() && n.End() <= f.node.End() && (in == nil || f.node.Pos() > in.node.Pos()) {
+				in = f
+			}
+		}
+		return in
 	}
 	literal := func(e ast.Expr) (string, bool) {
 		lit, ok := e.(*ast.BasicLit)
@@ -147,46 +279,108 @@ func metricTextsIn(t *testing.T, file string) []metricText {
 		s, err := strconv.Unquote(lit.Value)
 		return s, err == nil
 	}
+	// values are the strings an Opts field takes: its literal, or the
+	// literals every call of the enclosing function passes for it.
+	values := func(opts ast.Node, key string, e ast.Expr) []string {
+		if s, ok := literal(e); ok {
+			return []string{s}
+		}
+		id, ok := e.(*ast.Ident)
+		fn := enclosing(opts)
+		if !ok || fn == nil || !slices.Contains(fn.params, id.Name) {
+			t.Errorf("%s: a metric's %s is neither a string literal nor a parameter of the function around it; write it so the test can find it", file, key)
+			return nil
+		}
+		at := slices.Index(fn.params, id.Name)
+		var out []string
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			if callee, ok := call.Fun.(*ast.Ident); ok && callee.Name == fn.name && at < len(call.Args) {
+				if s, ok := literal(call.Args[at]); ok {
+					out = append(out, s)
+				} else {
+					t.Errorf("%s: a call of %s gives the metric's %s as something other than a string literal", file, fn.name, key)
+				}
+			}
+			return true
+		})
+		if len(out) == 0 {
+			t.Errorf("%s: found no call of %s, which gives a metric its %s", file, fn.name, key)
+		}
+		return out
+	}
+	fromPrometheus := func(e ast.Expr) (string, bool) {
+		sel, ok := e.(*ast.SelectorExpr)
+		if !ok {
+			return "", false
+		}
+		pkg, ok := sel.X.(*ast.Ident)
+		return sel.Sel.Name, ok && pkg.Name == "prometheus"
+	}
 	var out []metricText
+	add := func(m metricText) {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.CompositeLit:
-			if name, ok := fromPrometheus(n.Type); !ok || !strings.HasSuffix(name, "Opts") {
+			name, ok := fromPrometheus(n.Type)
+			if ok && name == "Labels" {
+				for _, l := range n.Elts {
+					if s, ok := literal(l.(*ast.KeyValueExpr).Key); ok {
+						add(metricText{kind: "label", text: s, exposed: s})
+					}
+				}
+			}
+			if !ok || !strings.HasSuffix(name, "Opts") {
 				return true
 			}
+			namespace, subsystem := "", ""
+			var names, helps []string
 			for _, elt := range n.Elts {
 				kv, ok := elt.(*ast.KeyValueExpr)
 				if !ok {
 					continue
 				}
 				switch key := kv.Key.(*ast.Ident).Name; key {
-				case "Name", "Help":
+				case "Name":
+					names = values(n, key, kv.Value)
+				case "Help":
+					helps = values(n, key, kv.Value)
+				case "Namespace":
+					namespace = metricsNamespace // the service's, from Options
+					if s, ok := literal(kv.Value); ok {
+						namespace = s
+					}
+				case "Subsystem":
 					s, ok := literal(kv.Value)
 					if !ok {
-						t.Errorf("%s: a metric's %s is not a string literal; write it whole so the test can find it", file, key)
+						t.Errorf("%s: a chaos metric's Subsystem is not a string literal", file)
 					}
-					if key == "Name" && !strings.HasPrefix(s, "shopsession_chaos_") {
-						t.Errorf("%s: chaos metric %q: want a whole name starting shopsession_chaos_", file, s)
-					}
-					out = append(out, metricText{kind: strings.ToLower(key), text: s})
-				case "Namespace", "Subsystem":
-					t.Errorf("%s: write chaos metric names whole, without %s", file, key)
-				case "ConstLabels":
-					if labels, ok := kv.Value.(*ast.CompositeLit); ok {
-						for _, l := range labels.Elts {
-							if s, ok := literal(l.(*ast.KeyValueExpr).Key); ok {
-								out = append(out, metricText{kind: "label", text: s})
-							}
-						}
-					}
+					subsystem = s
 				}
+			}
+			for _, s := range names {
+				whole := prometheus.BuildFQName(namespace, subsystem, s)
+				if !strings.HasPrefix(whole, metricsNamespace+"_chaos_") {
+					t.Errorf("%s: chaos metric %q: want a name starting %s_chaos_", file, whole, metricsNamespace)
+				}
+				add(metricText{kind: "name", text: s, exposed: whole})
+			}
+			for _, s := range helps {
+				add(metricText{kind: "help", text: s, exposed: s})
 			}
 		case *ast.CallExpr:
 			if name, ok := fromPrometheus(n.Fun); ok && strings.HasPrefix(name, "New") && strings.HasSuffix(name, "Vec") && len(n.Args) == 2 {
 				if labels, ok := n.Args[1].(*ast.CompositeLit); ok {
 					for _, l := range labels.Elts {
 						if s, ok := literal(l); ok {
-							out = append(out, metricText{kind: "label", text: s})
+							add(metricText{kind: "label", text: s, exposed: s})
 						}
 					}
 				}
@@ -199,17 +393,22 @@ func metricTextsIn(t *testing.T, file string) []metricText {
 
 func goBuild(t *testing.T, srcDir, out string, flags ...string) []byte {
 	t.Helper()
-	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-o", out}, flags...)
-	cmd := exec.Command("go", append(args, ".")...)
-	cmd.Dir = srcDir
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), srcDir, err, msg)
-	}
-	b, err := os.ReadFile(out)
+	b, err := tryGoBuild(srcDir, out, flags...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// tryGoBuild builds the package in srcDir reproducibly and returns the binary.
+func tryGoBuild(srcDir, out string, flags ...string) ([]byte, error) {
+	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-o", out}, flags...)
+	cmd := exec.Command("go", append(args, ".")...)
+	cmd.Dir = srcDir
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go %s in %s: %v\n%s", strings.Join(args, " "), srcDir, err, msg)
+	}
+	return os.ReadFile(out)
 }
 
 func goToolNM(t *testing.T, binary string) string {
@@ -257,9 +456,23 @@ func chaosOnlyFiles(t *testing.T) []string {
 	return files
 }
 
+// packageSourceFiles lists a folder's non-test Go files.
+func packageSourceFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths = slices.DeleteFunc(paths, func(p string) bool { return strings.HasSuffix(p, "_test.go") })
+	if len(paths) < 5 {
+		t.Fatalf("%s holds only %q", dir, paths)
+	}
+	return paths
+}
+
 // copyTreeExcept copies the package's source from src to dst — its Go files,
 // go.mod, go.sum and the folders it embeds from — leaving out some top-level
-// files.
+// files, and every other folder (chaos/ among them).
 func copyTreeExcept(t *testing.T, src, dst string, except []string) {
 	embeddedDirs := []string{"static"}
 	t.Helper()
@@ -294,49 +507,65 @@ func copyTreeExcept(t *testing.T, src, dst string, except []string) {
 }
 
 type declaredName struct {
-	needle  string // as the name appears in a binary's symbols and type names
+	// needles are how the name appears in a binary: its symbol or the
+	// function table's entry (pkg/path.f, pkg/path.(*T).m), and for a type
+	// also the name its type descriptor carries (chaos.T), which is there
+	// even when the type has no method of its own.
+	needles []string
 	isConst bool
+}
+
+// in returns the needle that a binary or its symbols contain, or "".
+func (d declaredName) in(binary []byte, symbols string) string {
+	for _, n := range d.needles {
+		if bytes.Contains(binary, []byte(n)) || strings.Contains(symbols, n) {
+			return n
+		}
+	}
+	return ""
 }
 
 var envVarName = regexp.MustCompile(`^CHAOS(_[A-Z0-9]+)*$`)
 
-// declaredIn lists the top-level names a file declares, and the environment
-// variable names among its string constants.
-func declaredIn(t *testing.T, file string) ([]declaredName, []string) {
+// declaredIn lists the top-level names a file of the package at pkgPath
+// declares, and the environment variable names among its string literals
+// (constants, the settings table, the arguments of its calls).
+func declaredIn(t *testing.T, file, pkgPath string) ([]declaredName, []string) {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	prefix, typePrefix := pkgPath+".", pkgPath[strings.LastIndex(pkgPath, "/")+1:]+"."
 	var names []declaredName
-	var envVars []string
 	for _, decl := range f.Decls {
 		switch decl := decl.(type) {
 		case *ast.FuncDecl:
-			names = append(names, declaredName{needle: "main." + funcSymbol(decl)})
+			names = append(names, declaredName{needles: []string{prefix + funcSymbol(decl)}})
 		case *ast.GenDecl:
 			for _, spec := range decl.Specs {
 				switch spec := spec.(type) {
 				case *ast.TypeSpec:
-					names = append(names, declaredName{needle: "main." + spec.Name.Name})
+					names = append(names, declaredName{needles: slices.Compact([]string{prefix + spec.Name.Name, typePrefix + spec.Name.Name})})
 				case *ast.ValueSpec:
-					for i, n := range spec.Names {
-						if n.Name == "_" {
-							continue
-						}
-						names = append(names, declaredName{needle: "main." + n.Name, isConst: decl.Tok == token.CONST})
-						if i < len(spec.Values) {
-							if lit, ok := spec.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-								if s, _ := strconv.Unquote(lit.Value); envVarName.MatchString(s) {
-									envVars = append(envVars, s)
-								}
-							}
+					for _, n := range spec.Names {
+						if n.Name != "_" {
+							names = append(names, declaredName{needles: []string{prefix + n.Name}, isConst: decl.Tok == token.CONST})
 						}
 					}
 				}
 			}
 		}
 	}
+	var envVars []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+			if s, _ := strconv.Unquote(lit.Value); envVarName.MatchString(s) {
+				envVars = append(envVars, s)
+			}
+		}
+		return true
+	})
 	return names, envVars
 }
 
