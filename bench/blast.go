@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"example.com/shopsession/chaos"
 )
 
 // The blast-radius scenario: one chaos process delays the Redis round trips
@@ -26,55 +25,6 @@ const (
 	blastControlTolerance = 0.10
 	blastDeltaTolerance   = 0.005
 )
-
-// chaosGroupFigures mirrors one group in the chaos build's GET /debug/chaos.
-type chaosGroupFigures struct {
-	Searches       int64   `json:"searches"`
-	FailedReads    int64   `json:"failed_reads"`
-	DelaysInjected int64   `json:"delays_injected"`
-	ErrorsInjected int64   `json:"errors_injected"`
-	SearchSeconds  float64 `json:"search_seconds"`
-}
-
-func (f chaosGroupFigures) minus(before chaosGroupFigures) chaosGroupFigures {
-	return chaosGroupFigures{Searches: f.Searches - before.Searches, FailedReads: f.FailedReads - before.FailedReads,
-		DelaysInjected: f.DelaysInjected - before.DelaysInjected, ErrorsInjected: f.ErrorsInjected - before.ErrorsInjected,
-		SearchSeconds: f.SearchSeconds - before.SearchSeconds}
-}
-
-func (f chaosGroupFigures) plus(o chaosGroupFigures) chaosGroupFigures {
-	return chaosGroupFigures{Searches: f.Searches + o.Searches, FailedReads: f.FailedReads + o.FailedReads,
-		DelaysInjected: f.DelaysInjected + o.DelaysInjected, ErrorsInjected: f.ErrorsInjected + o.ErrorsInjected,
-		SearchSeconds: f.SearchSeconds + o.SearchSeconds}
-}
-
-func (f chaosGroupFigures) meanMS() float64 { return f.SearchSeconds * 1000 / float64(f.Searches) }
-
-type chaosGroups struct {
-	Groups  map[string]chaosGroupFigures `json:"groups"`
-	Session *struct {
-		Group string `json:"group"`
-	} `json:"session"`
-}
-
-// chaosGroups reads the per-group counters and, if session is not empty,
-// which group that session is in.
-func (a *appProcess) chaosGroups(session string) (chaosGroups, error) {
-	var g chaosGroups
-	target := a.admin + "/debug/chaos"
-	if session != "" {
-		target += "?session=" + url.QueryEscape(session)
-	}
-	resp, err := http.Get(target)
-	if err != nil {
-		return g, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return g, fmt.Errorf("GET %s: %s", target, resp.Status)
-	}
-	return g, json.NewDecoder(resp.Body).Decode(&g)
-}
 
 // blastRadiusScenarios returns a row for each group. The blast runs
 // alternate with steady runs of the production build (A B A … A), and each
@@ -125,7 +75,7 @@ func cookiesByGroup(app *appProcess) (map[string]string, error) {
 			return nil, fmt.Errorf("blast radius: no session of 1000 in each group: %v", cookies)
 		}
 		id := fmt.Sprintf("blast-%d", i)
-		g, err := app.chaosGroups(id)
+		g, err := app.chaosStatus(id)
 		if err != nil {
 			return nil, fmt.Errorf("blast radius: %w", err)
 		}
@@ -143,7 +93,7 @@ func cookiesByGroup(app *appProcess) (map[string]string, error) {
 // each group over the same seconds.
 type blastRun struct {
 	ab                  map[string]abResult
-	experiment, control chaosGroupFigures
+	experiment, control chaos.GroupFigures
 }
 
 // blastRadiusRun runs the two clients at once against the chaos process.
@@ -158,7 +108,7 @@ func (b *bench) blastRadiusRun(ctx context.Context, app *appProcess, cookies map
 			}
 		}
 	}
-	before, err := app.chaosGroups("")
+	before, err := app.chaosStatus("")
 	if err != nil {
 		return nil, fmt.Errorf("blast radius: %w", err)
 	}
@@ -191,13 +141,13 @@ func (b *bench) blastRadiusRun(ctx context.Context, app *appProcess, cookies map
 		results[d.group] = d.ab
 	}
 	b.progress.stop()
-	after, err := app.chaosGroups("")
+	after, err := app.chaosStatus("")
 	if err != nil {
 		return nil, fmt.Errorf("blast radius: %w", err)
 	}
 	run := &blastRun{ab: results,
-		experiment: after.Groups["experiment"].minus(before.Groups["experiment"]),
-		control:    after.Groups["control"].minus(before.Groups["control"])}
+		experiment: groupBetween(after.Groups["experiment"], before.Groups["experiment"]),
+		control:    groupBetween(after.Groups["control"], before.Groups["control"])}
 	if run.experiment.Searches == 0 || run.control.Searches == 0 {
 		return nil, fmt.Errorf("blast radius: the chaos build counted %d searches in the experiment group and %d in the control group", run.experiment.Searches, run.control.Searches)
 	}
@@ -206,7 +156,7 @@ func (b *bench) blastRadiusRun(ctx context.Context, app *appProcess, cookies map
 
 // judgeBlastRadius makes the two rows and their verdicts.
 func judgeBlastRadius(setup []string, steady []measurement, runs []*blastRun) []scenario {
-	var exp, ctl chaosGroupFigures
+	var exp, ctl chaos.GroupFigures
 	control := scenario{Name: "blast radius: control", Build: "chaos", Setup: setup,
 		Hypothesis: fmt.Sprintf("no fault reaches the control group, and its mean is within %.0f %% of the steady state's (median over %d runs, each against the production runs either side of it)", blastControlTolerance*100, len(runs))}
 	experiment := scenario{Name: "blast radius: experiment", Build: "chaos", Setup: setup, DelaySeconds: latencyDelay,
@@ -214,7 +164,7 @@ func judgeBlastRadius(setup []string, steady []measurement, runs []*blastRun) []
 			formatSeconds(latencyDelay), blastDeltaTolerance*100)}
 	ratios := make([]float64, len(runs))
 	for i, run := range runs {
-		exp, ctl = exp.plus(run.experiment), ctl.plus(run.control)
+		exp, ctl = groupSum(exp, run.experiment), groupSum(ctl, run.control)
 		control.Runs = append(control.Runs, measurement{AB: run.ab["control"]})
 		experiment.Runs = append(experiment.Runs, measurement{AB: run.ab["experiment"]})
 		ratios[i] = run.ab["control"].MeanMS / ((steady[i].AB.MeanMS + steady[i+1].AB.MeanMS) / 2)
@@ -237,11 +187,11 @@ func judgeBlastRadius(setup []string, steady []measurement, runs []*blastRun) []
 	}
 	perSearch := float64(exp.DelaysInjected) / float64(exp.Searches)
 	predicted := latencyDelay * 1000 * perSearch
-	delta := exp.meanMS() - ctl.meanMS()
+	delta := exp.MeanSearchMS - ctl.MeanSearchMS
 	experiment.DeltaMS, experiment.PredictedMS = ptr(experiment.Summary.MeanMS-steadySummary.MeanMS), &predicted
 	off := (delta - predicted) / predicted
 	experiment.judge(math.Abs(off) <= blastDeltaTolerance, fmt.Sprintf(
 		"service time per search: experiment %.3f ms (%d searches, %.2f delays each), control %.3f ms (%d searches); difference %.3f ms, predicted %.3f ms (%+.3f %%); ab medians %.3f and %.3f ms",
-		exp.meanMS(), exp.Searches, perSearch, ctl.meanMS(), ctl.Searches, delta, predicted, off*100, experiment.Summary.MeanMS, control.Summary.MeanMS))
+		exp.MeanSearchMS, exp.Searches, perSearch, ctl.MeanSearchMS, ctl.Searches, delta, predicted, off*100, experiment.Summary.MeanMS, control.Summary.MeanMS))
 	return []scenario{control, experiment}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"example.com/shopsession/chaos"
 )
 
 func TestJudgeBlastRadius(t *testing.T) {
@@ -10,8 +12,8 @@ func TestJudgeBlastRadius(t *testing.T) {
 	run := func(controlMS, experimentServiceMS float64, controlDelays int64) *blastRun {
 		return &blastRun{
 			ab:         map[string]abResult{"control": {MeanMS: controlMS}, "experiment": {MeanMS: 201}},
-			experiment: chaosGroupFigures{Searches: 10, DelaysInjected: 20, SearchSeconds: experimentServiceMS * 10 / 1000},
-			control:    chaosGroupFigures{Searches: 1000, DelaysInjected: controlDelays, SearchSeconds: 0.3},
+			experiment: chaos.GroupFigures{Searches: 10, DelaysInjected: 20, SearchSeconds: experimentServiceMS * 10 / 1000},
+			control:    chaos.GroupFigures{Searches: 1000, DelaysInjected: controlDelays, SearchSeconds: 0.3},
 		}
 	}
 	for _, tc := range []struct {

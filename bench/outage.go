@@ -121,7 +121,7 @@ func (b *bench) slowScenario(ctx context.Context, steadyRPS float64) (scenario, 
 	limit := int64(serviceBreakerFailures + 2*outageConcurrency + probes)
 	sc.TimeoutWaits = &waited
 	sc.judge(waited <= limit, fmt.Sprintf("%d of %d requests waited for the timeout (the breaker's cost; %d reached Redis), at most %d with %d probes",
-		waited, m.AB.Complete, m.Counters.InterestReads, limit, probes))
+		waited, m.AB.Complete, m.Counters.Reads, limit, probes))
 	sc.Findings = append(sc.Findings, breakerChanges(app))
 	return sc, nil
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"example.com/shopsession/chaos"
 )
 
 const (
@@ -33,11 +35,11 @@ const (
 
 // measurement is one ab run against one process.
 type measurement struct {
-	AB         abResult       `json:"ab"`
-	Counters   *chaosCounters `json:"counters,omitempty"` // what the ab run added, chaos build only
-	ErrorEvery int64          `json:"error_every,omitempty"`
-	Pages      *pageCounts    `json:"pages,omitempty"` // search pages the service counted during the ab run, from /metrics
-	CPUSeconds float64        `json:"cpu_seconds"`     // user + system CPU the service used during the ab run
+	AB         abResult        `json:"ab"`
+	Counters   *chaos.Counters `json:"counters,omitempty"` // what the ab run added, chaos build only
+	ErrorEvery int64           `json:"error_every,omitempty"`
+	Pages      *pageCounts     `json:"pages,omitempty"` // search pages the service counted during the ab run, from /metrics
+	CPUSeconds float64         `json:"cpu_seconds"`     // user + system CPU the service used during the ab run
 	// CPUPerRequestUS is CPUSeconds divided by the requests ab completed.
 	CPUPerRequestUS float64 `json:"cpu_per_request_us,omitempty"`
 }
@@ -311,18 +313,18 @@ func (b *bench) latencyScenario(ctx context.Context, app *appProcess, name strin
 	// requests in flight when -t runs out, so its count can be short by the
 	// concurrency.
 	c := m.Counters
-	if c.InterestReads == 0 {
+	if c.Reads == 0 {
 		return sc, fmt.Errorf("%s: the chaos build counted no searches", name)
 	}
-	perRequest := float64(c.RedisRoundTrips) / float64(c.InterestReads)
+	perRequest := float64(c.RedisRoundTrips) / float64(c.Reads)
 	predicted := delay * 1000 * perRequest
 	delta := m.AB.MeanMS - steadyMeanMS
 	sc.DeltaMS, sc.PredictedMS = &delta, &predicted
 	off := (delta - predicted) / predicted
 	sc.judge(math.Abs(off) <= latencyTolerance, fmt.Sprintf(
 		"%.2f round trips per request (%d trips, %d delays, %d searches); predicted +%.2f ms, measured +%.2f ms (%+.2f %%)",
-		perRequest, c.RedisRoundTrips, c.DelaysInjected, c.InterestReads, predicted, delta, off*100))
-	if err := b.judgeInjection(ctx, &sc, delay, delta, c.DelaysInjected, c.DelaySecondsInjected, c.InterestReads); err != nil {
+		perRequest, c.RedisRoundTrips, c.DelaysInjected, c.Reads, predicted, delta, off*100))
+	if err := b.judgeInjection(ctx, &sc, delay, delta, c.DelaysInjected, c.DelaySecondsInjected, c.Reads); err != nil {
 		return sc, err
 	}
 	if name == "latency" {
@@ -355,8 +357,8 @@ func (b *bench) errorScenario(ctx context.Context, app *appProcess) (scenario, e
 	sc.judge(ab.Non2xx == 0 && failures == 0, fmt.Sprintf("%d non-2xx responses, %d connect/receive/exception failures", ab.Non2xx, failures))
 
 	c, every := m.Counters, m.ErrorEvery
-	want := c.InterestReads / every
-	sc.judge(c.ErrorsInjected == want, fmt.Sprintf("%d errors injected for %d reads, every %d failing: want ⌊%d/%d⌋ = %d", c.ErrorsInjected, c.InterestReads, every, c.InterestReads, every, want))
+	want := c.Reads / every
+	sc.judge(c.ErrorsInjected == want, fmt.Sprintf("%d errors injected for %d reads, every %d failing: want ⌊%d/%d⌋ = %d", c.ErrorsInjected, c.Reads, every, c.Reads, every, want))
 
 	shown := 0
 	alternates := true

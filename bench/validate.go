@@ -12,6 +12,8 @@ import (
 	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"example.com/shopsession/chaos"
 )
 
 // The validation scenarios: each fault the chaos build injects beside a fault
@@ -28,32 +30,16 @@ const (
 	validateTolerance   = 0.10
 )
 
-// connCounters and poolCounters mirror the chaos build's connection_layer
-// counters and redis_pool in GET /debug/chaos.
-type connCounters struct {
-	Dials              int64 `json:"dials"`
-	DialsFailed        int64 `json:"dials_failed"`
-	DelaysInjected     int64 `json:"delays_injected"`
-	ConnectionsDropped int64 `json:"connections_dropped"`
-}
-
-type poolCounters struct {
-	Hits     int64 `json:"hits"`
-	Misses   int64 `json:"misses"`
-	Timeouts int64 `json:"timeouts"`
-	Waits    int64 `json:"waits"`
-}
-
 // validation is one ab run of a validation scenario and what the app's pool
 // and connection layer did during it.
 type validation struct {
 	sc   scenario
-	pool poolCounters
-	conn connCounters
+	pool chaos.PoolStats
+	conn chaos.ConnCounters
 }
 
-func (v validation) perPage(n int64) float64 {
-	return float64(n) / float64(max(v.sc.Summary.Complete, 1))
+func (v validation) perPage(n float64) float64 {
+	return n / float64(max(v.sc.Summary.Complete, 1))
 }
 
 func (b *bench) validateScenarios(ctx context.Context) ([]scenario, error) {
@@ -106,13 +92,13 @@ func (b *bench) validateScenarios(ctx context.Context) ([]scenario, error) {
 	toxi, connLatency, cmdLatency := vs[0], vs[1], vs[2]
 	stopped, connRefused, stopped2, cmdRefused, stopped3 := vs[3], vs[4], vs[5], vs[6], vs[7]
 	toxi.sc.Findings = append(toxi.sc.Findings, fmt.Sprintf("reference: toxiproxy latency toxic %v on Redis's replies; %s", validateDelay, toxi.poolFinding()))
-	stopped.sc.Findings = append(stopped.sc.Findings, fmt.Sprintf("reference: nothing listens at the Redis address; %d refused dials, %.4f per page", stopped.conn.DialsFailed, stopped.perPage(stopped.conn.DialsFailed)))
+	stopped.sc.Findings = append(stopped.sc.Findings, fmt.Sprintf("reference: nothing listens at the Redis address; %d refused dials, %.4f per page", stopped.conn.DialsFailed, stopped.perPage(float64(stopped.conn.DialsFailed))))
 
 	for _, v := range []*validation{&connLatency, &cmdLatency} {
 		v.compare(toxi, "mean page time ms", v.sc.Summary.MeanMS, toxi.sc.Summary.MeanMS)
 		v.compare(toxi, "p99 page time ms", v.sc.Summary.percentile(99), toxi.sc.Summary.percentile(99))
-		v.compare(toxi, "pool hits per page", v.perPage(v.pool.Hits), toxi.perPage(toxi.pool.Hits))
-		v.compare(toxi, "pool waits per page", v.perPage(v.pool.Waits), toxi.perPage(toxi.pool.Waits))
+		v.compare(toxi, "pool hits per page", v.perPage(float64(v.pool.Hits)), toxi.perPage(float64(toxi.pool.Hits)))
+		v.compare(toxi, "pool waits per page", v.perPage(float64(v.pool.Waits)), toxi.perPage(float64(toxi.pool.Waits)))
 		v.compare(toxi, "pool timeouts", float64(v.pool.Timeouts), float64(toxi.pool.Timeouts))
 		v.sc.Findings = append(v.sc.Findings, v.poolFinding())
 	}
@@ -126,7 +112,7 @@ func (b *bench) validateScenarios(ctx context.Context) ([]scenario, error) {
 			v.sc.Summary.MeanMS, (r.before.sc.Summary.MeanMS+r.after.sc.Summary.MeanMS)/2)
 		tries := v.conn.ConnectionsDropped + v.conn.DialsFailed
 		v.sc.Findings = append(v.sc.Findings, fmt.Sprintf("tries that reached for Redis: %.4f per page (%d dropped connections), Redis stopped: %.4f (%d refused dials) — %s",
-			v.perPage(tries), v.conn.ConnectionsDropped, r.before.perPage(r.before.conn.DialsFailed), r.before.conn.DialsFailed,
+			v.perPage(float64(tries)), v.conn.ConnectionsDropped, r.before.perPage(float64(r.before.conn.DialsFailed)), r.before.conn.DialsFailed,
 			"the breaker decides how many; reported, not judged"))
 	}
 	for _, v := range []*validation{&stopped, &stopped2, &stopped3} {
@@ -210,7 +196,7 @@ func (b *bench) validationRun(ctx context.Context, name string, env []string) (v
 	if err := b.redis.flush(ctx); err != nil {
 		return v, fmt.Errorf("%s: clear the service's keys: %w", name, err)
 	}
-	before, err := app.chaosStatus()
+	before, err := app.chaosStatus("")
 	if err != nil {
 		return v, fmt.Errorf("%s: %w", name, err)
 	}
@@ -221,7 +207,7 @@ func (b *bench) validationRun(ctx context.Context, name string, env []string) (v
 	if err != nil {
 		return v, fmt.Errorf("%s: %w", name, err)
 	}
-	end, err := app.chaosStatus()
+	end, err := app.chaosStatus("")
 	if err != nil {
 		return v, fmt.Errorf("%s: %w", name, err)
 	}
@@ -229,11 +215,8 @@ func (b *bench) validationRun(ctx context.Context, name string, env []string) (v
 		return v, fmt.Errorf("%s: stop: %w", name, err)
 	}
 	v.sc.Runs, v.sc.Summary = []measurement{{AB: ab}}, ab
-	p, q := end.RedisPool, before.RedisPool
-	v.pool = poolCounters{Hits: p.Hits - q.Hits, Misses: p.Misses - q.Misses, Timeouts: p.Timeouts - q.Timeouts, Waits: p.Waits - q.Waits}
-	c, d := end.Counters.Connection, before.Counters.Connection
-	v.conn = connCounters{Dials: c.Dials - d.Dials, DialsFailed: c.DialsFailed - d.DialsFailed,
-		DelaysInjected: c.DelaysInjected - d.DelaysInjected, ConnectionsDropped: c.ConnectionsDropped - d.ConnectionsDropped}
+	v.pool = poolBetween(end.RedisPool, before.RedisPool)
+	v.conn = minus(end.Counters.Connection, before.Counters.Connection)
 	return v, nil
 }
 
