@@ -60,6 +60,10 @@ type scenario struct {
 	PeakRSSKB    int           `json:"peak_rss_kb,omitempty"`
 	TimeoutWaits *int64        `json:"timeout_waits,omitempty"` // slow: requests that waited for REDIS_TIMEOUT
 	RecoveryMS   *float64      `json:"recovery_ms,omitempty"`   // recovery: Redis answering to the first page with recommendations
+	// Ratio is the ratio of alternated runs a verdict was judged on
+	// (judgeInterval, judgePairs), each run against the reference runs
+	// either side of it, with its 95 % interval.
+	Ratio *ratioCI `json:"ratio,omitempty"`
 	// CPUPerRequestUS is the median of the runs' CPU per request.
 	CPUPerRequestUS float64    `json:"cpu_per_request_us,omitempty"`
 	Injection       *injection `json:"injection,omitempty"` // latency and sweep: what was injected, and the residual
@@ -110,10 +114,66 @@ func (s *scenario) judgeSteadyRecommended() {
 func (s *scenario) judge(held bool, finding string) {
 	s.Findings = append(s.Findings, finding)
 	if !held {
-		s.Verdict = "DEVIATED"
+		s.Verdict = verdictDeviated
 	} else if s.Verdict == "" {
-		s.Verdict = "PASS"
+		s.Verdict = verdictPass
 	}
+}
+
+// inconclusive records a finding that cannot be judged from this run's
+// figures: the scenario is INCONCLUSIVE unless another finding deviated.
+func (s *scenario) inconclusive(finding string) {
+	s.Findings = append(s.Findings, finding)
+	if s.Verdict != verdictDeviated {
+		s.Verdict = verdictInconclusive
+	}
+}
+
+// judgeInterval records a ratio judged by intervalVerdict against [low,
+// high], described by what.
+func (s *scenario) judgeInterval(ci ratioCI, low, high float64, what string) {
+	s.Ratio = &ci
+	finding := fmt.Sprintf("%s %s, want %s", what, ci, boundsText(low, high))
+	switch intervalVerdict(ci, low, high) {
+	case verdictPass:
+		s.judge(true, finding)
+	case verdictDeviated:
+		s.judge(false, finding)
+	default:
+		s.inconclusive(finding + "; the interval straddles a bound: too noisy a run to tell")
+	}
+}
+
+// judgePairs records ratios of alternated runs judged by pairsVerdict
+// against [low, high], described by what.
+func (s *scenario) judgePairs(ratios []float64, low, high float64, what string) {
+	ci := bootstrapRatio(ratios, newRand())
+	s.Ratio = &ci
+	beyond := 0
+	for _, r := range ratios {
+		if r < low || r > high {
+			beyond++
+		}
+	}
+	finding := fmt.Sprintf("%s %s (runs %s; %d of %d beyond the bounds), want %s", what, ci, formatRatios(ratios), beyond, len(ratios), boundsText(low, high))
+	switch pairsVerdict(ratios, ci, low, high) {
+	case verdictPass:
+		s.judge(true, finding)
+	case verdictDeviated:
+		s.judge(false, finding+": every run beyond the same bound")
+	default:
+		s.inconclusive(finding + ": neither the interval within the bounds nor every run beyond one, too noisy a run to tell")
+	}
+}
+
+func boundsText(low, high float64) string {
+	switch {
+	case low <= 0:
+		return fmt.Sprintf("at most %.2f", high)
+	case math.IsInf(high, 1):
+		return fmt.Sprintf("at least %.2f", low)
+	}
+	return fmt.Sprintf("within %.2f–%.2f", low, high)
 }
 
 type machine struct {
@@ -201,18 +261,8 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 	cpu := ratioOf(func(m measurement) float64 { return m.CPUPerRequestUS })
 	mean := ratioOf(func(m measurement) float64 { return m.AB.MeanMS })
 	r.ChaosOffRatio, r.ChaosOffCPU, r.ChaosOffMean = mean.Ratio, &cpu, &mean
-	finding := fmt.Sprintf("chaos-off/production CPU per request %s (%.1f µs against %.1f); mean time %s",
-		cpu, chaosOff.CPUPerRequestUS, steady.CPUPerRequestUS, mean)
-	switch {
-	case cpu.High <= 1+chaosOffTolerance:
-		chaosOff.judge(true, finding)
-	case cpu.Low > 1+chaosOffTolerance:
-		chaosOff.judge(false, finding)
-	default:
-		// The interval straddles the target: too noisy a run to tell.
-		chaosOff.Findings = append(chaosOff.Findings, finding+"; the interval straddles the target, too wide to judge")
-		chaosOff.Verdict = "INCONCLUSIVE"
-	}
+	chaosOff.judgeInterval(cpu, 0, 1+chaosOffTolerance, fmt.Sprintf(
+		"chaos-off/production CPU per request (%.1f µs against %.1f; mean time %s):", chaosOff.CPUPerRequestUS, steady.CPUPerRequestUS, mean))
 	steady.judgeSteadyRecommended()
 	chaosOff.judgeSteadyRecommended()
 	r.Scenarios = append(r.Scenarios, steady, chaosOff)
@@ -533,6 +583,10 @@ func summarize(runs []measurement) abResult {
 	for _, r := range runs {
 		s.Complete += r.AB.Complete
 		s.Failed += r.AB.Failed
+		s.FailedConnect += r.AB.FailedConnect
+		s.FailedReceive += r.AB.FailedReceive
+		s.FailedLength += r.AB.FailedLength
+		s.FailedExcept += r.AB.FailedExcept
 		s.Non2xx += r.AB.Non2xx
 	}
 	s.RequestsPerS = pick(func(a abResult) float64 { return a.RequestsPerS })
