@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,8 +12,9 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/sony/gobreaker/v2"
+
+	"example.com/shopsession/internal/redisclient"
 )
 
 const (
@@ -293,30 +293,12 @@ func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), 
 	redis.SetLogger(redisLogger{logger})
 	var rdb redis.UniversalClient
 	stopEmbedded := func() {}
-	// Both kinds of client get the same settings:
-	//   - RESP2 unless the URL asks otherwise: the store uses nothing of RESP3,
-	//     and RESP3 costs every command a check for push notifications;
-	//   - deadlines from each operation's context, bounded by REDIS_TIMEOUT;
-	//   - a bare handshake: no CLIENT SETINFO, no maintenance notifications;
-	//   - one dial per attempt: a session cache that is down should cost a page
-	//     one refused dial, not go-redis's default of five dials 100 ms apart;
-	//   - no command retries (MaxRetries -1), unless the URL sets max_retries.
-	//     go-redis retries a failed dial or a dropped connection three times
-	//     with a 10 ms–1 s exponential back-off, which cost every page about
-	//     100 ms while Redis was down (152 req/s at -c 16, 6 038 with Redis up).
-	//     The pool already drops connections that Redis closed before using
-	//     them, a timed-out command is not retried anyway, and the breaker
-	//     deals with a Redis that keeps failing: a retry would only make a
-	//     page wait for data it can do without. A cluster client retries on
-	//     another node within MaxRedirects, which failover needs; it is left so.
+	// Both kinds of client get the same settings: redisclient says which and
+	// why.
 	switch {
 	case cfg.redisCluster != nil:
 		opts := cfg.redisCluster
-		opts.Protocol = cmp.Or(opts.Protocol, 2)
-		opts.ContextTimeoutEnabled, opts.DisableIdentity = true, true
-		opts.DialerRetries = cmp.Or(opts.DialerRetries, 1)
-		opts.MaxRetries = cmp.Or(opts.MaxRetries, -1)
-		opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		redisclient.ClusterDefaults(opts)
 		rdb = redis.NewClusterClient(opts)
 	default:
 		opts := cfg.redisOptions
@@ -330,11 +312,7 @@ func openRedis(cfg config, logger *slog.Logger) (redis.UniversalClient, func(), 
 			opts = &redis.Options{Addr: embedded.Addr()}
 			stopEmbedded = embedded.Close
 		}
-		opts.Protocol = cmp.Or(opts.Protocol, 2)
-		opts.ContextTimeoutEnabled, opts.DisableIdentity = true, true
-		opts.DialerRetries = cmp.Or(opts.DialerRetries, 1)
-		opts.MaxRetries = cmp.Or(opts.MaxRetries, -1)
-		opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		redisclient.Defaults(opts)
 		rdb = redis.NewClient(opts)
 	}
 	return rdb, func() {

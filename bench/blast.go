@@ -2,23 +2,22 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"example.com/shopsession/chaos"
 )
 
 // The blast-radius scenario: one chaos process delays the Redis round trips
 // of half the sessions; two ab clients, one with a session in each group,
 // search at the same time for the same seconds. Measured side by side, the
-// comparison is free of the machine's drift between sequential runs.
+// comparison is free of the machine's drift between sequential runs. It runs
+// BENCH_PAIRS times, between production steady runs.
 const (
 	blastPercent = 50
-	blastRuns    = 3
 	blastSeed    = 14
 	// blastControlTolerance bounds the control group's mean against the
 	// steady state's; blastDeltaTolerance bounds the experiment group's
@@ -27,60 +26,13 @@ const (
 	blastDeltaTolerance   = 0.005
 )
 
-// chaosGroupFigures mirrors one group in the chaos build's GET /debug/chaos.
-type chaosGroupFigures struct {
-	Searches       int64   `json:"searches"`
-	FailedReads    int64   `json:"failed_reads"`
-	DelaysInjected int64   `json:"delays_injected"`
-	ErrorsInjected int64   `json:"errors_injected"`
-	SearchSeconds  float64 `json:"search_seconds"`
-}
-
-func (f chaosGroupFigures) minus(before chaosGroupFigures) chaosGroupFigures {
-	return chaosGroupFigures{Searches: f.Searches - before.Searches, FailedReads: f.FailedReads - before.FailedReads,
-		DelaysInjected: f.DelaysInjected - before.DelaysInjected, ErrorsInjected: f.ErrorsInjected - before.ErrorsInjected,
-		SearchSeconds: f.SearchSeconds - before.SearchSeconds}
-}
-
-func (f chaosGroupFigures) plus(o chaosGroupFigures) chaosGroupFigures {
-	return chaosGroupFigures{Searches: f.Searches + o.Searches, FailedReads: f.FailedReads + o.FailedReads,
-		DelaysInjected: f.DelaysInjected + o.DelaysInjected, ErrorsInjected: f.ErrorsInjected + o.ErrorsInjected,
-		SearchSeconds: f.SearchSeconds + o.SearchSeconds}
-}
-
-func (f chaosGroupFigures) meanMS() float64 { return f.SearchSeconds * 1000 / float64(f.Searches) }
-
-type chaosGroups struct {
-	Groups  map[string]chaosGroupFigures `json:"groups"`
-	Session *struct {
-		Group string `json:"group"`
-	} `json:"session"`
-}
-
-// chaosGroups reads the per-group counters and, if session is not empty,
-// which group that session is in.
-func (a *appProcess) chaosGroups(session string) (chaosGroups, error) {
-	var g chaosGroups
-	target := a.admin + "/debug/chaos"
-	if session != "" {
-		target += "?session=" + url.QueryEscape(session)
-	}
-	resp, err := http.Get(target)
-	if err != nil {
-		return g, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return g, fmt.Errorf("GET %s: %s", target, resp.Status)
-	}
-	return g, json.NewDecoder(resp.Body).Decode(&g)
-}
-
 // blastRadiusScenarios returns a row for each group. The blast runs
 // alternate with steady runs of the production build (A B A … A), and each
 // control-group mean is compared with the steady runs either side of it, as
 // the chaos-off runs are: on a shared machine, sub-millisecond means drift by
-// more than the 10 % the hypothesis allows between runs minutes apart.
+// more than the 10 % the hypothesis allows between runs minutes apart, so
+// the control group's verdict is judged on those ratios over BENCH_PAIRS
+// runs (judgePairs), and scatter makes it INCONCLUSIVE, not DEVIATED.
 func (b *bench) blastRadiusScenarios(ctx context.Context) ([]scenario, error) {
 	env := []string{"CHAOS=latency", "CHAOS_DELAY_SECONDS=" + formatSeconds(latencyDelay),
 		"CHAOS_SESSIONS_PERCENT=" + strconv.Itoa(blastPercent), "CHAOS_SEED=" + strconv.Itoa(blastSeed)}
@@ -95,16 +47,16 @@ func (b *bench) blastRadiusScenarios(ctx context.Context) ([]scenario, error) {
 	}
 	var steady []measurement
 	var runs []*blastRun
-	for i := range blastRuns + 1 {
-		m, err := b.measure(ctx, fmt.Sprintf("blast radius: steady %d/%d", i+1, blastRuns+1), b.prodBinary, nil)
+	for i := range b.pairs + 1 {
+		m, err := b.measure(ctx, fmt.Sprintf("blast radius: steady %d/%d", i+1, b.pairs+1), b.prodBinary, nil)
 		if err != nil {
 			return nil, err
 		}
 		steady = append(steady, m)
-		if i == blastRuns {
+		if i == b.pairs {
 			break
 		}
-		run, err := b.blastRadiusRun(ctx, app, cookies, fmt.Sprintf("blast radius %d/%d (two clients at once)", i+1, blastRuns))
+		run, err := b.blastRadiusRun(ctx, app, cookies, fmt.Sprintf("blast radius %d/%d (two clients at once)", i+1, b.pairs))
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +77,7 @@ func cookiesByGroup(app *appProcess) (map[string]string, error) {
 			return nil, fmt.Errorf("blast radius: no session of 1000 in each group: %v", cookies)
 		}
 		id := fmt.Sprintf("blast-%d", i)
-		g, err := app.chaosGroups(id)
+		g, err := app.chaosStatus(id)
 		if err != nil {
 			return nil, fmt.Errorf("blast radius: %w", err)
 		}
@@ -143,7 +95,7 @@ func cookiesByGroup(app *appProcess) (map[string]string, error) {
 // each group over the same seconds.
 type blastRun struct {
 	ab                  map[string]abResult
-	experiment, control chaosGroupFigures
+	experiment, control chaos.GroupFigures
 }
 
 // blastRadiusRun runs the two clients at once against the chaos process.
@@ -158,7 +110,7 @@ func (b *bench) blastRadiusRun(ctx context.Context, app *appProcess, cookies map
 			}
 		}
 	}
-	before, err := app.chaosGroups("")
+	before, err := app.chaosStatus("")
 	if err != nil {
 		return nil, fmt.Errorf("blast radius: %w", err)
 	}
@@ -191,13 +143,13 @@ func (b *bench) blastRadiusRun(ctx context.Context, app *appProcess, cookies map
 		results[d.group] = d.ab
 	}
 	b.progress.stop()
-	after, err := app.chaosGroups("")
+	after, err := app.chaosStatus("")
 	if err != nil {
 		return nil, fmt.Errorf("blast radius: %w", err)
 	}
 	run := &blastRun{ab: results,
-		experiment: after.Groups["experiment"].minus(before.Groups["experiment"]),
-		control:    after.Groups["control"].minus(before.Groups["control"])}
+		experiment: groupBetween(after.Groups["experiment"], before.Groups["experiment"]),
+		control:    groupBetween(after.Groups["control"], before.Groups["control"])}
 	if run.experiment.Searches == 0 || run.control.Searches == 0 {
 		return nil, fmt.Errorf("blast radius: the chaos build counted %d searches in the experiment group and %d in the control group", run.experiment.Searches, run.control.Searches)
 	}
@@ -206,27 +158,27 @@ func (b *bench) blastRadiusRun(ctx context.Context, app *appProcess, cookies map
 
 // judgeBlastRadius makes the two rows and their verdicts.
 func judgeBlastRadius(setup []string, steady []measurement, runs []*blastRun) []scenario {
-	var exp, ctl chaosGroupFigures
+	var exp, ctl chaos.GroupFigures
 	control := scenario{Name: "blast radius: control", Build: "chaos", Setup: setup,
-		Hypothesis: fmt.Sprintf("no fault reaches the control group, and its mean is within %.0f %% of the steady state's (median over %d runs, each against the production runs either side of it)", blastControlTolerance*100, len(runs))}
+		Hypothesis: fmt.Sprintf("no fault reaches the control group, and its mean is within %.0f %% of the steady state's, over %d runs, each against the production runs either side of it: held if the 95 %% interval of the ratio lies within %.2f–%.2f, deviated if every run lies beyond the same bound, else inconclusive",
+			blastControlTolerance*100, len(runs), 1-blastControlTolerance, 1+blastControlTolerance)}
 	experiment := scenario{Name: "blast radius: experiment", Build: "chaos", Setup: setup, DelaySeconds: latencyDelay,
 		Hypothesis: fmt.Sprintf("the experiment group's mean time per search minus the control group's, in the same seconds, = %s s × round trips per search, within ±%.1f %%",
 			formatSeconds(latencyDelay), blastDeltaTolerance*100)}
-	ratios := make([]float64, len(runs))
-	for i, run := range runs {
-		exp, ctl = exp.plus(run.experiment), ctl.plus(run.control)
+	for _, run := range runs {
+		exp, ctl = groupSum(exp, run.experiment), groupSum(ctl, run.control)
 		control.Runs = append(control.Runs, measurement{AB: run.ab["control"]})
 		experiment.Runs = append(experiment.Runs, measurement{AB: run.ab["experiment"]})
-		ratios[i] = run.ab["control"].MeanMS / ((steady[i].AB.MeanMS + steady[i+1].AB.MeanMS) / 2)
 	}
+	mean := func(m measurement) float64 { return m.AB.MeanMS }
+	ratios := neighbourRatios(figures(steady, mean), figures(control.Runs, mean))
 	steadySummary := summarize(steady)
 	control.Summary, experiment.Summary = summarize(control.Runs), summarize(experiment.Runs)
 	control.DeltaMS = ptr(control.Summary.MeanMS - steadySummary.MeanMS)
 	control.judge(ctl.Searches > 0 && ctl.DelaysInjected == 0 && ctl.ErrorsInjected == 0 && ctl.FailedReads == 0, fmt.Sprintf(
 		"control group: %d searches, %d delays, %d errors injected, %d failed reads", ctl.Searches, ctl.DelaysInjected, ctl.ErrorsInjected, ctl.FailedReads))
-	ratio := median(ratios)
-	control.judge(math.Abs(ratio-1) <= blastControlTolerance, fmt.Sprintf(
-		"ab mean against the steady runs either side: median ×%.3f of %s (steady median %.3f ms)", ratio, formatRatios(ratios), steadySummary.MeanMS))
+	control.judgePairs(ratios, 1-blastControlTolerance, 1+blastControlTolerance, fmt.Sprintf(
+		"ab mean against the steady runs either side (steady median %.3f ms):", steadySummary.MeanMS))
 
 	// The service's own time per search, per group: ab's mean divides its
 	// whole -t by the requests it completed, so the request in flight when
@@ -237,11 +189,11 @@ func judgeBlastRadius(setup []string, steady []measurement, runs []*blastRun) []
 	}
 	perSearch := float64(exp.DelaysInjected) / float64(exp.Searches)
 	predicted := latencyDelay * 1000 * perSearch
-	delta := exp.meanMS() - ctl.meanMS()
+	delta := exp.MeanSearchMS - ctl.MeanSearchMS
 	experiment.DeltaMS, experiment.PredictedMS = ptr(experiment.Summary.MeanMS-steadySummary.MeanMS), &predicted
 	off := (delta - predicted) / predicted
 	experiment.judge(math.Abs(off) <= blastDeltaTolerance, fmt.Sprintf(
 		"service time per search: experiment %.3f ms (%d searches, %.2f delays each), control %.3f ms (%d searches); difference %.3f ms, predicted %.3f ms (%+.3f %%); ab medians %.3f and %.3f ms",
-		exp.meanMS(), exp.Searches, perSearch, ctl.meanMS(), ctl.Searches, delta, predicted, off*100, experiment.Summary.MeanMS, control.Summary.MeanMS))
+		exp.MeanSearchMS, exp.Searches, perSearch, ctl.MeanSearchMS, ctl.Searches, delta, predicted, off*100, experiment.Summary.MeanMS, control.Summary.MeanMS))
 	return []scenario{control, experiment}
 }

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"example.com/shopsession/internal/redisclient"
 )
 
 // The floor: the least a handler can do for the reference's POST /search on
@@ -77,9 +78,9 @@ func serveFloor(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
-	// The production build's client settings, so that only the handler differs.
-	opts.Protocol, opts.DisableIdentity, opts.ContextTimeoutEnabled = 2, true, true
-	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	// The production build's client settings, from the same function, so
+	// that only the handler differs.
+	redisclient.Defaults(opts)
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	hook := &floorDelay{spin: getenv("FLOOR_DELAY_MODE") == "spin"}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -22,7 +23,7 @@ func (b *bench) metricsCostScenarios(ctx context.Context) (scenario, scenario, e
 	c := metricsCostConcurrency
 	off := scenario{Name: fmt.Sprintf("metrics off -c %d", c), Build: "production", Setup: []string{"ADMIN_ADDR=off"}}
 	on := scenario{Name: fmt.Sprintf("metrics on -c %d", c), Build: "production", Hypothesis: fmt.Sprintf(
-		"metrics cost under %.0f %% of throughput: deviated only if every run's req/s is that much below the mean of the metrics-off runs either side of it", metricsCostTolerance*100)}
+		"metrics cost under %.0f %% of throughput: deviated only if every run's req/s is that much below the mean of the metrics-off runs either side of it; held if the 95 %% interval of the ratio lies above %.2f, else inconclusive", metricsCostTolerance*100, 1-metricsCostTolerance)}
 	for i := range b.pairs + 1 {
 		m, err := b.measureThen(ctx, runSpec{label: fmt.Sprintf("metrics off %d/%d", i+1, b.pairs+1),
 			binary: b.prodBinary, env: off.Setup, concurrency: c})
@@ -44,27 +45,31 @@ func (b *bench) metricsCostScenarios(ctx context.Context) (scenario, scenario, e
 	cpuPerRequest := func(m measurement) float64 { return m.CPUSeconds / float64(m.AB.Complete) }
 	throughput := make([]float64, len(on.Runs))
 	cpu := make([]float64, len(on.Runs))
-	slower := 0
 	var cpuUS []string
 	for i, m := range on.Runs {
 		before, after := off.Runs[i], off.Runs[i+1]
 		throughput[i] = m.AB.RequestsPerS / ((before.AB.RequestsPerS + after.AB.RequestsPerS) / 2)
 		cpu[i] = cpuPerRequest(m) / ((cpuPerRequest(before) + cpuPerRequest(after)) / 2)
-		if throughput[i] < 1-metricsCostTolerance {
-			slower++
-		}
 		cpuUS = append(cpuUS, fmt.Sprintf("%.1f", cpuPerRequest(m)*1e6))
 	}
 	var offCPUUS []string
 	for _, m := range off.Runs {
 		offCPUUS = append(offCPUUS, fmt.Sprintf("%.1f", cpuPerRequest(m)*1e6))
 	}
-	on.judge(slower < len(throughput), fmt.Sprintf(
-		"on/off req/s ratio: median %.4f of %s; %d of %d runs more than %.0f %% slower",
-		median(throughput), formatRatios(throughput), slower, len(throughput), metricsCostTolerance*100))
+	judgeMetricsCost(&on, throughput)
 	on.Findings = append(on.Findings, fmt.Sprintf(
 		"CPU per request (utime+stime ÷ requests): on %s µs, off %s µs; on/off ratio median %.4f of %s",
 		strings.Join(cpuUS, ", "), strings.Join(offCPUUS, ", "), median(cpu), formatRatios(cpu)))
 	on.judgeSteadyRecommended()
 	return off, on, nil
+}
+
+// judgeMetricsCost judges the metrics-on runs' req/s, each against the
+// metrics-off runs either side of it (throughput), by judgePairs: a 2 % cost
+// is well inside the runs' scatter (5 to 18 % a run on the build machine),
+// so the verdict is DEVIATED only when every run is more than 2 % slower,
+// PASS when the interval of the ratio lies above 0.98, and INCONCLUSIVE
+// otherwise: the runs cannot tell the cost from 2 %.
+func judgeMetricsCost(on *scenario, throughput []float64) {
+	on.judgePairs(throughput, 1-metricsCostTolerance, math.Inf(1), "on/off req/s ratio")
 }

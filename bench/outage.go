@@ -84,7 +84,7 @@ func (b *bench) outageScenario(ctx context.Context, steadyRPS float64) (scenario
 		return sc, fmt.Errorf("%s: stop: %w", name, err)
 	}
 	sc.Runs, sc.Summary = []measurement{m}, m.AB
-	b.judgeServed(&sc)
+	sc.judgeServed()
 	b.judgeThroughput(&sc, steadyRPS, outageMinRatio)
 	sc.judgeRecommended(0, 0, "0 %: no page claims what Redis could not give")
 	sc.Findings = append(sc.Findings, breakerChanges(app))
@@ -113,7 +113,7 @@ func (b *bench) slowScenario(ctx context.Context, steadyRPS float64) (scenario, 
 		return sc, fmt.Errorf("%s: stop: %w", name, err)
 	}
 	sc.Runs, sc.Summary = []measurement{m}, m.AB
-	b.judgeServed(&sc)
+	sc.judgeServed()
 	b.judgeThroughput(&sc, steadyRPS, slowMinRatio)
 	sc.judgeRecommended(0, 0, "0 %: every read outlasts REDIS_TIMEOUT")
 	probes := strings.Count(app.stderr.String(), `msg="redis circuit breaker half-open`)
@@ -121,7 +121,7 @@ func (b *bench) slowScenario(ctx context.Context, steadyRPS float64) (scenario, 
 	limit := int64(serviceBreakerFailures + 2*outageConcurrency + probes)
 	sc.TimeoutWaits = &waited
 	sc.judge(waited <= limit, fmt.Sprintf("%d of %d requests waited for the timeout (the breaker's cost; %d reached Redis), at most %d with %d probes",
-		waited, m.AB.Complete, m.Counters.InterestReads, limit, probes))
+		waited, m.AB.Complete, m.Counters.Reads, limit, probes))
 	sc.Findings = append(sc.Findings, breakerChanges(app))
 	return sc, nil
 }
@@ -180,7 +180,7 @@ func (b *bench) recoveryScenario(ctx context.Context, _ float64) (scenario, erro
 	}
 	m := result.m
 	sc.Runs, sc.Summary = []measurement{m}, m.AB
-	b.judgeServed(&sc)
+	sc.judgeServed()
 	took := recovered.Sub(answered)
 	ms := float64(took.Microseconds()) / 1000
 	sc.RecoveryMS = &ms
@@ -214,7 +214,7 @@ func (b *bench) measureFault(ctx context.Context, app *appProcess, label string,
 	return m, nil
 }
 
-func (b *bench) judgeServed(sc *scenario) {
+func (sc *scenario) judgeServed() {
 	ab := sc.Summary
 	failures := ab.FailedConnect + ab.FailedReceive + ab.FailedExcept
 	sc.judge(ab.Non2xx == 0 && failures == 0, fmt.Sprintf("%d requests, %d non-2xx, %d connect/receive/exception failures", ab.Complete, ab.Non2xx, failures))

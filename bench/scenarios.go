@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"example.com/shopsession/chaos"
 )
 
 const (
@@ -33,11 +35,11 @@ const (
 
 // measurement is one ab run against one process.
 type measurement struct {
-	AB         abResult       `json:"ab"`
-	Counters   *chaosCounters `json:"counters,omitempty"` // what the ab run added, chaos build only
-	ErrorEvery int64          `json:"error_every,omitempty"`
-	Pages      *pageCounts    `json:"pages,omitempty"` // search pages the service counted during the ab run, from /metrics
-	CPUSeconds float64        `json:"cpu_seconds"`     // user + system CPU the service used during the ab run
+	AB         abResult        `json:"ab"`
+	Counters   *chaos.Counters `json:"counters,omitempty"` // what the ab run added, chaos build only
+	ErrorEvery int64           `json:"error_every,omitempty"`
+	Pages      *pageCounts     `json:"pages,omitempty"` // search pages the service counted during the ab run, from /metrics
+	CPUSeconds float64         `json:"cpu_seconds"`     // user + system CPU the service used during the ab run
 	// CPUPerRequestUS is CPUSeconds divided by the requests ab completed.
 	CPUPerRequestUS float64 `json:"cpu_per_request_us,omitempty"`
 }
@@ -58,6 +60,10 @@ type scenario struct {
 	PeakRSSKB    int           `json:"peak_rss_kb,omitempty"`
 	TimeoutWaits *int64        `json:"timeout_waits,omitempty"` // slow: requests that waited for REDIS_TIMEOUT
 	RecoveryMS   *float64      `json:"recovery_ms,omitempty"`   // recovery: Redis answering to the first page with recommendations
+	// Ratio is the ratio of alternated runs a verdict was judged on
+	// (judgeInterval, judgePairs), each run against the reference runs
+	// either side of it, with its 95 % interval.
+	Ratio *ratioCI `json:"ratio,omitempty"`
 	// CPUPerRequestUS is the median of the runs' CPU per request.
 	CPUPerRequestUS float64    `json:"cpu_per_request_us,omitempty"`
 	Injection       *injection `json:"injection,omitempty"` // latency and sweep: what was injected, and the residual
@@ -108,10 +114,66 @@ func (s *scenario) judgeSteadyRecommended() {
 func (s *scenario) judge(held bool, finding string) {
 	s.Findings = append(s.Findings, finding)
 	if !held {
-		s.Verdict = "DEVIATED"
+		s.Verdict = verdictDeviated
 	} else if s.Verdict == "" {
-		s.Verdict = "PASS"
+		s.Verdict = verdictPass
 	}
+}
+
+// inconclusive records a finding that cannot be judged from this run's
+// figures: the scenario is INCONCLUSIVE unless another finding deviated.
+func (s *scenario) inconclusive(finding string) {
+	s.Findings = append(s.Findings, finding)
+	if s.Verdict != verdictDeviated {
+		s.Verdict = verdictInconclusive
+	}
+}
+
+// judgeInterval records a ratio judged by intervalVerdict against [low,
+// high], described by what.
+func (s *scenario) judgeInterval(ci ratioCI, low, high float64, what string) {
+	s.Ratio = &ci
+	finding := fmt.Sprintf("%s %s, want %s", what, ci, boundsText(low, high))
+	switch intervalVerdict(ci, low, high) {
+	case verdictPass:
+		s.judge(true, finding)
+	case verdictDeviated:
+		s.judge(false, finding)
+	default:
+		s.inconclusive(finding + "; the interval straddles a bound: too noisy a run to tell")
+	}
+}
+
+// judgePairs records ratios of alternated runs judged by pairsVerdict
+// against [low, high], described by what.
+func (s *scenario) judgePairs(ratios []float64, low, high float64, what string) {
+	ci := bootstrapRatio(ratios, newRand())
+	s.Ratio = &ci
+	beyond := 0
+	for _, r := range ratios {
+		if r < low || r > high {
+			beyond++
+		}
+	}
+	finding := fmt.Sprintf("%s %s (runs %s; %d of %d beyond the bounds), want %s", what, ci, formatRatios(ratios), beyond, len(ratios), boundsText(low, high))
+	switch pairsVerdict(ratios, ci, low, high) {
+	case verdictPass:
+		s.judge(true, finding)
+	case verdictDeviated:
+		s.judge(false, finding+": every run beyond the same bound")
+	default:
+		s.inconclusive(finding + ": neither the interval within the bounds nor every run beyond one, too noisy a run to tell")
+	}
+}
+
+func boundsText(low, high float64) string {
+	switch {
+	case low <= 0:
+		return fmt.Sprintf("at most %.2f", high)
+	case math.IsInf(high, 1):
+		return fmt.Sprintf("at least %.2f", low)
+	}
+	return fmt.Sprintf("within %.2f–%.2f", low, high)
 }
 
 type machine struct {
@@ -199,18 +261,8 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 	cpu := ratioOf(func(m measurement) float64 { return m.CPUPerRequestUS })
 	mean := ratioOf(func(m measurement) float64 { return m.AB.MeanMS })
 	r.ChaosOffRatio, r.ChaosOffCPU, r.ChaosOffMean = mean.Ratio, &cpu, &mean
-	finding := fmt.Sprintf("chaos-off/production CPU per request %s (%.1f µs against %.1f); mean time %s",
-		cpu, chaosOff.CPUPerRequestUS, steady.CPUPerRequestUS, mean)
-	switch {
-	case cpu.High <= 1+chaosOffTolerance:
-		chaosOff.judge(true, finding)
-	case cpu.Low > 1+chaosOffTolerance:
-		chaosOff.judge(false, finding)
-	default:
-		// The interval straddles the target: too noisy a run to tell.
-		chaosOff.Findings = append(chaosOff.Findings, finding+"; the interval straddles the target, too wide to judge")
-		chaosOff.Verdict = "INCONCLUSIVE"
-	}
+	chaosOff.judgeInterval(cpu, 0, 1+chaosOffTolerance, fmt.Sprintf(
+		"chaos-off/production CPU per request (%.1f µs against %.1f; mean time %s):", chaosOff.CPUPerRequestUS, steady.CPUPerRequestUS, mean))
 	steady.judgeSteadyRecommended()
 	chaosOff.judgeSteadyRecommended()
 	r.Scenarios = append(r.Scenarios, steady, chaosOff)
@@ -311,18 +363,18 @@ func (b *bench) latencyScenario(ctx context.Context, app *appProcess, name strin
 	// requests in flight when -t runs out, so its count can be short by the
 	// concurrency.
 	c := m.Counters
-	if c.InterestReads == 0 {
+	if c.Reads == 0 {
 		return sc, fmt.Errorf("%s: the chaos build counted no searches", name)
 	}
-	perRequest := float64(c.RedisRoundTrips) / float64(c.InterestReads)
+	perRequest := float64(c.RedisRoundTrips) / float64(c.Reads)
 	predicted := delay * 1000 * perRequest
 	delta := m.AB.MeanMS - steadyMeanMS
 	sc.DeltaMS, sc.PredictedMS = &delta, &predicted
 	off := (delta - predicted) / predicted
 	sc.judge(math.Abs(off) <= latencyTolerance, fmt.Sprintf(
 		"%.2f round trips per request (%d trips, %d delays, %d searches); predicted +%.2f ms, measured +%.2f ms (%+.2f %%)",
-		perRequest, c.RedisRoundTrips, c.DelaysInjected, c.InterestReads, predicted, delta, off*100))
-	if err := b.judgeInjection(ctx, &sc, delay, delta, c.DelaysInjected, c.DelaySecondsInjected, c.InterestReads); err != nil {
+		perRequest, c.RedisRoundTrips, c.DelaysInjected, c.Reads, predicted, delta, off*100))
+	if err := b.judgeInjection(ctx, &sc, delay, delta, c.DelaysInjected, c.DelaySecondsInjected, c.Reads); err != nil {
 		return sc, err
 	}
 	if name == "latency" {
@@ -355,8 +407,8 @@ func (b *bench) errorScenario(ctx context.Context, app *appProcess) (scenario, e
 	sc.judge(ab.Non2xx == 0 && failures == 0, fmt.Sprintf("%d non-2xx responses, %d connect/receive/exception failures", ab.Non2xx, failures))
 
 	c, every := m.Counters, m.ErrorEvery
-	want := c.InterestReads / every
-	sc.judge(c.ErrorsInjected == want, fmt.Sprintf("%d errors injected for %d reads, every %d failing: want ⌊%d/%d⌋ = %d", c.ErrorsInjected, c.InterestReads, every, c.InterestReads, every, want))
+	want := c.Reads / every
+	sc.judge(c.ErrorsInjected == want, fmt.Sprintf("%d errors injected for %d reads, every %d failing: want ⌊%d/%d⌋ = %d", c.ErrorsInjected, c.Reads, every, c.Reads, every, want))
 
 	shown := 0
 	alternates := true
@@ -531,6 +583,10 @@ func summarize(runs []measurement) abResult {
 	for _, r := range runs {
 		s.Complete += r.AB.Complete
 		s.Failed += r.AB.Failed
+		s.FailedConnect += r.AB.FailedConnect
+		s.FailedReceive += r.AB.FailedReceive
+		s.FailedLength += r.AB.FailedLength
+		s.FailedExcept += r.AB.FailedExcept
 		s.Non2xx += r.AB.Non2xx
 	}
 	s.RequestsPerS = pick(func(a abResult) float64 { return a.RequestsPerS })

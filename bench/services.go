@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
+
+	"example.com/shopsession/chaos"
 )
 
 // sessionKeys matches every key the service writes (its sessionKeyPrefix).
@@ -209,38 +210,6 @@ func (a *appProcess) peakRSSKB() (int, error) {
 	return 0, errors.New("no VmHWM in /proc status")
 }
 
-// chaosCounters mirrors the counters of the chaos build's GET /debug/chaos.
-type chaosCounters struct {
-	RedisRoundTrips int64        `json:"redis_round_trips"`
-	InterestReads   int64        `json:"interest_reads"`
-	DelaysInjected  int64        `json:"delays_injected"`
-	ErrorsInjected  int64        `json:"errors_injected"`
-	Connection      connCounters `json:"connection_layer"`
-	// DelaySecondsInjected is what the delays took, each measured by the hook.
-	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
-}
-
-type chaosStatus struct {
-	Experiment   string        `json:"experiment"`
-	DelaySeconds float64       `json:"delay_seconds"`
-	ErrorEvery   int64         `json:"error_every"`
-	Counters     chaosCounters `json:"counters"`
-	RedisPool    poolCounters  `json:"redis_pool"`
-}
-
-func (a *appProcess) chaosStatus() (chaosStatus, error) {
-	var s chaosStatus
-	resp, err := http.Get(a.admin + "/debug/chaos")
-	if err != nil {
-		return s, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("GET /debug/chaos: %s", resp.Status)
-	}
-	return s, json.NewDecoder(resp.Body).Decode(&s)
-}
-
 // setExperiment replaces the chaos build's running experiment.
 func (a *appProcess) setExperiment(body string) error {
 	req, err := http.NewRequest(http.MethodPut, a.admin+"/debug/chaos", strings.NewReader(body))
@@ -266,25 +235,19 @@ type pageCounts struct {
 	WithoutRecommendations int64 `json:"without_recommendations"`
 }
 
-func (p pageCounts) minus(q pageCounts) pageCounts {
-	return pageCounts{p.WithRecommendations - q.WithRecommendations, p.WithoutRecommendations - q.WithoutRecommendations}
-}
-
-// searchPages reads shopsession_search_pages_total from the admin listener's
-// /metrics.
 // appCounts is what the service has counted by a moment: its search pages
 // (when it has an admin listener) and, in the chaos build, the experiment's
 // status.
 type appCounts struct {
 	pages pageCounts
-	chaos chaosStatus
+	chaos chaos.Status
 }
 
 func (a *appProcess) counts() (appCounts, error) {
 	var c appCounts
 	var err error
 	if a.chaos {
-		if c.chaos, err = a.chaosStatus(); err != nil {
+		if c.chaos, err = a.chaosStatus(""); err != nil {
 			return c, err
 		}
 	}
@@ -300,20 +263,17 @@ func (a *appProcess) counts() (appCounts, error) {
 // counted from before to after.
 func (m *measurement) countedBetween(app *appProcess, before, after appCounts) {
 	if app.admin != "" {
-		pages := after.pages.minus(before.pages)
+		pages := minus(after.pages, before.pages)
 		m.Pages = &pages
 	}
 	if app.chaos {
-		b, e := before.chaos.Counters, after.chaos.Counters
-		m.Counters = &chaosCounters{
-			RedisRoundTrips:      e.RedisRoundTrips - b.RedisRoundTrips,
-			InterestReads:        e.InterestReads - b.InterestReads,
-			DelaysInjected:       e.DelaysInjected - b.DelaysInjected,
-			ErrorsInjected:       e.ErrorsInjected - b.ErrorsInjected,
-			DelaySecondsInjected: e.DelaySecondsInjected - b.DelaySecondsInjected,
-		}
+		counters := minus(after.chaos.Counters, before.chaos.Counters)
+		m.Counters = &counters
 	}
 }
+
+// searchPages reads shopsession_search_pages_total from the admin listener's
+// /metrics.
 
 func (a *appProcess) searchPages() (pageCounts, error) {
 	var p pageCounts

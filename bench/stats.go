@@ -127,3 +127,64 @@ func studentT975(df int) float64 {
 // newRand is the bench's seeded source: the same figures give the same
 // interval.
 func newRand() *rand.Rand { return rand.New(rand.NewPCG(16, 16)) }
+
+// The verdicts of a hypothesis.
+const (
+	verdictPass         = "PASS"
+	verdictDeviated     = "DEVIATED"
+	verdictInconclusive = "INCONCLUSIVE"
+)
+
+// intervalVerdict judges a ratio between alternated runs by its 95 %
+// interval against the bounds the hypothesis allows, [low, high]: PASS when
+// the interval lies within them, DEVIATED when it lies wholly beyond one of
+// them, INCONCLUSIVE when it straddles a bound or there is no interval
+// (fewer than three pairs). Run-to-run noise widens the interval, so it
+// makes a verdict INCONCLUSIVE, which does not fail the bench, and not
+// DEVIATED: that takes a ratio beyond the bound by more than the noise.
+func intervalVerdict(ci ratioCI, low, high float64) string {
+	switch {
+	case ci.Low >= low && ci.High <= high:
+		return verdictPass
+	case ci.Low > high || ci.High < low:
+		return verdictDeviated
+	default:
+		return verdictInconclusive
+	}
+}
+
+// pairsVerdict judges the ratios of alternated runs, each against the
+// reference runs either side of it, against the bounds [low, high]:
+//   - PASS when their 95 % interval (ci, bootstrapRatio of ratios) lies
+//     within the bounds;
+//   - DEVIATED when every ratio lies beyond the same bound, a sign test:
+//     when the truth sits on the bound that happens by chance in 0.5ⁿ of
+//     runs (0.2 % with CI's nine pairs; a little more, as neighbouring
+//     ratios share a reference run), and less the further inside it is,
+//     whatever the runs' scatter. The interval's own "wholly beyond" would
+//     in 2.5 %, and in 0.5–1 % of runs 5–8 % inside a 10 % bound at 10 %
+//     scatter (TestPairsVerdictDoesNotFlap);
+//   - INCONCLUSIVE otherwise, and with fewer than three ratios: the runs
+//     cannot tell, which does not fail the bench.
+func pairsVerdict(ratios []float64, ci ratioCI, low, high float64) string {
+	if len(ratios) < 3 {
+		return verdictInconclusive
+	}
+	above, below := 0, 0
+	for _, r := range ratios {
+		if r > high {
+			above++
+		}
+		if r < low {
+			below++
+		}
+	}
+	switch {
+	case above == len(ratios) || below == len(ratios):
+		return verdictDeviated
+	case intervalVerdict(ci, low, high) == verdictPass:
+		return verdictPass
+	default:
+		return verdictInconclusive
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"example.com/shopsession/chaos"
 )
 
 // The validation scenarios: each fault the chaos build injects beside a fault
@@ -28,32 +30,16 @@ const (
 	validateTolerance   = 0.10
 )
 
-// connCounters and poolCounters mirror the chaos build's connection_layer
-// counters and redis_pool in GET /debug/chaos.
-type connCounters struct {
-	Dials              int64 `json:"dials"`
-	DialsFailed        int64 `json:"dials_failed"`
-	DelaysInjected     int64 `json:"delays_injected"`
-	ConnectionsDropped int64 `json:"connections_dropped"`
-}
-
-type poolCounters struct {
-	Hits     int64 `json:"hits"`
-	Misses   int64 `json:"misses"`
-	Timeouts int64 `json:"timeouts"`
-	Waits    int64 `json:"waits"`
-}
-
 // validation is one ab run of a validation scenario and what the app's pool
 // and connection layer did during it.
 type validation struct {
 	sc   scenario
-	pool poolCounters
-	conn connCounters
+	pool chaos.PoolStats
+	conn chaos.ConnCounters
 }
 
-func (v validation) perPage(n int64) float64 {
-	return float64(n) / float64(max(v.sc.Summary.Complete, 1))
+func (v validation) perPage(n float64) float64 {
+	return n / float64(max(v.sc.Summary.Complete, 1))
 }
 
 func (b *bench) validateScenarios(ctx context.Context) ([]scenario, error) {
@@ -79,65 +65,69 @@ func (b *bench) validateScenarios(ctx context.Context) ([]scenario, error) {
 	}
 
 	refused := []string{fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", refusedPort)}
-	runs := []struct {
+	run := func(name string, env ...string) (validation, error) {
+		return b.validationRun(ctx, name, append([]string{"CHAOS_LAYER="}, env...))
+	}
+	var vs []validation
+	for _, r := range []struct {
 		name string
 		env  []string
 	}{
 		{"validate-latency toxiproxy", []string{"REDIS_URL=" + proxied.String()}},
 		{"validate-latency connection", []string{"CHAOS=latency", "CHAOS_DELAY_SECONDS=" + delay, "CHAOS_LAYER=connection"}},
 		{"validate-latency command", []string{"CHAOS=latency", "CHAOS_DELAY_SECONDS=" + delay, "CHAOS_LAYER=command"}},
-		// With Redis refused the breaker opens at once and a page is
-		// CPU-bound, so the machine's drift shows: stopped runs before and
-		// after each injected one, which is compared with their mean.
-		{"validate-refused stopped", refused},
-		{"validate-refused connection", []string{"CHAOS=error", "CHAOS_ERROR_EVERY=1", "CHAOS_LAYER=connection"}},
-		{"validate-refused stopped 2", refused},
-		{"validate-refused command", []string{"CHAOS=error", "CHAOS_ERROR_EVERY=1", "CHAOS_LAYER=command"}},
-		{"validate-refused stopped 3", refused},
-	}
-	var vs []validation
-	for _, run := range runs {
-		v, err := b.validationRun(ctx, run.name, append([]string{"CHAOS_LAYER="}, run.env...))
+	} {
+		v, err := run(r.name, r.env...)
 		if err != nil {
 			return nil, err
 		}
 		vs = append(vs, v)
 	}
 	toxi, connLatency, cmdLatency := vs[0], vs[1], vs[2]
-	stopped, connRefused, stopped2, cmdRefused, stopped3 := vs[3], vs[4], vs[5], vs[6], vs[7]
 	toxi.sc.Findings = append(toxi.sc.Findings, fmt.Sprintf("reference: toxiproxy latency toxic %v on Redis's replies; %s", validateDelay, toxi.poolFinding()))
-	stopped.sc.Findings = append(stopped.sc.Findings, fmt.Sprintf("reference: nothing listens at the Redis address; %d refused dials, %.4f per page", stopped.conn.DialsFailed, stopped.perPage(stopped.conn.DialsFailed)))
-
 	for _, v := range []*validation{&connLatency, &cmdLatency} {
 		v.compare(toxi, "mean page time ms", v.sc.Summary.MeanMS, toxi.sc.Summary.MeanMS)
 		v.compare(toxi, "p99 page time ms", v.sc.Summary.percentile(99), toxi.sc.Summary.percentile(99))
-		v.compare(toxi, "pool hits per page", v.perPage(v.pool.Hits), toxi.perPage(toxi.pool.Hits))
-		v.compare(toxi, "pool waits per page", v.perPage(v.pool.Waits), toxi.perPage(toxi.pool.Waits))
+		v.compare(toxi, "pool hits per page", v.perPage(float64(v.pool.Hits)), toxi.perPage(float64(toxi.pool.Hits)))
+		v.compare(toxi, "pool waits per page", v.perPage(float64(v.pool.Waits)), toxi.perPage(float64(toxi.pool.Waits)))
 		v.compare(toxi, "pool timeouts", float64(v.pool.Timeouts), float64(toxi.pool.Timeouts))
 		v.sc.Findings = append(v.sc.Findings, v.poolFinding())
 	}
-	for _, r := range []struct {
-		v             *validation
-		before, after validation
-	}{{&connRefused, stopped, stopped2}, {&cmdRefused, stopped2, stopped3}} {
-		v := r.v
-		b.judgeServed(&v.sc)
-		v.compare(r.before, "mean page time ms (against the mean of the stopped runs before and after)",
-			v.sc.Summary.MeanMS, (r.before.sc.Summary.MeanMS+r.after.sc.Summary.MeanMS)/2)
-		tries := v.conn.ConnectionsDropped + v.conn.DialsFailed
-		v.sc.Findings = append(v.sc.Findings, fmt.Sprintf("tries that reached for Redis: %.4f per page (%d dropped connections), Redis stopped: %.4f (%d refused dials) — %s",
-			v.perPage(tries), v.conn.ConnectionsDropped, r.before.perPage(r.before.conn.DialsFailed), r.before.conn.DialsFailed,
-			"the breaker decides how many; reported, not judged"))
+	cmdLatency.sc.Verdict = "REPORTED" // the command layer is reported against the reference, not judged
+
+	// With Redis refused the breaker opens at once and a page is CPU-bound,
+	// so the machine's drift and noise show, by more than the 10 % allowed
+	// (+15.5 % between two runs of the same code path, minutes apart): the
+	// connection layer's runs alternate with stopped runs, S C S C … S, for
+	// BENCH_PAIRS pairs, and the command layer's one run follows between
+	// the last stopped run and one more.
+	connEnv := []string{"CHAOS=error", "CHAOS_ERROR_EVERY=1", "CHAOS_LAYER=connection"}
+	var stopped, conn []validation
+	for i := range b.pairs + 1 {
+		v, err := run(fmt.Sprintf("validate-refused stopped %d/%d", i+1, b.pairs+2), refused...)
+		if err != nil {
+			return nil, err
+		}
+		stopped = append(stopped, v)
+		if i == b.pairs {
+			break
+		}
+		if v, err = run(fmt.Sprintf("validate-refused connection %d/%d", i+1, b.pairs), connEnv...); err != nil {
+			return nil, err
+		}
+		conn = append(conn, v)
 	}
-	for _, v := range []*validation{&stopped, &stopped2, &stopped3} {
-		b.judgeServed(&v.sc)
+	cmdRefused, err := run("validate-refused command", "CHAOS=error", "CHAOS_ERROR_EVERY=1", "CHAOS_LAYER=command")
+	if err != nil {
+		return nil, err
 	}
-	// The command layer is reported against the references, not judged.
-	for _, v := range []*validation{&cmdLatency, &cmdRefused} {
-		v.sc.Verdict = "REPORTED"
+	last, err := run(fmt.Sprintf("validate-refused stopped %d/%d", b.pairs+2, b.pairs+2), refused...)
+	if err != nil {
+		return nil, err
 	}
+	stopped = append(stopped, last)
 	var out []scenario
-	for _, v := range []validation{toxi, connLatency, cmdLatency, stopped, connRefused, stopped2, cmdRefused, stopped3} {
+	for _, v := range append([]validation{toxi, connLatency, cmdLatency}, judgeValidateRefused(stopped, conn, cmdRefused)...) {
 		out = append(out, v.sc)
 	}
 	hop, err := b.proxyHopScenario(ctx, redisURL.Host)
@@ -145,6 +135,64 @@ func (b *bench) validateScenarios(ctx context.Context) ([]scenario, error) {
 		return nil, err
 	}
 	return append(out, hop), nil
+}
+
+// judgeValidateRefused makes the rows of the refused-connection comparison
+// from stopped (the BENCH_PAIRS + 2 runs with nothing listening), conn (the
+// connection layer's runs, conn[i] between stopped[i] and stopped[i+1]) and
+// cmd (the command layer's run, between the last two stopped runs): one row
+// for each, its runs merged.
+//
+// The connection layer's mean page time is judged on its ratios to the
+// stopped runs either side (judgePairs): INCONCLUSIVE, not DEVIATED, when
+// the runs scatter too much to tell 10 %. The command
+// layer is reported against the mean of the stopped runs either side of it.
+func judgeValidateRefused(stopped, conn []validation, cmd validation) []validation {
+	before, after := stopped[len(stopped)-2], stopped[len(stopped)-1]
+	ref := mergeValidations("validate-refused stopped", stopped)
+	ref.sc.Findings = append(ref.sc.Findings, fmt.Sprintf("reference: nothing listens at the Redis address; %d refused dials, %.4f per page", ref.conn.DialsFailed, ref.perPage(float64(ref.conn.DialsFailed))))
+	ref.sc.judgeServed()
+
+	v := mergeValidations("validate-refused connection", conn)
+	v.sc.Hypothesis = fmt.Sprintf("ab -c %d, every read's connection dropped: every page served, and the mean page time within %.0f %% of Redis stopped's, over %d runs, each against the stopped runs either side of it: held if the 95 %% interval of the ratio lies within %.2f–%.2f, deviated if every run lies beyond the same bound, else inconclusive",
+		validateConcurrency, validateTolerance*100, len(conn), 1-validateTolerance, 1+validateTolerance)
+	v.sc.judgeServed()
+	mean := func(v validation) float64 { return v.sc.Summary.MeanMS }
+	ratios := neighbourRatios(validationFigures(stopped, mean), validationFigures(conn, mean))
+	v.sc.judgePairs(ratios, 1-validateTolerance, 1+validateTolerance, "mean page time against the stopped runs either side:")
+
+	cmd.sc.judgeServed()
+	cmd.compare(ref, "mean page time ms (against the mean of the stopped runs before and after)", mean(cmd), (mean(before)+mean(after))/2)
+	for _, c := range []*validation{&v, &cmd} {
+		tries := c.conn.ConnectionsDropped + c.conn.DialsFailed
+		c.sc.Findings = append(c.sc.Findings, fmt.Sprintf("tries that reached for Redis: %.4f per page (%d dropped connections), Redis stopped: %.4f (%d refused dials) — %s",
+			c.perPage(float64(tries)), c.conn.ConnectionsDropped, ref.perPage(float64(ref.conn.DialsFailed)), ref.conn.DialsFailed,
+			"the breaker decides how many; reported, not judged"))
+	}
+	cmd.sc.Verdict = "REPORTED" // the command layer is reported against the reference, not judged
+	return []validation{ref, v, cmd}
+}
+
+// mergeValidations makes one row of several runs of the same setup: their
+// runs, the summary of them, and the sums of what the pool and the
+// connection layer counted.
+func mergeValidations(name string, vs []validation) validation {
+	m := validation{sc: vs[0].sc}
+	m.sc.Name, m.sc.Runs, m.sc.Findings, m.sc.Verdict = name, nil, nil, ""
+	for _, v := range vs {
+		m.sc.Runs = append(m.sc.Runs, v.sc.Runs...)
+		m.pool, m.conn = plus(m.pool, v.pool), plus(m.conn, v.conn)
+	}
+	m.sc.Summary = summarize(m.sc.Runs)
+	return m
+}
+
+func validationFigures(vs []validation, f func(validation) float64) []float64 {
+	out := make([]float64, len(vs))
+	for i, v := range vs {
+		out[i] = f(v)
+	}
+	return out
 }
 
 // proxyHopScenario measures what toxiproxy costs with no toxic, at the bench's
@@ -210,7 +258,7 @@ func (b *bench) validationRun(ctx context.Context, name string, env []string) (v
 	if err := b.redis.flush(ctx); err != nil {
 		return v, fmt.Errorf("%s: clear the service's keys: %w", name, err)
 	}
-	before, err := app.chaosStatus()
+	before, err := app.chaosStatus("")
 	if err != nil {
 		return v, fmt.Errorf("%s: %w", name, err)
 	}
@@ -221,7 +269,7 @@ func (b *bench) validationRun(ctx context.Context, name string, env []string) (v
 	if err != nil {
 		return v, fmt.Errorf("%s: %w", name, err)
 	}
-	end, err := app.chaosStatus()
+	end, err := app.chaosStatus("")
 	if err != nil {
 		return v, fmt.Errorf("%s: %w", name, err)
 	}
@@ -229,11 +277,8 @@ func (b *bench) validationRun(ctx context.Context, name string, env []string) (v
 		return v, fmt.Errorf("%s: stop: %w", name, err)
 	}
 	v.sc.Runs, v.sc.Summary = []measurement{{AB: ab}}, ab
-	p, q := end.RedisPool, before.RedisPool
-	v.pool = poolCounters{Hits: p.Hits - q.Hits, Misses: p.Misses - q.Misses, Timeouts: p.Timeouts - q.Timeouts, Waits: p.Waits - q.Waits}
-	c, d := end.Counters.Connection, before.Counters.Connection
-	v.conn = connCounters{Dials: c.Dials - d.Dials, DialsFailed: c.DialsFailed - d.DialsFailed,
-		DelaysInjected: c.DelaysInjected - d.DelaysInjected, ConnectionsDropped: c.ConnectionsDropped - d.ConnectionsDropped}
+	v.pool = poolBetween(end.RedisPool, before.RedisPool)
+	v.conn = minus(end.Counters.Connection, before.Counters.Connection)
 	return v, nil
 }
 
