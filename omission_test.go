@@ -43,8 +43,8 @@ func TestProductionBinaryOmitsExperiments(t *testing.T) {
 	prod := goBuild(t, ".", filepath.Join(dir, "prod"))
 	chaos := goBuild(t, ".", filepath.Join(dir, "chaos"), "-tags", "chaos")
 
-	// The copy holds the root's other files and the folders it embeds from,
-	// and nothing of chaos/: if the production build needed the package, or
+	// The copy holds the root's other files, the folders it embeds from and
+	// the other packages of the module, and nothing of chaos/: if the production build needed the package, or
 	// any chaos-only file changed a byte of it, this build would fail or
 	// differ.
 	withoutFiles := filepath.Join(dir, "tree-without-chaos-files")
@@ -485,14 +485,16 @@ func copyTreeExcept(t *testing.T, src, dst string, except []string) {
 			return err
 		}
 		if d.IsDir() {
-			if rel != "." && !slices.Contains(embeddedDirs, rel) {
+			// Every package the root may import comes along (internal/…);
+			// chaos/, what is excepted, and what is not source stay behind.
+			if rel == "chaos" || slices.Contains(except, rel) || rel == ".git" || rel == "bin" {
 				return filepath.SkipDir
 			}
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
 		}
-		topLevel := filepath.Dir(rel) == "."
+		embedded := slices.Contains(embeddedDirs, filepath.Dir(rel))
 		source := filepath.Ext(rel) == ".go" || rel == "go.mod" || rel == "go.sum"
-		if topLevel && !source || slices.Contains(except, rel) || !d.Type().IsRegular() {
+		if !source && !embedded || slices.Contains(except, rel) || !d.Type().IsRegular() {
 			return nil
 		}
 		b, err := os.ReadFile(path)
