@@ -59,6 +59,8 @@ func TestBadInput(t *testing.T) {
 		{name: "NUL byte in a query", body: "query=a%00b", wantStatus: 400, wantBody: "control characters", wantStored: absent},
 		{name: "CRLF in a query", body: "query=a%0D%0Ab", wantStatus: 400, wantBody: "control characters", wantStored: absent},
 		{name: "query in the URL", method: "GET", path: "/search?query=desk", wantStatus: 200, wantStored: []string{"desk"}},
+		{name: "format character in the URL's query", method: "GET", path: "/search?query=a%E2%80%AEb", wantStatus: 400, wantBody: "control characters", wantStored: absent},
+		{name: "right-to-left override in a query", body: "query=a%E2%80%AEb", wantStatus: 400, wantBody: "control characters", wantStored: absent},
 		// Bodies
 		{name: "body of exactly 64 KiB", body: exactly64KiB, wantStatus: 200, wantStored: []string{"lamp"}},
 		{name: "body of 64 KiB + 1", body: exactly64KiB + "x", wantStatus: 413, wantBody: "larger than 64 KiB", wantStored: absent},

@@ -217,10 +217,23 @@ func normalizeQuery(raw string) (string, error) {
 	switch {
 	case !utf8.ValidString(q):
 		return "", errors.New("query must be valid UTF-8")
-	case strings.IndexFunc(q, unicode.IsControl) >= 0:
-		return "", errors.New("query must not contain control characters")
+	case strings.IndexFunc(q, unsafeToShow) >= 0:
+		return "", errors.New("query must not contain control characters or invisible format characters")
 	case utf8.RuneCountInString(q) > maxQueryRunes:
 		return "", errors.New("query is longer than 200 characters")
 	}
 	return q, nil
+}
+
+// Format characters (Cf: bidirectional overrides and isolates, zero-width
+// spaces and joiners, soft hyphens, tags) and the line and paragraph
+// separators (Zl, Zp) are invisible or reorder the text around them: an
+// interest with a right-to-left override shows reversed, and two that differ
+// by a zero-width space look alike. Plain text has no use for them.
+var formatCharacters = []*unicode.RangeTable{unicode.Cf, unicode.Zl, unicode.Zp}
+
+// unsafeToShow reports whether r may not appear in a query: a control
+// character or a format character.
+func unsafeToShow(r rune) bool {
+	return unicode.IsControl(r) || unicode.IsOneOf(formatCharacters, r)
 }
