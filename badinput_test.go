@@ -46,6 +46,7 @@ func TestBadInput(t *testing.T) {
 		{name: "cookie with a Redis command", cookie: "sessionID=x%0D%0AFLUSHALL", body: "query=lamp", wantStatus: 200, wantFresh: true, wantStored: []string{"lamp"}},
 		{name: "cookie of 65 characters", cookie: "sessionID=" + strings.Repeat("b", 65), body: "query=lamp", wantStatus: 200, wantFresh: true, wantStored: []string{"lamp"}},
 		{name: "many sessionID cookies: the first counts", cookie: "sessionID=%s; sessionID=second; sessionID=*", body: "query=lamp", wantStatus: 200, wantStored: []string{"lamp"}},
+		{name: "many sessionID cookies: the first valid one counts", cookie: "sessionID=bad!id; sessionID=*; sessionID=%s", body: "query=lamp", wantStatus: 200, wantStored: []string{"lamp"}},
 		{name: "no cookie at all", cookie: "-", body: "query=lamp", wantStatus: 200, wantFresh: true, wantStored: []string{"lamp"}},
 		// Queries
 		{name: "empty query", body: "query=", wantStatus: 200, wantBody: "<h1>Recommendations</h1>", wantStored: absent},

@@ -172,10 +172,25 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 // not safe to use.
 func (a *app) sessionID(w http.ResponseWriter, r *http.Request) string {
 	w.Header()["Cache-Control"] = noStore // the page shows the id
-	if c, err := r.Cookie(sessionCookie); err == nil && validSessionID(c.Value) {
-		return c.Value
+	if id := requestSessionID(r); id != "" {
+		return id
 	}
 	return a.newSession(w, r)
+}
+
+// requestSessionID returns the first sessionID cookie of the request that
+// is a valid session id, or "" if none is. A page on a sibling subdomain can
+// set a cookie of the same name that the browser sends before the visitor's
+// own; taking only the first would let a bad one cost the visitor their
+// session on every search. Whatever else names the request's session (the
+// chaos build's blast radius) must pick it the same way.
+func requestSessionID(r *http.Request) string {
+	for _, c := range r.CookiesNamed(sessionCookie) {
+		if validSessionID(c.Value) {
+			return c.Value
+		}
+	}
+	return ""
 }
 
 func (a *app) newSession(w http.ResponseWriter, r *http.Request) string {
