@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -56,6 +59,62 @@ func TestFirstValidSessionCookieWins(t *testing.T) {
 				t.Errorf("the second valid id got a key too")
 			}
 		})
+	}
+}
+
+// TestLogsNameSessionsByKeyedHash: a session id is a bearer token, and logs
+// go to more people than Redis does. A log line names a session by a short
+// keyed hash: the same within one process, so an operator can follow one
+// session, and no help to whoever reads the log in getting at the session.
+func TestLogsNameSessionsByKeyedHash(t *testing.T) {
+	server := ownRedisServer(t)
+	rdb := server.client(t)
+	ctx := context.Background()
+	app := startApp(t, map[string]string{"REDIS_URL": server.url()})
+	ids := []string{"something", "logged-session-" + uuid.NewString()}
+
+	// A stored value that is not a list is logged as it is replaced.
+	for _, id := range []string{ids[0], ids[1], ids[0]} {
+		rdb.Set(ctx, sessionKeyPrefix+id, "not json", time.Minute)
+		app.searchFor(t, id, "lamp")
+	}
+	// A read that fails is logged with its session.
+	server.stop()
+	app.searchFor(t, ids[0], "lamp")
+	app.logs.waitFor(t, regexp.MustCompile(`msg="redis error [^\n]* op=read`))
+
+	log := app.logs.String()
+	for _, id := range ids {
+		if strings.Contains(log, id) {
+			t.Errorf("the log carries session id %q:\n%s", id, log)
+		}
+	}
+	var tags []string
+	tag := regexp.MustCompile(`session=(\S*)`)
+	for line := range strings.Lines(log) {
+		if m := tag.FindStringSubmatch(line); m != nil {
+			tags = append(tags, m[1])
+		}
+	}
+	if len(tags) != 4 {
+		t.Fatalf("%d lines name a session, want 4 (three replaced values, one failed read):\n%s", len(tags), log)
+	}
+	for _, tg := range tags {
+		if !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(tg) {
+			t.Errorf("a line names session %q, want 16 hex digits", tg)
+		}
+		for _, id := range ids {
+			plain := sha256.Sum256([]byte(id))
+			if tg == hex.EncodeToString(plain[:8]) {
+				t.Errorf("session %q is logged as its unkeyed SHA-256, which anyone can match to a guessed id", id)
+			}
+		}
+	}
+	if tags[0] != tags[2] || tags[0] != tags[3] {
+		t.Errorf("one session is logged as %q, %q and %q, want one name", tags[0], tags[2], tags[3])
+	}
+	if tags[0] == tags[1] {
+		t.Errorf("two sessions are both logged as %q", tags[0])
 	}
 }
 
