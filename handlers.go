@@ -97,14 +97,28 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed form data", http.StatusBadRequest)
 		return
 	}
-	query, err := normalizeQuery(r.Form.Get("query"))
+	// A POST's query comes from its body only, as the reference reads it.
+	// A GET's is shown but never remembered: any site can link a visitor to
+	// /search?query=…, and a top-level navigation carries the Lax cookie, so
+	// remembering it would let any site write into the visitor's interests.
+	raw, remembered := r.PostForm.Get("query"), true
+	if r.Method != http.MethodPost {
+		raw, remembered = r.Form.Get("query"), false
+	}
+	query, err := normalizeQuery(raw)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	page := searchPage{Query: query, SessionID: a.sessionID(w, r)}
+	added := query
+	if !remembered {
+		// What is stored still has its TTL refreshed: using the session
+		// keeps it alive, whoever sent the visitor here.
+		added = ""
+	}
 	// On a Redis error the store has logged it; the page goes out without interests.
-	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, query)
+	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, added)
 	a.metrics.searchPage(len(page.Interests) > 0)
 	if len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
 		// The store has just refreshed the session's TTL; the cookie follows,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -59,6 +60,47 @@ func TestFirstValidSessionCookieWins(t *testing.T) {
 				t.Errorf("the second valid id got a key too")
 			}
 		})
+	}
+}
+
+// TestOnlyPostRemembersTheQuery: any site can link to /search?query=…, and
+// the Lax session cookie goes with a top-level navigation, so a GET must not
+// write text into a visitor's interests. It still shows the page. A POST
+// remembers the query from its body only, as the reference reads it.
+func TestOnlyPostRemembersTheQuery(t *testing.T) {
+	app := startApp(t, nil)
+	rdb := testRedis.client(t)
+	ctx := context.Background()
+	stored := func(id string) string { return rdb.Get(ctx, sessionKeyPrefix+id).Val() }
+
+	id := uuid.NewString()
+	rdb.Set(ctx, sessionKeyPrefix+id, `["desk"]`, time.Hour)
+	resp := app.get(t, "/search?query="+url.QueryEscape("ask me for a refund"), sessionCookie+"="+id)
+	if resp.status != http.StatusOK || !slices.Equal(interestsOn(resp.body), []string{"desk"}) || !hasRecommendation(resp.body) {
+		t.Errorf("GET with a query: status %d, interests %q, recommendation %v; want 200, [desk], shown",
+			resp.status, interestsOn(resp.body), hasRecommendation(resp.body))
+	}
+	if got := stored(id); got != `["desk"]` {
+		t.Errorf("after GET /search?query=…: stored %q, want [\"desk\"] unchanged", got)
+	}
+
+	resp = app.get(t, "/search?query=lamp", "")
+	fresh := resp.cookie(sessionCookie)
+	if resp.status != http.StatusOK || fresh == "" {
+		t.Fatalf("GET with a query, no cookie: status %d, new session %q", resp.status, fresh)
+	}
+	if n := rdb.Exists(ctx, sessionKeyPrefix+fresh).Val(); n != 0 {
+		t.Errorf("GET with a query gave a new visitor a key: %q", stored(fresh))
+	}
+
+	// A POST reads the body, not the URL.
+	post := func(path, body string) response {
+		return app.do(t, http.MethodPost, path, sessionCookie+"="+id, formMediaType, strings.NewReader(body))
+	}
+	post("/search?query=injected", "query=lamp")
+	post("/search?query=injected", "")
+	if got := stored(id); got != `["desk","lamp"]` {
+		t.Errorf("after POSTs with a query in the URL: stored %q, want [\"desk\",\"lamp\"]", got)
 	}
 }
 
