@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -92,6 +93,11 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			http.Error(w, "request body is larger than 64 KiB", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) { // boundBodyRead's deadline
+			w.Header().Set("Connection", "close")
+			http.Error(w, "request body took longer than "+bodyReadTimeout.String(), http.StatusRequestTimeout)
 			return
 		}
 		http.Error(w, "malformed form data", http.StatusBadRequest)
