@@ -46,6 +46,7 @@ func TestBadInput(t *testing.T) {
 		{name: "cookie with a Redis command", cookie: "sessionID=x%0D%0AFLUSHALL", body: "query=lamp", wantStatus: 200, wantFresh: true, wantStored: []string{"lamp"}},
 		{name: "cookie of 65 characters", cookie: "sessionID=" + strings.Repeat("b", 65), body: "query=lamp", wantStatus: 200, wantFresh: true, wantStored: []string{"lamp"}},
 		{name: "many sessionID cookies: the first counts", cookie: "sessionID=%s; sessionID=second; sessionID=*", body: "query=lamp", wantStatus: 200, wantStored: []string{"lamp"}},
+		{name: "many sessionID cookies: the first valid one counts", cookie: "sessionID=bad!id; sessionID=*; sessionID=%s", body: "query=lamp", wantStatus: 200, wantStored: []string{"lamp"}},
 		{name: "no cookie at all", cookie: "-", body: "query=lamp", wantStatus: 200, wantFresh: true, wantStored: []string{"lamp"}},
 		// Queries
 		{name: "empty query", body: "query=", wantStatus: 200, wantBody: "<h1>Recommendations</h1>", wantStored: absent},
@@ -58,7 +59,9 @@ func TestBadInput(t *testing.T) {
 		{name: "template syntax in a query", body: "query=%7B%7B+.SessionID+%7D%7D", wantStatus: 200, wantBody: "{{ .SessionID }}", wantStored: []string{"{{ .SessionID }}"}},
 		{name: "NUL byte in a query", body: "query=a%00b", wantStatus: 400, wantBody: "control characters", wantStored: absent},
 		{name: "CRLF in a query", body: "query=a%0D%0Ab", wantStatus: 400, wantBody: "control characters", wantStored: absent},
-		{name: "query in the URL", method: "GET", path: "/search?query=desk", wantStatus: 200, wantStored: []string{"desk"}},
+		{name: "query in the URL: shown, not remembered", method: "GET", path: "/search?query=desk", wantStatus: 200, wantBody: "“desk”", wantStored: absent},
+		{name: "format character in the URL's query", method: "GET", path: "/search?query=a%E2%80%AEb", wantStatus: 400, wantBody: "control characters", wantStored: absent},
+		{name: "right-to-left override in a query", body: "query=a%E2%80%AEb", wantStatus: 400, wantBody: "control characters", wantStored: absent},
 		// Bodies
 		{name: "body of exactly 64 KiB", body: exactly64KiB, wantStatus: 200, wantStored: []string{"lamp"}},
 		{name: "body of 64 KiB + 1", body: exactly64KiB + "x", wantStatus: 413, wantBody: "larger than 64 KiB", wantStored: absent},

@@ -131,3 +131,30 @@ func (c *limitedConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// bodyReadTimeout bounds the reading of a request's body, counted from the
+// end of its headers, as readHeaderTimeout bounds the headers. The server's
+// ReadTimeout counts the whole request, so a client that sent its headers at
+// once and then its body at a byte a second held a connection slot for 10 s:
+// eight such clients kept every visitor of a MAX_CONNS=8 server waiting
+// that long. The search form's body is a few hundred bytes and at most
+// 64 KiB, which 2 s carries at 256 kbit/s.
+const bodyReadTimeout = 2 * time.Second
+
+// boundBodyRead sets a request's read deadline to bodyReadTimeout from now,
+// if the request has a body. Its handler may not read it: the server drains
+// up to 256 KiB of an unread body before it reuses the connection, under the
+// same deadline. The server clears the deadline once the body is read, so
+// the rest of the request is not bounded by it. A request without a body
+// gets none: the server is already reading the connection, to notice a
+// client that goes away, and a deadline would end that read and cancel the
+// request's context.
+func boundBodyRead(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			// The server's own writer always supports it.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
+		}
+		next.ServeHTTP(w, r)
+	})
+}

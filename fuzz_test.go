@@ -29,7 +29,7 @@ func FuzzValidSessionID(f *testing.F) {
 }
 
 func FuzzNormalizeQuery(f *testing.F) {
-	for _, seed := range []string{"", "  apple ", strings.Repeat("é", 200), strings.Repeat("é", 201), "a\x00b", "a\r\nb", "\xff\xfe", "<script>", "{{ . }}"} {
+	for _, seed := range []string{"", "  apple ", strings.Repeat("é", 200), strings.Repeat("é", 201), "a\x00b", "a\r\nb", "\xff\xfe", "<script>", "{{ . }}", "a\u202eb", "a\u200bb", " \u2028a\u2029 "} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -47,6 +47,8 @@ func FuzzNormalizeQuery(f *testing.F) {
 			t.Fatalf("%q is longer than %d characters", q, maxQueryRunes)
 		case strings.IndexFunc(q, unicode.IsControl) >= 0:
 			t.Fatalf("%q has a control character", q)
+		case strings.IndexFunc(q, func(r rune) bool { return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) }) >= 0:
+			t.Fatalf("%+q has a format character", q)
 		case q != strings.TrimSpace(q):
 			t.Fatalf("%q is not trimmed", q)
 		}

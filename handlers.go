@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -94,17 +95,36 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "request body is larger than 64 KiB", http.StatusRequestEntityTooLarge)
 			return
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) { // boundBodyRead's deadline
+			w.Header().Set("Connection", "close")
+			http.Error(w, "request body took longer than "+bodyReadTimeout.String(), http.StatusRequestTimeout)
+			return
+		}
 		http.Error(w, "malformed form data", http.StatusBadRequest)
 		return
 	}
-	query, err := normalizeQuery(r.Form.Get("query"))
+	// A POST's query comes from its body only, as the reference reads it.
+	// A GET's is shown but never remembered: any site can link a visitor to
+	// /search?query=…, and a top-level navigation carries the Lax cookie, so
+	// remembering it would let any site write into the visitor's interests.
+	raw, remembered := r.PostForm.Get("query"), true
+	if r.Method != http.MethodPost {
+		raw, remembered = r.Form.Get("query"), false
+	}
+	query, err := normalizeQuery(raw)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	page := searchPage{Query: query, SessionID: a.sessionID(w, r)}
+	added := query
+	if !remembered {
+		// What is stored still has its TTL refreshed: using the session
+		// keeps it alive, whoever sent the visitor here.
+		added = ""
+	}
 	// On a Redis error the store has logged it; the page goes out without interests.
-	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, query)
+	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, added)
 	a.metrics.searchPage(len(page.Interests) > 0)
 	if len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
 		// The store has just refreshed the session's TTL; the cookie follows,
@@ -172,10 +192,25 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 // not safe to use.
 func (a *app) sessionID(w http.ResponseWriter, r *http.Request) string {
 	w.Header()["Cache-Control"] = noStore // the page shows the id
-	if c, err := r.Cookie(sessionCookie); err == nil && validSessionID(c.Value) {
-		return c.Value
+	if id := requestSessionID(r); id != "" {
+		return id
 	}
 	return a.newSession(w, r)
+}
+
+// requestSessionID returns the first sessionID cookie of the request that
+// is a valid session id, or "" if none is. A page on a sibling subdomain can
+// set a cookie of the same name that the browser sends before the visitor's
+// own; taking only the first would let a bad one cost the visitor their
+// session on every search. Whatever else names the request's session (the
+// chaos build's blast radius) must pick it the same way.
+func requestSessionID(r *http.Request) string {
+	for _, c := range r.CookiesNamed(sessionCookie) {
+		if validSessionID(c.Value) {
+			return c.Value
+		}
+	}
+	return ""
 }
 
 func (a *app) newSession(w http.ResponseWriter, r *http.Request) string {
@@ -217,10 +252,23 @@ func normalizeQuery(raw string) (string, error) {
 	switch {
 	case !utf8.ValidString(q):
 		return "", errors.New("query must be valid UTF-8")
-	case strings.IndexFunc(q, unicode.IsControl) >= 0:
-		return "", errors.New("query must not contain control characters")
+	case strings.IndexFunc(q, unsafeToShow) >= 0:
+		return "", errors.New("query must not contain control characters or invisible format characters")
 	case utf8.RuneCountInString(q) > maxQueryRunes:
 		return "", errors.New("query is longer than 200 characters")
 	}
 	return q, nil
+}
+
+// Format characters (Cf: bidirectional overrides and isolates, zero-width
+// spaces and joiners, soft hyphens, tags) and the line and paragraph
+// separators (Zl, Zp) are invisible or reorder the text around them: an
+// interest with a right-to-left override shows reversed, and two that differ
+// by a zero-width space look alike. Plain text has no use for them.
+var formatCharacters = []*unicode.RangeTable{unicode.Cf, unicode.Zl, unicode.Zp}
+
+// unsafeToShow reports whether r may not appear in a query: a control
+// character or a format character.
+func unsafeToShow(r rune) bool {
+	return unicode.IsControl(r) || unicode.IsOneOf(formatCharacters, r)
 }

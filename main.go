@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	ln := newConnLimit(tcp, cfg.maxConns)
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           boundBodyRead(handler),
 		ConnState:         ln.trackState,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

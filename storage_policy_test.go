@@ -99,7 +99,7 @@ func TestFloodAgainstSmallMaxmemory(t *testing.T) {
 	app := startApp(t, map[string]string{"REDIS_URL": server.url()})
 	before := redisInfo(t, rdb, "used_memory")
 
-	flood := app.url + "/search?query=" + url.QueryEscape(strings.Repeat("<", maxQueryRunes))
+	flood := url.Values{"query": {strings.Repeat("<", maxQueryRunes)}}.Encode()
 	transport := &http.Transport{MaxIdleConnsPerHost: 8}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
@@ -111,7 +111,7 @@ func TestFloodAgainstSmallMaxmemory(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for n := 1; !stop.Load() && requests.Add(1) < limit; n++ {
-				resp, err := client.Get(flood)
+				resp, err := client.Post(app.url+"/search", formMediaType, strings.NewReader(flood))
 				if err != nil {
 					t.Error(err)
 					return
@@ -168,7 +168,7 @@ func TestCookieLivesAsLongAsTheInterests(t *testing.T) {
 	app := startApp(t, map[string]string{"SESSION_TTL": "2h"})
 	id := uuid.NewString()
 	for _, query := range []string{"lamp", "", "lamp"} {
-		resp := app.get(t, "/search?query="+query, sessionCookie+"="+id)
+		resp := app.searchFor(t, id, query)
 		setCookie := resp.header.Get("Set-Cookie")
 		if resp.cookie(sessionCookie) != id || !strings.Contains(setCookie, "Max-Age=7200") || !strings.Contains(setCookie, "HttpOnly") {
 			t.Errorf("search %q of a session with interests: Set-Cookie %q, want the same id with Max-Age=7200", query, setCookie)
@@ -179,7 +179,7 @@ func TestCookieLivesAsLongAsTheInterests(t *testing.T) {
 		t.Errorf("an empty search of a session without interests set %q", sc)
 	}
 	// A new session gets one cookie, not two.
-	resp := app.get(t, "/search?query=desk", "")
+	resp := app.do(t, http.MethodPost, "/search", "", formMediaType, strings.NewReader("query=desk"))
 	if n := len(resp.header.Values("Set-Cookie")); n != 1 || resp.cookie(sessionCookie) == "" {
 		t.Errorf("a new session's first search set %d cookies: %q", n, resp.header.Values("Set-Cookie"))
 	}

@@ -209,8 +209,8 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 			raw, present = fmt.Sprint(reply[1]), true
 		}
 	}
-	err = fmt.Errorf("session %s: gave up after %d conflicting writes", sessionID, maxWriteAttempts)
-	s.logger.Warn("redis error "+err.Error(), "op", "write", "session", sessionID)
+	err = fmt.Errorf("gave up after %d conflicting writes", maxWriteAttempts)
+	s.logger.Warn("redis error "+err.Error(), "op", "write", "session", loggedSession(sessionID))
 	return nil, err
 }
 
@@ -221,7 +221,7 @@ func (s *store) logFailure(err error, op, sessionID string) {
 	if errors.Is(err, errCacheUnavailable) {
 		return
 	}
-	s.logger.Warn("redis error "+err.Error(), "op", op, "session", sessionID)
+	s.logger.Warn("redis error "+err.Error(), "op", op, "session", loggedSession(sessionID))
 }
 
 // decode reads a stored list of interests. A value that is not a JSON array
@@ -233,7 +233,7 @@ func (s *store) decode(sessionID, raw string, present bool) []string {
 	interests, ok := decodeInterests(raw)
 	if !ok {
 		s.logger.Warn("stored interests are not a JSON array of strings; replacing them",
-			"session", sessionID, "bytes", len(raw))
+			"session", loggedSession(sessionID), "bytes", len(raw))
 	}
 	return interests
 }
