@@ -105,7 +105,7 @@ func (b *bench) blastRadiusRun(ctx context.Context, app *appProcess, cookies map
 	}
 	for _, cookie := range cookies {
 		for range warmUpRequests / 10 {
-			if _, _, err := app.get("/search?query=Apples", cookie); err != nil {
+			if _, _, err := app.search("Apples", cookie); err != nil {
 				return nil, fmt.Errorf("blast radius: warm-up: %w", err)
 			}
 		}

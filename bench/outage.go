@@ -301,12 +301,12 @@ func firstRecommendation(ctx context.Context, app *appProcess, deadline time.Tim
 		if err := ctx.Err(); err != nil {
 			return time.Time{}, err
 		}
-		status, body, err := app.get("/search?query=Apples", "sessionID=recovery-probe")
+		status, body, err := app.search("Apples", "sessionID=recovery-probe")
 		if err != nil {
 			return time.Time{}, err
 		}
 		if status != 200 {
-			return time.Time{}, fmt.Errorf("probe: GET /search answered %d", status)
+			return time.Time{}, fmt.Errorf("probe: POST /search answered %d", status)
 		}
 		if strings.Contains(body, "this amazing product") {
 			return time.Now(), nil

@@ -448,17 +448,17 @@ func (b *bench) loadScenario(ctx context.Context) (scenario, error) {
 	return sc, nil
 }
 
-// probeRecommendations GETs /search with one cookie and reports, per
+// probeRecommendations searches with one cookie and reports, per
 // response, whether it showed a recommendation.
 func probeRecommendations(app *appProcess) ([]bool, error) {
 	var shown []bool
 	for range probeRequests {
-		status, body, err := app.get("/search?query=Apples", "sessionID=probe")
+		status, body, err := app.search("Apples", "sessionID=probe")
 		if err != nil {
 			return nil, err
 		}
 		if status != 200 {
-			return nil, fmt.Errorf("probe: GET /search answered %d", status)
+			return nil, fmt.Errorf("probe: POST /search answered %d", status)
 		}
 		shown = append(shown, strings.Contains(body, "this amazing product"))
 	}
@@ -528,7 +528,7 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 		return m, fmt.Errorf("%s: clear the service's keys: %w", label, err)
 	}
 	for range warmUpRequests {
-		if _, _, err := app.get("/search?query=Apples", benchCookie); err != nil {
+		if _, _, err := app.search("Apples", benchCookie); err != nil {
 			return m, fmt.Errorf("%s: warm-up: %w", label, err)
 		}
 	}

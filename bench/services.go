@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -336,11 +337,14 @@ func (a *appProcess) cpuSeconds() (float64, error) {
 }
 
 // get fetches path with a cookie and returns the body.
-func (a *appProcess) get(path, cookie string) (int, string, error) {
-	req, err := http.NewRequest(http.MethodGet, a.url+path, nil)
+// search posts the search form with query, as the book's ab command does:
+// only a POST remembers the query.
+func (a *appProcess) search(query, cookie string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, a.url+"/search", strings.NewReader(url.Values{"query": {query}}.Encode()))
 	if err != nil {
 		return 0, "", err
 	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Cookie", cookie)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
