@@ -6,8 +6,9 @@ import (
 
 // The guardrails of an experiment: a duration after which it ends by
 // itself (here), stop conditions that abort it when the steady state breaks
-// (stop.go), and a blast radius that confines it to a share of the units,
-// the rest being the control group (blast.go).
+// (stop.go, judged here once a second too), and a blast radius that
+// confines it to a share of the units, the rest being the control group
+// (blast.go).
 
 // clock is the guardrails' time, which tests replace.
 type clock interface {
@@ -84,7 +85,7 @@ func (g Guardrails) stopMinSearches() int {
 }
 
 // judgeEvery is how often the stop conditions are judged however slow the
-// traffic: pages that hang never end to be judged.
+// traffic: a page is judged as it ends, and one that hangs does not end.
 const judgeEvery = time.Second
 
 // judge judges p's stop conditions every judgeEvery on the guardrails'
@@ -101,7 +102,7 @@ func (e *Experiment) judge(p, old *plan) {
 	arm := func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if !w.judged {
+		if !w.judgeStopped {
 			w.stopJudge = e.guardClock().AfterFunc(judgeEvery, tick)
 		}
 	}
@@ -125,7 +126,7 @@ func (w *stopWindow) stopJudging() {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.judged = true
+	w.judgeStopped = true
 	if w.stopJudge != nil {
 		w.stopJudge()
 	}

@@ -75,10 +75,10 @@ type stopWindow struct {
 	// guardrails' clock. Their group is read when they are judged: a
 	// handler may name the unit during the page.
 	inProgress map[*request]time.Time
-	// stopJudge stops the once-a-second judge's timer; judged, set when the
+	// stopJudge stops the once-a-second judge's timer; judgeStopped, set when the
 	// run ends, keeps it from being set again.
-	stopJudge func() bool
-	judged    bool
+	stopJudge    func() bool
+	judgeStopped bool
 }
 
 // groupWindow is a ring of one group's latest pages and their counts.
