@@ -184,8 +184,8 @@ func TestStopConditionFailedReadsAborts(t *testing.T) {
 		app.searchFor(t, "stop-reads", "apple")
 	}
 	s := chaosStatusOf(t, app)
-	if s.State != "aborted" || s.EndedAt == nil || s.Abort == nil ||
-		*s.Abort != (chaos.Abort{Condition: "failed_reads_share", Observed: 1, Threshold: 0.5, Window: 10}) {
+	if s.State != "aborted" || s.EndedAt == nil || s.Abort == nil || s.Abort.Condition != "failed_reads_share" ||
+		s.Abort.Observed != 1 || s.Abort.Threshold != 0.5 || s.Abort.Window != 10 || s.Abort.Groups.Experiment.Searches != 10 {
 		t.Fatalf("after a window of failed reads: state %s, abort %+v", s.State, s.Abort)
 	}
 	app.logs.waitFor(t, regexp.MustCompile(`level=WARN msg="chaos experiment aborted by a stop condition.*condition=failed_reads_share observed=1 threshold=0.5 window_searches=10`))
@@ -271,9 +271,10 @@ func TestAbortLatency(t *testing.T) {
 	if s.State != "aborted" {
 		t.Fatalf("state %s", s.State)
 	}
-	// Every read failed until the abort, so the window crossed at its first
-	// full count: every fault beyond it came after the crossing.
-	after := s.Counters.ErrorsInjected - window
+	// Every read failed until the abort, so the window crossed as soon as
+	// the stop conditions judged it: every fault beyond the searches it
+	// judged came after the crossing.
+	after := s.Counters.ErrorsInjected - int64(s.Abort.Groups.Experiment.Searches)
 	if after < 0 || after > clients-1 {
 		t.Errorf("%d searches got a fault after the crossing, want at most %d (the others in flight)", after, clients-1)
 	}
@@ -295,6 +296,8 @@ func TestGroupMetrics(t *testing.T) {
 	s.expect(t, 3, "shopsession_chaos_group_searches_total", "chaos_group", "experiment")
 	s.expect(t, 3, "shopsession_chaos_group_failed_reads_total", "chaos_group", "experiment")
 	s.expect(t, 3, "shopsession_chaos_group_errors_injected_total", "chaos_group", "experiment")
+	s.expect(t, 3, "shopsession_chaos_group_degraded_searches_total", "chaos_group", "experiment")
+	s.expect(t, 0, "shopsession_chaos_group_degraded_searches_total", "chaos_group", "control")
 	s.expect(t, 2, "shopsession_chaos_group_searches_total", "chaos_group", "control")
 	s.expect(t, 0, "shopsession_chaos_group_failed_reads_total", "chaos_group", "control")
 	s.expect(t, 0, "shopsession_chaos_group_errors_injected_total", "chaos_group", "control")

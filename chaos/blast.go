@@ -1,7 +1,9 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -69,6 +71,7 @@ func (r *run) reaches(ctx context.Context) bool {
 type request struct {
 	unit           atomic.Pointer[string]
 	readOK         atomic.Bool
+	failed         atomic.Bool // a Redis operation of the request failed
 	delaysInjected atomic.Int64
 	errorsInjected atomic.Int64
 }
@@ -94,9 +97,24 @@ func (r *request) unitName() string {
 
 // read records that a request read (or found nothing to read).
 func (r *request) read(err error) {
-	if r != nil && (err == nil || err == redis.Nil) {
+	if r != nil && !failed(err) {
 		r.readOK.Store(true)
 	}
+}
+
+// done records the outcome of one of the request's Redis operations.
+func (r *request) done(err error) {
+	if r != nil && failed(err) {
+		r.failed.Store(true)
+	}
+}
+
+// failed reports whether a command's error failed the operation. redis.Nil
+// is an answer: nothing stored. NOSCRIPT is go-redis's Script.Run finding the
+// script flushed; it loads it again and retries, and the retry's outcome is
+// the operation's.
+func failed(err error) bool {
+	return err != nil && !errors.Is(err, redis.Nil) && !redis.HasErrorPrefix(err, "NOSCRIPT")
 }
 
 func (r *request) delayInjected() {
@@ -124,8 +142,9 @@ func SetUnit(ctx context.Context, unit string) {
 // Middleware wraps the service's handler: while an experiment injects, it
 // puts each request's unit (the Unit option) in its context for the hooks,
 // and counts each page (the Pages option) by group for the status, the
-// metrics and the stop conditions. While none injects it costs a request
-// one atomic load.
+// metrics and the stop conditions, whatever it answers, a panic included,
+// which it passes on as it came. While none injects it costs a request one
+// atomic load.
 func (e *Experiment) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := e.active.Load()
@@ -144,60 +163,88 @@ func (e *Experiment) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		if p.run.window != nil {
+			p.run.window.begin(req, e.now())
+		}
+		rec := &statusRecorder{ResponseWriter: w}
 		start := time.Now()
-		next.ServeHTTP(rec, r)
-		took := time.Since(start)
-		if rec.status < 200 || rec.status > 299 {
-			return // refused before it reached Redis
-		}
-		run := p.run
-		g := run.groupOf(req.unitName())
-		failed := !req.readOK.Load()
-		for _, c := range []*groupCounters{&run.groups[g], &e.groupTotals[g]} {
-			c.add(req, failed, took)
-		}
-		if run.window != nil {
-			if abort := run.window.add(failed, took); abort != nil {
-				e.end(p, abort)
+		defer func() {
+			// recover only here, where the page is counted: net/http then
+			// handles the same panic as it would have without Middleware.
+			if v := recover(); v != nil {
+				e.pageEnded(p, req, 0, time.Since(start))
+				panic(v)
 			}
-		}
+		}()
+		next.ServeHTTP(rec, r)
+		e.pageEnded(p, req, cmp.Or(rec.status, http.StatusOK), time.Since(start))
 	})
 }
 
+// pageEnded counts a page of p's run that answered status (0: it panicked)
+// after took, and ends p if the stop conditions say so.
+func (e *Experiment) pageEnded(p *plan, req *request, status int, took time.Duration) {
+	run := p.run
+	g := run.groupOf(req.unitName())
+	o := outcome{failedRead: !req.readOK.Load(), took: took}
+	o.degraded = o.failedRead || req.failed.Load() || status < 200 || status > 299
+	for _, c := range []*groupCounters{&run.groups[g], &e.groupTotals[g]} {
+		c.add(req, o)
+	}
+	if run.window != nil {
+		if abort := run.window.add(req, g, o, e.now()); abort != nil {
+			e.end(p, abort)
+		}
+	}
+}
+
+// statusRecorder keeps the status a page answered first (the one sent).
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
+	if s.status == 0 && code >= 200 {
+		s.status = code
+	}
 	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // groupCounters count the pages of one group.
 type groupCounters struct {
-	searches       atomic.Int64
-	failedReads    atomic.Int64
-	searchNanos    atomic.Int64
-	delaysInjected atomic.Int64
-	errorsInjected atomic.Int64
+	searches         atomic.Int64
+	failedReads      atomic.Int64
+	degradedSearches atomic.Int64
+	searchNanos      atomic.Int64
+	delaysInjected   atomic.Int64
+	errorsInjected   atomic.Int64
 }
 
-func (g *groupCounters) add(r *request, failed bool, took time.Duration) {
+func (g *groupCounters) add(r *request, o outcome) {
 	g.searches.Add(1)
-	g.searchNanos.Add(int64(took))
+	g.searchNanos.Add(int64(o.took))
 	g.delaysInjected.Add(r.delaysInjected.Load())
 	g.errorsInjected.Add(r.errorsInjected.Load())
-	if failed {
+	if o.failedRead {
 		g.failedReads.Add(1)
+	}
+	if o.degraded {
+		g.degradedSearches.Add(1)
 	}
 }
 
 func (g *groupCounters) figures() GroupFigures {
-	f := GroupFigures{Searches: g.searches.Load(), FailedReads: g.failedReads.Load(),
+	f := GroupFigures{Searches: g.searches.Load(), FailedReads: g.failedReads.Load(), DegradedSearches: g.degradedSearches.Load(),
 		DelaysInjected: g.delaysInjected.Load(), ErrorsInjected: g.errorsInjected.Load(),
 		SearchSeconds: time.Duration(g.searchNanos.Load()).Seconds()}
 	if f.Searches > 0 {

@@ -51,14 +51,22 @@ type Guardrails struct {
 	// Unit option: sessions, in the shop); the others are the control group.
 	// Unset: every unit.
 	SessionsPercent *float64 `json:"sessions_percent,omitempty"`
-	// StopWindowSearches is how many of the latest pages the stop conditions
-	// look at; 0: 100.
+	// StopWindowSearches is how many of each group's latest pages the stop
+	// conditions look at; 0: 100. They judge the experiment group's alone.
 	StopWindowSearches int `json:"stop_window_searches,omitempty"`
+	// StopMinSearches is how many pages of the window must be in before the
+	// stop conditions judge it, the shares being of those in; 0: 10, or the
+	// whole window when it is smaller.
+	StopMinSearches int `json:"stop_min_searches,omitempty"`
 	// StopFailedReadsShare aborts the experiment when more than this share
-	// of the window's pages could not read; 0: never.
+	// of the window's pages did not read; 0: never.
 	StopFailedReadsShare float64 `json:"stop_failed_reads_share,omitempty"`
+	// StopDegradedShare aborts it when more than this share of the window's
+	// pages were degraded: a Redis operation of the page failed, or it
+	// answered other than 2xx, or it panicked; 0: never.
+	StopDegradedShare float64 `json:"stop_degraded_share,omitempty"`
 	// StopSearchP99Seconds aborts it when the window's p99 page time is
-	// above this; 0: never.
+	// above this, pages in progress counted by their time so far; 0: never.
 	StopSearchP99Seconds float64 `json:"stop_search_p99_seconds,omitempty"`
 }
 
@@ -158,9 +166,10 @@ func (c Config) logAttrs() []any {
 	if g.SessionsPercent != nil {
 		attrs = append(attrs, "sessions_percent", *g.SessionsPercent)
 	}
-	if g.StopFailedReadsShare > 0 || g.StopSearchP99Seconds > 0 {
-		attrs = append(attrs, "stop_window_searches", g.stopWindow(),
-			"stop_failed_reads_share", g.StopFailedReadsShare, "stop_search_p99_seconds", g.StopSearchP99Seconds)
+	if g.stops() {
+		attrs = append(attrs, "stop_window_searches", g.stopWindow(), "stop_min_searches", g.stopMinSearches(),
+			"stop_failed_reads_share", g.StopFailedReadsShare, "stop_degraded_share", g.StopDegradedShare,
+			"stop_search_p99_seconds", g.StopSearchP99Seconds)
 	}
 	return attrs
 }

@@ -23,9 +23,11 @@
 //
 // What is particular to the service is handed in as Options: which commands
 // are its reads (the ones the error experiment fails), which requests are
-// its pages (the ones the guardrails count and judge), and whom a request is
-// for (its unit: a session, a user), which Middleware puts in the request's
-// context for the hooks. A unit the handler assigns during the request is
+// its pages (the ones the guardrails count by group, and judge by what the
+// experiment group's got: a failed Redis operation, an answer other than
+// 2xx, a panic, the time taken), and whom a request is for (its unit: a
+// session, a user), which Middleware puts in the request's context for the
+// hooks. A unit the handler assigns during the request is
 // given with SetUnit. Instrument hooks a client (every node of a cluster);
 // Handler serves GET, PUT and DELETE of the experiment; Register exports its
 // metrics.
@@ -40,9 +42,9 @@
 //	conn.go        the connection layer: the wrapped net.Conn and its RESP parsing
 //	redis.go       Instrument and the go-redis hooks of the command layer
 //	experiment.go  Options, Experiment, New, Use, Stop
-//	guard.go       the duration and the end of a run
-//	stop.go        the stop conditions' window and Abort
-//	blast.go       the blast radius, the request's unit in its context, Middleware
+//	guard.go       the duration, the stop conditions' once-a-second judge, the end of a run
+//	stop.go        the stop conditions: each group's window, its judgement, Abort
+//	blast.go       the blast radius, the request's unit and outcome in its context, Middleware
 //	status.go      Status and the types it is made of
 //	control.go     Handler: GET, PUT, DELETE, and the loopback-only guard
 //	metrics.go     Register: every metric of the package

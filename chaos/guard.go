@@ -6,8 +6,9 @@ import (
 
 // The guardrails of an experiment: a duration after which it ends by
 // itself (here), stop conditions that abort it when the steady state breaks
-// (stop.go), and a blast radius that confines it to a share of the units,
-// the rest being the control group (blast.go).
+// (stop.go, judged here once a second too), and a blast radius that
+// confines it to a share of the units, the rest being the control group
+// (blast.go).
 
 // clock is the guardrails' time, which tests replace.
 type clock interface {
@@ -56,10 +57,15 @@ func newRun(c Config) *run {
 		// 100 % includes every hash.
 		r.cutoff = uint64(*c.SessionsPercent / 100 * (1 << 53))
 	}
-	if c.StopFailedReadsShare > 0 || c.StopSearchP99Seconds > 0 {
-		r.window = newStopWindow(c.stopWindow(), c.StopFailedReadsShare, c.StopSearchP99Seconds)
+	if c.stops() {
+		r.window = newStopWindow(c.Guardrails, r.groupOf)
 	}
 	return r
+}
+
+// stops reports whether g has a stop condition.
+func (g Guardrails) stops() bool {
+	return g.StopFailedReadsShare > 0 || g.StopDegradedShare > 0 || g.StopSearchP99Seconds > 0
 }
 
 func (g Guardrails) stopWindow() int {
@@ -67,6 +73,70 @@ func (g Guardrails) stopWindow() int {
 		return defaultStopWindow
 	}
 	return g.StopWindowSearches
+}
+
+// stopMinSearches is how many pages of the window the conditions wait for:
+// by default 10, or the whole window when it is smaller.
+func (g Guardrails) stopMinSearches() int {
+	if g.StopMinSearches == 0 {
+		return min(defaultStopMinSearches, g.stopWindow())
+	}
+	return g.StopMinSearches
+}
+
+// judgeEvery is how often the stop conditions are judged however slow the
+// traffic: a page is judged as it ends, and one that hangs does not end.
+const judgeEvery = time.Second
+
+// judge judges p's stop conditions every judgeEvery on the guardrails'
+// clock until p's run ends, and stops old's judge: the caller holds e.swap.
+func (e *Experiment) judge(p, old *plan) {
+	if old != nil {
+		old.run.window.stopJudging()
+	}
+	w := p.run.window
+	if w == nil || !p.injects() {
+		return
+	}
+	var tick func()
+	arm := func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if !w.judgeStopped {
+			w.stopJudge = e.guardClock().AfterFunc(judgeEvery, tick)
+		}
+	}
+	tick = func() {
+		if e.active.Load() != p {
+			return
+		}
+		if abort := w.judge(e.now()); abort != nil {
+			e.end(p, abort)
+			return
+		}
+		arm()
+	}
+	arm()
+}
+
+// stopJudging stops w's judge for good; nil: no stop condition.
+func (w *stopWindow) stopJudging() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.judgeStopped = true
+	if w.stopJudge != nil {
+		w.stopJudge()
+	}
+}
+
+func (e *Experiment) guardClock() clock {
+	if e.clock == nil {
+		return realClock{}
+	}
+	return e.clock
 }
 
 // started begins a plan's run: its duration, if it has one. The caller holds
@@ -77,6 +147,7 @@ func (e *Experiment) started(p, old *plan) {
 	}
 	r := p.run
 	r.started = e.now()
+	e.judge(p, old)
 	if !p.injects() || r.cfg.DurationSeconds == 0 {
 		return
 	}
@@ -103,6 +174,7 @@ func (e *Experiment) end(p *plan, abort *Abort) {
 		r.stopTimer()
 	}
 	r.abort = abort
+	r.window.stopJudging()
 	e.active.Store(p.stopped())
 	if abort != nil {
 		e.logger.Warn("chaos experiment aborted by a stop condition; no injection until the next PUT /debug/chaos",

@@ -44,7 +44,7 @@ func TestGuardrailsFromEnvAndJSON(t *testing.T) {
 		`{"duration_seconds":"5"}`:         `body is not a JSON experiment`,
 		`{"sessions_percent":-1}`:          `invalid sessions_percent "-1": want a percentage from 0 to 100`,
 		`{"stop_window_searches":100001}`:  `invalid stop_window_searches "100001"`,
-		`{"stop_failed_reads_share":-0.1}`: `invalid stop_failed_reads_share "-0.1": want a share from 0 to 1`,
+		`{"stop_failed_reads_share":-0.1}`: `invalid stop_failed_reads_share "-0.1": want a share from 0 to below 1`,
 		`{"stop_search_p99_seconds":61}`:   `invalid stop_search_p99_seconds "61": want seconds from 0 to 60`,
 	} {
 		if _, err := FromJSON([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {

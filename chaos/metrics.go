@@ -52,6 +52,8 @@ func (e *Experiment) Register(reg prometheus.Registerer) error {
 		cs = append(cs,
 			counter("group_searches_total", "Pages served while an experiment injected, by side of the blast radius.", labels, count(&c.searches)),
 			counter("group_failed_reads_total", "Pages that could not read while an experiment injected, by side of the blast radius.", labels, count(&c.failedReads)),
+			counter("group_degraded_searches_total", "Pages degraded while an experiment injected (a Redis operation failed, or a non-2xx answer, or a panic), by side of the blast radius.",
+				labels, count(&c.degradedSearches)),
 			counter("group_delays_injected_total", "Delays injected into the pages of each side of the blast radius.", labels, count(&c.delaysInjected)),
 			counter("group_errors_injected_total", "Errors injected into the pages of each side of the blast radius.", labels, count(&c.errorsInjected)),
 			counter("group_search_seconds_total", "Time the service spent on the pages of each side of the blast radius while an experiment injected.",

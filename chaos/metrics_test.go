@@ -66,7 +66,7 @@ func TestRegisterExportsEveryMetric(t *testing.T) {
 		"shop_chaos_experiment_active experiment=error",
 		"shop_chaos_experiment_active experiment=latency",
 	}
-	for _, name := range []string{"searches", "failed_reads", "delays_injected", "errors_injected", "search_seconds"} {
+	for _, name := range []string{"searches", "failed_reads", "degraded_searches", "delays_injected", "errors_injected", "search_seconds"} {
 		for _, group := range []string{"control", "experiment"} {
 			want = append(want, "shop_chaos_group_"+name+"_total chaos_group="+group)
 		}
@@ -140,6 +140,7 @@ func TestMetricsFollowTheExperiment(t *testing.T) {
 	g.expect(t, 1, "chaos_errors_injected_total")
 	g.expect(t, 3, "chaos_group_searches_total chaos_group=experiment")
 	g.expect(t, 1, "chaos_group_failed_reads_total chaos_group=experiment")
+	g.expect(t, 1, "chaos_group_degraded_searches_total chaos_group=experiment")
 	g.expect(t, 1, "chaos_group_errors_injected_total chaos_group=experiment")
 
 	cfg, err = FromJSON([]byte(`{"experiment":"latency","layer":"connection"}`))

@@ -36,31 +36,48 @@ func commandOf(cmd redis.Cmder) Command {
 }
 
 // readHook counts the service's reads and, at the command layer, fails
-// some before they reach Redis.
+// some before they reach Redis. It records the outcome of every command in
+// its request, for the stop conditions, as the service sees it: after
+// go-redis's retries and whichever layer injected.
 type readHook struct{ e *Experiment }
 
 func (h readHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h readHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		req := requestOf(ctx)
 		if !h.e.opts.isRead(commandOf(cmd)) {
-			return next(ctx, cmd)
+			err := next(ctx, cmd)
+			req.done(err)
+			return err
 		}
 		h.e.reads.Add(1)
 		p := h.e.active.Load()
 		if f := p.command; f != nil && f.failure != nil && p.run.reaches(ctx) && f.failure.fails() {
 			h.e.errorsInjected.Add(1)
-			requestOf(ctx).errorInjected()
-			return f.failure.commandError()
+			req.errorInjected()
+			err := f.failure.commandError()
+			req.done(err)
+			return err
 		}
 		err := next(ctx, cmd)
-		requestOf(ctx).read(err)
+		req.read(err)
+		req.done(err)
 		return err
 	}
 }
 
 func (h readHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if req := requestOf(ctx); req != nil {
+			req.done(err)
+			for _, cmd := range cmds {
+				req.done(cmd.Err())
+			}
+		}
+		return err
+	}
 }
 
 // roundTripHook counts every command and pipeline sent to Redis and, at the

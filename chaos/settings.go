@@ -30,7 +30,10 @@ const (
 	errorReplyChoices  = "LOADING, READONLY or CLUSTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)"
 	maxDurationSeconds = 24 * 60 * 60
 	defaultStopWindow  = 100 // pages
-	maxStopWindow      = 100_000
+	// defaultStopMinSearches is the fewest pages the stop conditions judge
+	// by default: at 1 in 10 a share of 0.1 breaks at the first failure.
+	defaultStopMinSearches = 10
+	maxStopWindow          = 100_000
 )
 
 var commandName = regexp.MustCompile(`^[a-z]+$`)
@@ -101,8 +104,19 @@ var settings = []setting{
 		check: func(c *Config) (any, string) {
 			return c.StopWindowSearches, wantIf(c.StopWindowSearches < 0 || c.StopWindowSearches > maxStopWindow, wantWindow)
 		}},
-	guardrail("CHAOS_STOP_FAILED_READS_SHARE", "stop_failed_reads_share", "want a share from 0 to 1, such as 0.5 (0: no such stop condition)", 0, 1,
-		func(c *Config) *float64 { return &c.StopFailedReadsShare }),
+	{env: "CHAOS_STOP_MIN_SEARCHES", field: "stop_min_searches", want: "want a whole number of searches from 1 to the window's size, such as 10",
+		parse: func(c *Config, raw string) bool {
+			n, err := strconv.Atoi(raw)
+			c.StopMinSearches = n
+			return err == nil
+		},
+		check: func(c *Config) (any, string) {
+			window := c.stopWindow()
+			return c.StopMinSearches, wantIf(c.StopMinSearches < 0 || c.StopMinSearches > window,
+				fmt.Sprintf("want a whole number of searches from 1 to the window's %d, such as %d", window, min(defaultStopMinSearches, window)))
+		}},
+	stopShare("CHAOS_STOP_FAILED_READS_SHARE", "stop_failed_reads_share", func(c *Config) *float64 { return &c.StopFailedReadsShare }),
+	stopShare("CHAOS_STOP_DEGRADED_SHARE", "stop_degraded_share", func(c *Config) *float64 { return &c.StopDegradedShare }),
 	guardrail("CHAOS_STOP_SEARCH_P99_SECONDS", "stop_search_p99_seconds", "want seconds from 0 to 60, such as 0.5 (0: no such stop condition)", 0, 60,
 		func(c *Config) *float64 { return &c.StopSearchP99Seconds }),
 }
@@ -110,7 +124,24 @@ var settings = []setting{
 const (
 	wantPercent = "want a percentage from 0 to 100, such as 50"
 	wantWindow  = "want a whole number of searches from 1 to 100000, such as 100"
+	wantShare   = "want a share from 0 to below 1, such as 0.5 (0: no such stop condition)"
 )
+
+// stopShare is a stop condition's share of the searches, which it aborts
+// above: below 1, as no share is above every search.
+func stopShare(env, field string, at func(*Config) *float64) setting {
+	s := guardrail(env, field, wantShare, 0, 1, at)
+	s.check = func(c *Config) (any, string) {
+		switch v := *at(c); {
+		case v == 1:
+			return v, "want a share below 1, such as 0.5: no share of the searches is above 1, so it could never fire (0: no such stop condition)"
+		case !within(v, 0, 1):
+			return v, wantShare
+		}
+		return nil, ""
+	}
+	return s
+}
 
 func seconds(env, field string, highest float64, example string, at func(*Config) *float64) setting {
 	return number(env, field, fmt.Sprintf("want seconds from 0 to %g, such as %s", highest, example), 0, highest, at)
@@ -222,7 +253,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 var envOrder = func() []int {
 	order := []string{"CHAOS", "CHAOS_DELAY_SECONDS", "CHAOS_DELAY_JITTER_SECONDS", "CHAOS_ERROR_RATE", "CHAOS_ERROR_EVERY",
 		"CHAOS_SEED", "CHAOS_COMMANDS", "CHAOS_DURATION_SECONDS", "CHAOS_STOP_FAILED_READS_SHARE", "CHAOS_STOP_SEARCH_P99_SECONDS",
-		"CHAOS_SESSIONS_PERCENT", "CHAOS_STOP_WINDOW_SEARCHES", "CHAOS_LAYER", "CHAOS_ERROR_REPLY"}
+		"CHAOS_SESSIONS_PERCENT", "CHAOS_STOP_WINDOW_SEARCHES", "CHAOS_LAYER", "CHAOS_ERROR_REPLY",
+		"CHAOS_STOP_MIN_SEARCHES", "CHAOS_STOP_DEGRADED_SHARE"}
 	var index []int
 	for _, env := range order {
 		i := slices.IndexFunc(settings, func(s setting) bool { return s.env == env })

@@ -90,7 +90,7 @@ func TestFromEnvNamesWhatTheShopAlwaysNamed(t *testing.T) {
 	}{
 		{map[string]string{"CHAOS_DURATION_SECONDS": "1e6"}, `invalid CHAOS_DURATION_SECONDS "1e+06": want seconds from 0 to 86400, such as 300 (0: no limit)`},
 		{map[string]string{"CHAOS_SESSIONS_PERCENT": "Inf"}, `invalid CHAOS_SESSIONS_PERCENT "+Inf": want a percentage from 0 to 100, such as 50`},
-		{map[string]string{"CHAOS_STOP_FAILED_READS_SHARE": "1e3"}, `invalid CHAOS_STOP_FAILED_READS_SHARE "1000": want a share from 0 to 1, such as 0.5 (0: no such stop condition)`},
+		{map[string]string{"CHAOS_STOP_FAILED_READS_SHARE": "1e3"}, `invalid CHAOS_STOP_FAILED_READS_SHARE "1000": want a share from 0 to below 1, such as 0.5 (0: no such stop condition)`},
 		{map[string]string{"CHAOS_STOP_SEARCH_P99_SECONDS": "-inf"}, `invalid CHAOS_STOP_SEARCH_P99_SECONDS "-Inf": want seconds from 0 to 60, such as 0.5 (0: no such stop condition)`},
 		{map[string]string{"CHAOS": "true", "CHAOS_SESSIONS_PERCENT": "101"},
 			`invalid CHAOS "true": ambiguous, it does not say which experiment; want latency, error or latency,error (none, unset or empty: no experiment)`},
@@ -100,7 +100,7 @@ func TestFromEnvNamesWhatTheShopAlwaysNamed(t *testing.T) {
 		{map[string]string{"CHAOS_ERROR_RATE": "0.3", "CHAOS_ERROR_EVERY": "x"},
 			`CHAOS_ERROR_EVERY and CHAOS_ERROR_RATE are both set: set one, every Nth read or a random rate`},
 		{map[string]string{"CHAOS_SESSIONS_PERCENT": "x", "CHAOS_STOP_FAILED_READS_SHARE": "x"},
-			`invalid CHAOS_STOP_FAILED_READS_SHARE "x": want a share from 0 to 1, such as 0.5 (0: no such stop condition)`},
+			`invalid CHAOS_STOP_FAILED_READS_SHARE "x": want a share from 0 to below 1, such as 0.5 (0: no such stop condition)`},
 		{map[string]string{"CHAOS_STOP_WINDOW_SEARCHES": "-1", "CHAOS_STOP_FAILED_READS_SHARE": "2"},
 			`invalid CHAOS_STOP_WINDOW_SEARCHES "-1": want a whole number of searches from 1 to 100000, such as 100`},
 		{map[string]string{"CHAOS": "yes", "CHAOS_COMMANDS": "get", "CHAOS_DELAY_JITTER_SECONDS": "0.1"},

@@ -68,12 +68,15 @@ type ConnCounters struct {
 
 // GroupFigures count the pages of one group while the experiment ran.
 type GroupFigures struct {
-	Searches       int64   `json:"searches"`
-	FailedReads    int64   `json:"failed_reads"`
-	DelaysInjected int64   `json:"delays_injected"`
-	ErrorsInjected int64   `json:"errors_injected"`
-	SearchSeconds  float64 `json:"search_seconds"`
-	MeanSearchMS   float64 `json:"mean_search_ms"`
+	Searches    int64 `json:"searches"`
+	FailedReads int64 `json:"failed_reads"`
+	// DegradedSearches are the pages a Redis operation failed, or that
+	// answered other than 2xx, or panicked.
+	DegradedSearches int64   `json:"degraded_searches"`
+	DelaysInjected   int64   `json:"delays_injected"`
+	ErrorsInjected   int64   `json:"errors_injected"`
+	SearchSeconds    float64 `json:"search_seconds"`
+	MeanSearchMS     float64 `json:"mean_search_ms"`
 }
 
 // UnitGroup says which group a unit is in.

@@ -9,22 +9,30 @@ import (
 // slow search is the 100th value and leaves it below the threshold, a second
 // one makes it the 99th.
 func TestStopWindowP99(t *testing.T) {
-	w := newStopWindow(100, 0, 0.1)
+	w := newStopWindow(Guardrails{StopWindowSearches: 100, StopMinSearches: 100, StopSearchP99Seconds: 0.1},
+		func(string) group { return experimentGroup })
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	add := func(took time.Duration) *Abort {
+		r := &request{}
+		w.begin(r, now)
+		return w.add(r, experimentGroup, outcome{took: took}, now)
+	}
 	for i := range 99 {
 		took := 10 * time.Millisecond
 		if i == 50 {
 			took = time.Second
 		}
-		if abort := w.add(false, took); abort != nil {
+		if abort := add(took); abort != nil {
 			t.Fatalf("search %d: %+v", i, abort)
 		}
 	}
-	if abort := w.add(false, 20*time.Millisecond); abort != nil {
+	if abort := add(20 * time.Millisecond); abort != nil {
 		t.Fatalf("one slow search of 100 aborted: %+v", abort)
 	}
 	// The window slides: the oldest search leaves as the second slow one comes.
-	abort := w.add(false, 500*time.Millisecond)
-	if abort == nil || *abort != (Abort{Condition: "search_p99_seconds", Observed: 0.5, Threshold: 0.1, Window: 100}) {
+	abort := add(500 * time.Millisecond)
+	if abort == nil || abort.Condition != "search_p99_seconds" || abort.Observed != 0.5 || abort.Threshold != 0.1 || abort.Window != 100 ||
+		abort.Groups.Experiment != (WindowFigures{Searches: 100, P99Seconds: 0.5}) {
 		t.Fatalf("two slow searches of 100: %+v", abort)
 	}
 }
