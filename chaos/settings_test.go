@@ -26,6 +26,9 @@ func TestFromEnv(t *testing.T) {
 			Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: LayerConnection, ErrorReply: "READONLY"}},
 		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}, Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, ErrorRate: 0.3, Seed: 42, Layer: LayerCommand}},
 	} {
+		// Every experiment has a duration, and remembers that it was read
+		// from the environment, for the errors New may give.
+		tc.want.DurationSeconds, tc.want.fromEnv = defaultDurationSeconds, true
 		got, err := FromEnv(mapGetenv(tc.env))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("env %v: %+v, %v; want %+v", tc.env, got, err, tc.want)
@@ -88,7 +91,7 @@ func TestFromEnvNamesWhatTheShopAlwaysNamed(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{map[string]string{"CHAOS_DURATION_SECONDS": "1e6"}, `invalid CHAOS_DURATION_SECONDS "1e+06": want seconds from 0 to 86400, such as 300 (0: no limit)`},
+		{map[string]string{"CHAOS_DURATION_SECONDS": "1e6"}, `invalid CHAOS_DURATION_SECONDS "1e+06": want seconds from 1 to 86400, such as 300 (default 1800; there is no unlimited run: 0 is refused)`},
 		{map[string]string{"CHAOS_SESSIONS_PERCENT": "Inf"}, `invalid CHAOS_SESSIONS_PERCENT "+Inf": want a percentage from 0 to 100, such as 50`},
 		{map[string]string{"CHAOS_STOP_FAILED_READS_SHARE": "1e3"}, `invalid CHAOS_STOP_FAILED_READS_SHARE "1000": want a share from 0 to 1, such as 0.5 (0: no such stop condition)`},
 		{map[string]string{"CHAOS_STOP_SEARCH_P99_SECONDS": "-inf"}, `invalid CHAOS_STOP_SEARCH_P99_SECONDS "-Inf": want seconds from 0 to 60, such as 0.5 (0: no such stop condition)`},
@@ -129,6 +132,9 @@ func TestFromEnvReadsATruthyChaos(t *testing.T) {
 		// Spelled out, there is nothing to warn about.
 		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, Config{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
 	} {
+		// Every experiment has a duration, and remembers that it was read
+		// from the environment, for the errors New may give.
+		tc.want.DurationSeconds, tc.want.fromEnv = defaultDurationSeconds, true
 		got, err := FromEnv(mapGetenv(tc.env))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("env %v: %+v, %v; want %+v", tc.env, got, err, tc.want)
@@ -144,7 +150,11 @@ func TestNewWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	e, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`level=WARN msg="CHAOS BUILD[^"]*" experiment=latency delay_seconds=0.1 `),
 		regexp.MustCompile(`level=WARN msg="CHAOS=true read as CHAOS=latency \(CHAOS_DELAY_SECONDS set\); write CHAOS=latency next time"`),
@@ -160,7 +170,8 @@ func TestNewWarns(t *testing.T) {
 // JSON field; and anything but one JSON object is refused.
 func TestFromJSON(t *testing.T) {
 	got, err := FromJSON([]byte(`{"experiment":"latency","delay_seconds":0.05,"delay_jitter_seconds":0.01,"commands":["GET "],"seed":9}`))
-	want := Config{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9, Layer: LayerCommand}
+	want := Config{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9, Layer: LayerCommand,
+		Guardrails: Guardrails{DurationSeconds: defaultDurationSeconds}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("FromJSON = %+v, %v; want %+v", got, err, want)
 	}
