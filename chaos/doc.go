@@ -13,9 +13,10 @@
 //
 // # The model
 //
-// An Experiment runs one Config at a time. FromEnv reads one from CHAOS and
-// the CHAOS_* variables, FromJSON from a PUT body; New starts it, Use
-// replaces it in one step, Stop ends it. Config.Layer picks where faults go,
+// An Experiment runs one Config at a time, and none for ever: each ends
+// after its duration (half an hour unless it says otherwise). FromEnv reads
+// one from CHAOS and the CHAOS_* variables, FromJSON from a PUT body; New
+// starts it, Use replaces it in one step, Stop ends it. Config.Layer picks where faults go,
 // once per Config: around each go-redis command (the command layer, whose
 // delay holds no connection and whose error go-redis never retries), or on
 // the connections go-redis dials (the connection layer, where a slow or
@@ -26,9 +27,12 @@
 // its pages (the ones the guardrails count and judge), and whom a request is
 // for (its unit: a session, a user), which Middleware puts in the request's
 // context for the hooks. A unit the handler assigns during the request is
-// given with SetUnit. Instrument hooks a client (every node of a cluster);
-// Handler serves GET, PUT and DELETE of the experiment; Register exports its
-// metrics.
+// given with SetUnit. Which Redis commands the service sends (Commands) lets
+// New and Use refuse a latency that would never apply. Instrument hooks a
+// client (every node of a cluster); Handler serves GET, PUT, PATCH and
+// DELETE of the experiment, every change with the control token (Token,
+// which TokenFromEnv reads; none: New writes one to a file only its user
+// can read, and logs the file's path); Register exports its metrics.
 //
 // # Files
 //
@@ -44,6 +48,7 @@
 //	stop.go        the stop conditions' window and Abort
 //	blast.go       the blast radius, the request's unit in its context, Middleware
 //	status.go      Status and the types it is made of
-//	control.go     Handler: GET, PUT, DELETE, and the loopback-only guard
+//	control.go     Handler: GET, PUT, PATCH, DELETE, and the loopback-only guard
+//	token.go       the control token: TokenFromEnv, the generated one, the check
 //	metrics.go     Register: every metric of the package
 package chaos
