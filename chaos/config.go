@@ -87,40 +87,39 @@ func Off() Config {
 // unknown fields are refused. Errors name the JSON field.
 func FromJSON(body []byte) (Config, error) {
 	c := defaults
-	if err := decodeOnto(&c, body); err != nil {
+	if _, err := decodeOnto(&c, body); err != nil {
 		return c, err
 	}
 	return c, c.check(jsonName)
 }
 
-// decodeOnto sets the fields a JSON body names on c and leaves the others:
-// onto the defaults for PUT, onto a copy of the running experiment for
-// PATCH. c must own what it points to: decoding writes through its pointers
-// and into its slices' arrays.
-func decodeOnto(c *Config, body []byte) error {
+// decodeOnto sets the fields a JSON body names on c and leaves the others,
+// and returns the fields it named: onto the defaults for PUT, onto a copy of
+// the running experiment for PATCH. c must own what it points to: decoding
+// writes through its pointers and into its slices' arrays.
+func decodeOnto(c *Config, body []byte) (fields map[string]json.RawMessage, err error) {
 	// Decode would take null, or nothing at all, as "every field at its
 	// default": a typo would stop the running experiment.
 	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
-		return fmt.Errorf("body is not a JSON object: want an experiment such as {\"experiment\":\"latency\",\"delay_seconds\":0.1}")
+		return nil, fmt.Errorf("body is not a JSON object: want an experiment such as {\"experiment\":\"latency\",\"delay_seconds\":0.1}")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("body is not a JSON experiment: %v", err)
+		return nil, fmt.Errorf("body is not a JSON experiment: %v", err)
 	}
 	if dec.More() {
-		return fmt.Errorf("body has more than one JSON value")
+		return nil, fmt.Errorf("body has more than one JSON value")
 	}
-	var fields map[string]json.RawMessage
 	json.Unmarshal(body, &fields) // it decoded as a Config: it is an object
 	every, rate := names(fields, "error_every"), names(fields, "error_rate")
 	if every && rate {
-		return fmt.Errorf("error_every and error_rate are both set: set one, every Nth read (error_every) or a random rate (error_rate)")
+		return nil, fmt.Errorf("error_every and error_rate are both set: set one, every Nth read (error_every) or a random rate (error_rate)")
 	}
 	if every {
 		c.ErrorRate = 0 // a rate above 0 would take precedence
 	}
-	return nil
+	return fields, nil
 }
 
 // names reports whether a body names a field, which encoding/json matches

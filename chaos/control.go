@@ -106,14 +106,13 @@ func (e *Experiment) patch(body []byte) (int, error) {
 	// A copy: decoding writes into slices and through pointers, which the
 	// running plan's hooks read.
 	cfg := p.config.clone()
-	if err := decodeOnto(&cfg, body); err != nil {
+	fields, err := decodeOnto(&cfg, body)
+	if err != nil {
 		return http.StatusBadRequest, err
 	}
 	if err := e.check(&cfg); err != nil {
 		return http.StatusBadRequest, err
 	}
-	var fields map[string]json.RawMessage
-	json.Unmarshal(body, &fields) // decodeOnto took it as an object
 	e.install(cfg, !names(fields, "duration_seconds"))
 	return http.StatusOK, nil
 }
