@@ -93,7 +93,7 @@ func TestRedisPasswordNeverLeaves(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, onFreePorts, mapGetenv(map[string]string{"REDIS_URL": goodURL, "LOG_FORMAT": "json"}), io.Discard, logs)
+		done <- run(ctx, onFreePorts, mapGetenv(map[string]string{"REDIS_URL": goodURL, "LOG_FORMAT": "json", "CHAOS_CONTROL_TOKEN": testControlToken}), io.Discard, logs)
 	}()
 	jsonApp := &testApp{url: "http://" + logs.waitFor(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1], logs: logs}
 	fetchEverything(t, jsonApp, &everything)
