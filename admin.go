@@ -44,7 +44,7 @@ func adminIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	body := "shopsession admin listener\n/metrics        Prometheus metrics\n/debug/pprof/   Go profiles\n"
 	if chaosBuild {
-		body += "/debug/chaos    the running experiment: GET, PUT, DELETE (loopback clients only)\n"
+		body += "/debug/chaos    the running experiment: GET, PUT, PATCH, DELETE (loopback clients only; PUT, PATCH and DELETE need the control token as Authorization: Bearer)\n"
 	}
 	w.Write([]byte(body))
 }

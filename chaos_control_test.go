@@ -20,7 +20,7 @@ import (
 // (whose own guard is chaos.TestHandlerRefusesWhatALoopbackPeerDoesNotProve's).
 func TestDebugChaosSendsTheShopsSecurityHeaders(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := newExperiment(mapGetenv(map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "3"}), logger)
+	e, err := newExperiment(mapGetenv(map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "3", "CHAOS_CONTROL_TOKEN": testControlToken}), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,17 +28,22 @@ func TestDebugChaosSendsTheShopsSecurityHeaders(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	e.instrument(rdb)
 	handler := newAdminHandler(newMetrics(), e, logger)
-	for _, tc := range []struct{ method, host, remote, body string }{
-		{"GET", "127.0.0.1", "127.0.0.1:1", ""},
-		{"PUT", "127.0.0.1", "127.0.0.1:1", `{"experiment":"latency"}`},
-		{"PUT", "127.0.0.1", "127.0.0.1:1", `nope`},
-		{"DELETE", "127.0.0.1", "127.0.0.1:1", ""},
-		{"POST", "127.0.0.1", "127.0.0.1:1", ""},
-		{"GET", "attacker.example", "127.0.0.1:1", ""},
-		{"GET", "127.0.0.1", "192.0.2.7:1", ""},
+	for _, tc := range []struct{ method, host, remote, token, body string }{
+		{"GET", "127.0.0.1", "127.0.0.1:1", "", ""},
+		{"PUT", "127.0.0.1", "127.0.0.1:1", testControlToken, `{"experiment":"latency"}`},
+		{"PUT", "127.0.0.1", "127.0.0.1:1", testControlToken, `nope`},
+		{"PUT", "127.0.0.1", "127.0.0.1:1", "", `{"experiment":"latency"}`},
+		{"PATCH", "127.0.0.1", "127.0.0.1:1", testControlToken, `{"delay_seconds":0.1}`},
+		{"DELETE", "127.0.0.1", "127.0.0.1:1", testControlToken, ""},
+		{"POST", "127.0.0.1", "127.0.0.1:1", "", ""},
+		{"GET", "attacker.example", "127.0.0.1:1", "", ""},
+		{"GET", "127.0.0.1", "192.0.2.7:1", "", ""},
 	} {
 		req := httptest.NewRequest(tc.method, "/debug/chaos", strings.NewReader(tc.body))
 		req.Host, req.RemoteAddr = tc.host, tc.remote
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, req)
 		h := rec.Header()
@@ -70,7 +75,8 @@ func TestDebugChaosRefusesBodiesThatAreNotAnExperiment(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	io.WriteString(conn, "PUT /debug/chaos HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+	io.WriteString(conn, "PUT /debug/chaos HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "+testControlToken+
+		"\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)

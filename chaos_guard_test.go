@@ -32,6 +32,7 @@ func TestGuardConfig(t *testing.T) {
 	e, err := newExperiment(mapGetenv(map[string]string{
 		"CHAOS": "latency", "CHAOS_DURATION_SECONDS": "300", "CHAOS_SESSIONS_PERCENT": "12.5",
 		"CHAOS_STOP_WINDOW_SEARCHES": "50", "CHAOS_STOP_FAILED_READS_SHARE": "0.2", "CHAOS_STOP_SEARCH_P99_SECONDS": "0.5",
+		"CHAOS_CONTROL_TOKEN": testControlToken,
 	}), discard)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestGuardConfig(t *testing.T) {
 // TestDurationOverHTTP runs the real timer: the log says when it ended.
 func TestDurationOverHTTP(t *testing.T) {
 	app := startApp(t, guardEnv())
-	resp := putChaos(t, app, `{"experiment":"latency","delay_seconds":0.01,"duration_seconds":0.05}`)
+	resp := putChaos(t, app, `{"experiment":"latency","delay_seconds":0.01,"duration_seconds":1}`)
 	if resp.status != http.StatusOK || !strings.Contains(resp.body, `"state":"running"`) || !strings.Contains(resp.body, `"ends_at":`) {
 		t.Fatalf("PUT = %d %s", resp.status, resp.body)
 	}

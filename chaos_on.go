@@ -22,29 +22,42 @@ const chaosBuild = true
 
 type experiment struct{ *chaos.Experiment }
 
-// newExperiment reads the experiment the environment asks for.
+// newExperiment reads the experiment the environment asks for, and the
+// control token (none: chaos.New writes one to the file it logs).
 func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment, error) {
 	cfg, err := chaos.FromEnv(getenv)
 	if err != nil {
 		return nil, usageError(err.Error())
 	}
-	return &experiment{chaos.New(cfg, chaos.Options{
+	token, err := chaos.TokenFromEnv(getenv)
+	if err != nil {
+		return nil, usageError(err.Error())
+	}
+	e, err := chaos.New(cfg, chaos.Options{
 		Logger:    logger,
 		Namespace: metricsNamespace,
+		Token:     token,
+		// What the shop sends: its read, the compare-and-set script
+		// (EVALSHA, EVAL after a NOSCRIPT, SCRIPT LOAD at start), /readyz's
+		// PING, the handshake of each connection (HELLO, AUTH, SELECT,
+		// CLIENT SETNAME) and, on a cluster, go-redis's own (CLUSTER SLOTS,
+		// COMMAND, READONLY, ASKING).
+		Commands: []string{"get", "evalsha", "eval", "script", "ping", "hello", "auth", "select", "client",
+			"cluster", "command", "readonly", "asking"},
 		// The error experiment fails the read of a session's interests.
 		Reads: func(c chaos.Command) bool { return c.Name == "get" && strings.HasPrefix(c.Key, sessionKeyPrefix) },
 		// The guardrails judge the search page, the one that reads.
 		Pages: func(r *http.Request) bool { return r.URL.Path == "/search" },
-		Unit: func(r *http.Request) string {
-			if c, err := r.Cookie(sessionCookie); err == nil && validSessionID(c.Value) {
-				return c.Value
-			}
-			return "" // a new visitor: the handler names the session it issues
-		},
+		// "": a new visitor, whose session the handler names when it issues one.
+		Unit: requestSessionID,
 		ValidUnit: func(id string) (bool, string) {
 			return validSessionID(id), "want a session id of 1 to 64 characters from A-Z a-z 0-9 . _ -"
 		},
-	})}, nil
+	})
+	if err != nil {
+		return nil, usageError(err.Error())
+	}
+	return &experiment{e}, nil
 }
 
 func (e *experiment) instrument(rdb redis.UniversalClient) { e.Instrument(rdb) }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,10 +15,17 @@ import (
 	"example.com/shopsession/chaos"
 )
 
-// putChaos sends a PUT /debug/chaos and returns the response.
+// putChaos sends a PUT /debug/chaos with the control token and returns the
+// response.
 func putChaos(t *testing.T, app *testApp, body string) response {
 	t.Helper()
-	return app.admin.do(t, http.MethodPut, "/debug/chaos", "", "application/json", strings.NewReader(body))
+	return changeChaos(t, app, http.MethodPut, testControlToken, body)
+}
+
+// deleteChaos stops the experiment, with the control token.
+func deleteChaos(t *testing.T, app *testApp) response {
+	t.Helper()
+	return changeChaos(t, app, http.MethodDelete, testControlToken, "")
 }
 
 func TestSwitchExperimentAtRunTime(t *testing.T) {
@@ -31,7 +37,8 @@ func TestSwitchExperimentAtRunTime(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("PUT = %d %s", resp.status, resp.body)
 	}
-	want := chaos.Config{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9, Layer: chaos.LayerCommand}
+	want := chaos.Config{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9, Layer: chaos.LayerCommand,
+		Guardrails: chaos.Guardrails{DurationSeconds: 1800}}
 	s := chaosStatusOf(t, app)
 	if !reflect.DeepEqual(s.Config, want) || s.ActiveSince.Latency == nil || s.ActiveSince.Error != nil {
 		t.Errorf("after PUT: %+v since %+v, want %+v", s.Config, s.ActiveSince, want)
@@ -58,7 +65,7 @@ func TestSwitchExperimentAtRunTime(t *testing.T) {
 		}
 	}
 
-	if resp := app.admin.do(t, http.MethodDelete, "/debug/chaos", "", "", nil); resp.status != http.StatusOK {
+	if resp := deleteChaos(t, app); resp.status != http.StatusOK {
 		t.Fatalf("DELETE = %d", resp.status)
 	}
 	before := chaosStatusOf(t, app).Counters

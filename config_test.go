@@ -153,7 +153,8 @@ func TestJSONLogsStayJSON(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, onFreePorts, mapGetenv(map[string]string{
-			"LOG_FORMAT": "json", "REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(port) + "/0", "REDIS_TIMEOUT": "200ms"}), io.Discard, logs)
+			"LOG_FORMAT": "json", "REDIS_URL": "redis://127.0.0.1:" + strconv.Itoa(port) + "/0", "REDIS_TIMEOUT": "200ms",
+			"CHAOS_CONTROL_TOKEN": testControlToken}), io.Discard, logs)
 	}()
 	addr := logs.waitFor(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1]
 	app := &testApp{url: "http://" + addr, logs: logs}

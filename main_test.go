@@ -139,12 +139,21 @@ var (
 // args given after these override them.
 var onFreePorts = []string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"}
 
+// testControlToken is the chaos build's control token in the tests, which
+// startApp and startBinary give unless a test sets its own: none writes a
+// token file.
+const testControlToken = "shop-test-control-token-0123456789"
+
 // startApp calls run with env as the environment; REDIS_URL defaults to the
-// shared test redis-server. The app stops when the test ends.
+// shared test redis-server, CHAOS_CONTROL_TOKEN to testControlToken. The app
+// stops when the test ends.
 func startApp(t testing.TB, env map[string]string, args ...string) *testApp {
 	t.Helper()
 	if _, ok := env["REDIS_URL"]; !ok {
 		env = withEnv(env, "REDIS_URL", testRedis.url())
+	}
+	if _, ok := env["CHAOS_CONTROL_TOKEN"]; !ok {
+		env = withEnv(env, "CHAOS_CONTROL_TOKEN", testControlToken)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogBuffer()
@@ -293,7 +302,7 @@ func startBinary(t *testing.T, binary string, env ...string) *process {
 	t.Helper()
 	logs := newLogBuffer()
 	cmd := exec.Command(binary, onFreePorts...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), "CHAOS_CONTROL_TOKEN="+testControlToken), env...)
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -348,7 +348,7 @@ func TestAdminListenerDisabled(t *testing.T) {
 func TestAdminAddressInUse(t *testing.T) {
 	taken := startApp(t, nil)
 	addr := strings.TrimPrefix(taken.admin.url, "http://")
-	err := run(t.Context(), []string{"-addr", "127.0.0.1:0", "-admin-addr", addr}, mapGetenv(map[string]string{"REDIS_URL": testRedis.url()}), io.Discard, io.Discard)
+	err := run(t.Context(), []string{"-addr", "127.0.0.1:0", "-admin-addr", addr}, mapGetenv(map[string]string{"REDIS_URL": testRedis.url(), "CHAOS_CONTROL_TOKEN": testControlToken}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "admin listener") || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "ADMIN_ADDR") {
 		t.Errorf("run with a taken admin address = %v, want an error naming the admin listener, %s and the setting", err, addr)
 	}

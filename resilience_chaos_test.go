@@ -94,7 +94,7 @@ func TestRedisSlowerThanTimeout(t *testing.T) {
 		t.Errorf("GET /readyz with the breaker open = %d %q, want 200 degraded", resp.status, resp.body)
 	}
 
-	if resp := app.admin.do(t, http.MethodDelete, "/debug/chaos", "", "", nil); resp.status != http.StatusOK {
+	if resp := deleteChaos(t, app); resp.status != http.StatusOK {
 		t.Fatalf("DELETE /debug/chaos = %d %s", resp.status, resp.body)
 	}
 	waitForRecommendations(t, app)

@@ -93,7 +93,7 @@ func TestRedisPasswordNeverLeaves(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, onFreePorts, mapGetenv(map[string]string{"REDIS_URL": goodURL, "LOG_FORMAT": "json"}), io.Discard, logs)
+		done <- run(ctx, onFreePorts, mapGetenv(map[string]string{"REDIS_URL": goodURL, "LOG_FORMAT": "json", "CHAOS_CONTROL_TOKEN": testControlToken}), io.Discard, logs)
 	}()
 	jsonApp := &testApp{url: "http://" + logs.waitFor(t, regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`))[1], logs: logs}
 	fetchEverything(t, jsonApp, &everything)
@@ -150,7 +150,14 @@ func fetchEverything(t *testing.T, app *testApp, out *bytes.Buffer) {
 		if r.body != "" {
 			body = strings.NewReader(r.body)
 		}
-		resp := app.admin.do(t, r.method, r.path, "", "", body)
+		req, err := http.NewRequest(r.method, app.admin.url+r.path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.method == "PUT" { // past the control token, to the refusal of the body
+			req.Header.Set("Authorization", "Bearer "+testControlToken)
+		}
+		resp := app.admin.send(t, req)
 		(&http.Response{Header: resp.header}).Header.Write(out)
 		out.WriteString(resp.body)
 	}

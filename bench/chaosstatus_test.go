@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 
 	"example.com/shopsession/chaos"
@@ -18,7 +19,10 @@ func TestChaosStatusDecodesTheHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := chaos.New(cfg, chaos.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e, err := chaos.New(cfg, chaos.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Token: "bench-test-token-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer e.Stop()
 	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
@@ -131,5 +135,30 @@ func TestMinusCarriesEveryField(t *testing.T) {
 	}
 	if p.TotalConns != pa.TotalConns || p.IdleConns != pa.IdleConns || p.StaleConns != pa.StaleConns {
 		t.Errorf("poolBetween gauges: %+v, want after's %+v", p, pa)
+	}
+}
+
+// TestSetExperimentSendsTheToken: the bench changes the chaos build's
+// experiment with the token it gave the process, which package chaos's
+// handler wants.
+func TestSetExperimentSendsTheToken(t *testing.T) {
+	const token = "bench-run-token-0123456789abcdef"
+	e, err := chaos.New(chaos.Off(), chaos.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	mux := http.NewServeMux()
+	mux.Handle("/debug/chaos", e.Handler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	if err := (&appProcess{admin: srv.URL, token: token}).setExperiment(`{"experiment":"latency","delay_seconds":0.01}`); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.Config(); c.Experiment != "latency" {
+		t.Errorf("after setExperiment: %+v", c)
+	}
+	if err := (&appProcess{admin: srv.URL, token: "another-token-0123456789abcdef"}).setExperiment(`{"experiment":"error"}`); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("setExperiment with another token: %v, want a 401", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -123,6 +124,7 @@ type appProcess struct {
 	url    string
 	admin  string // the admin listener's URL; "" when ADMIN_ADDR=off
 	chaos  bool   // the chaos build, with /debug/chaos on the admin listener
+	token  string // the chaos build's control token, which changes need
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
 	exited chan struct{}
@@ -141,9 +143,15 @@ func startApp(ctx context.Context, binary string, env []string) (*appProcess, er
 		return nil, err
 	}
 	addr, adminAddr := "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(adminPort)
+	// A token of the run's own, so that the chaos build writes no token file
+	// and no other process on the machine can change its experiment; and the
+	// longest duration, as one process may serve longer than the default
+	// half hour (the blast radius's, with a large BENCH_SECONDS).
+	token := rand.Text()
 	cmd := exec.Command(binary)
-	cmd.Env = append(os.Environ(), append([]string{"ADDR=" + addr, "ADMIN_ADDR=" + adminAddr, "CHAOS=", "CHAOS_DELAY_SECONDS=", "CHAOS_ERROR_EVERY="}, env...)...)
-	a := &appProcess{url: "http://" + addr, admin: "http://" + adminAddr, cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	cmd.Env = append(os.Environ(), append([]string{"ADDR=" + addr, "ADMIN_ADDR=" + adminAddr, "CHAOS=", "CHAOS_DELAY_SECONDS=", "CHAOS_ERROR_EVERY=",
+		"CHAOS_CONTROL_TOKEN=" + token, "CHAOS_CONTROL_TOKEN_FILE=", "CHAOS_DURATION_SECONDS=86400"}, env...)...)
+	a := &appProcess{url: "http://" + addr, admin: "http://" + adminAddr, token: token, cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
 	if slices.Contains(env, "ADMIN_ADDR=off") {
 		a.admin = ""
 	}
@@ -218,6 +226,7 @@ func (a *appProcess) setExperiment(body string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

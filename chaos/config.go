@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 )
 
 // Config is one experiment as a person writes it: in environment variables
 // at start-up (FromEnv), or as the JSON body of PUT on the control handler
-// (FromJSON), which replaces the running one whole. The status shows it with
-// the same fields.
+// (FromJSON), which replaces the running one whole, or of PATCH, which
+// changes the fields it names. The status shows it with the same fields.
 type Config struct {
 	// Experiment is none, latency, error or latency,error.
 	Experiment string `json:"experiment"`
@@ -22,7 +23,7 @@ type Config struct {
 	// Commands are the Redis commands the delay applies to; empty: all.
 	Commands []string `json:"commands"`
 	// ErrorEvery fails every Nth read; ErrorRate, above 0, fails reads at
-	// random with this probability instead.
+	// random with this probability instead. A body names one or the other.
 	ErrorEvery int64   `json:"error_every"`
 	ErrorRate  float64 `json:"error_rate"`
 	// Seed drives the error rate's and the jitter's draws and the blast
@@ -37,16 +38,18 @@ type Config struct {
 	ErrorReply string `json:"error_reply"`
 	Guardrails
 
-	readAs string // how a truthy CHAOS was read, for a warning at start-up
+	readAs  string // how a truthy CHAOS was read, for a warning at start-up
+	fromEnv bool   // FromEnv's: errors name the variables, not the fields
 }
 
 // Guardrails are an experiment's limits, after the platforms that run faults
-// on real traffic (AWS FIS, Netflix's ChAP). Every field left out means no
-// guardrail.
+// on real traffic (AWS FIS, Netflix's ChAP). Every field but the duration
+// left out means no such guardrail.
 type Guardrails struct {
-	// DurationSeconds ends the experiment this long after it starts; 0: it
-	// runs until it is replaced.
-	DurationSeconds float64 `json:"duration_seconds,omitempty"`
+	// DurationSeconds ends the experiment this long after it starts: 1 to
+	// 86400, 1800 if left out. No experiment runs unlimited: one whose
+	// operator walked away ends by itself.
+	DurationSeconds float64 `json:"duration_seconds"`
 	// SessionsPercent confines the faults to this share of the units (the
 	// Unit option: sessions, in the shop); the others are the control group.
 	// Unset: every unit.
@@ -77,8 +80,9 @@ const (
 )
 
 // defaults is the experiment before anything is set: none, with the book's
-// 0.75 s delay and every 2nd read ready for when one starts.
-var defaults = Config{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2, Layer: LayerCommand}
+// 0.75 s delay, every 2nd read and half an hour ready for when one starts.
+var defaults = Config{Experiment: "none", DelaySeconds: 0.75, ErrorEvery: 2, Layer: LayerCommand,
+	Guardrails: Guardrails{DurationSeconds: defaultDurationSeconds}}
 
 // Off is the checked experiment that injects nothing, with a fresh seed.
 func Off() Config {
@@ -91,20 +95,62 @@ func Off() Config {
 // unknown fields are refused. Errors name the JSON field.
 func FromJSON(body []byte) (Config, error) {
 	c := defaults
+	if _, err := decodeOnto(&c, body); err != nil {
+		return c, err
+	}
+	return c, c.check(jsonName)
+}
+
+// decodeOnto sets the fields a JSON body names on c and leaves the others,
+// and returns the fields it named: onto the defaults for PUT, onto a copy of
+// the running experiment for PATCH. c must own what it points to: decoding
+// writes through its pointers and into its slices' arrays.
+func decodeOnto(c *Config, body []byte) (fields map[string]json.RawMessage, err error) {
 	// Decode would take null, or nothing at all, as "every field at its
 	// default": a typo would stop the running experiment.
 	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
-		return c, fmt.Errorf("body is not a JSON object: want an experiment such as {\"experiment\":\"latency\",\"delay_seconds\":0.1}")
+		return nil, fmt.Errorf("body is not a JSON object: want an experiment such as {\"experiment\":\"latency\",\"delay_seconds\":0.1}")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("body is not a JSON experiment: %v", err)
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("body is not a JSON experiment: %v", err)
 	}
 	if dec.More() {
-		return c, fmt.Errorf("body has more than one JSON value")
+		return nil, fmt.Errorf("body has more than one JSON value")
 	}
-	return c, c.check(jsonName)
+	json.Unmarshal(body, &fields) // it decoded as a Config: it is an object
+	every, rate := names(fields, "error_every"), names(fields, "error_rate")
+	if every && rate {
+		return nil, fmt.Errorf("error_every and error_rate are both set: set one, every Nth read (error_every) or a random rate (error_rate)")
+	}
+	if every {
+		c.ErrorRate = 0 // a rate above 0 would take precedence
+	}
+	return fields, nil
+}
+
+// names reports whether a body names a field, which encoding/json matches
+// without regard to case.
+func names(fields map[string]json.RawMessage, field string) bool {
+	for name := range fields {
+		if strings.EqualFold(name, field) {
+			return true
+		}
+	}
+	return false
+}
+
+// clone is a deep copy of c, which decodeOnto may write into while the
+// hooks read c.
+func (c Config) clone() Config {
+	c.Commands = slices.Clone(c.Commands)
+	if c.SessionsPercent != nil {
+		percent := *c.SessionsPercent
+		c.SessionsPercent = &percent
+	}
+	c.readAs, c.fromEnv = "", false
+	return c
 }
 
 func jsonName(s *setting) string { return s.field }
@@ -160,9 +206,7 @@ func (c Config) logAttrs() []any {
 		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed,
 		"layer", c.Layer, "error_reply", c.ErrorReply}
 	g := c.Guardrails
-	if g.DurationSeconds > 0 {
-		attrs = append(attrs, "duration_seconds", g.DurationSeconds)
-	}
+	attrs = append(attrs, "duration_seconds", g.DurationSeconds)
 	if g.SessionsPercent != nil {
 		attrs = append(attrs, "sessions_percent", *g.SessionsPercent)
 	}

@@ -12,23 +12,54 @@ import (
 
 // Handler serves the experiment's control on whichever path it is mounted
 // (the shop mounts it at /debug/chaos on its admin listener): GET shows the
-// Status, PUT with a JSON Config replaces the running experiment, DELETE
-// stops it. It answers only requests that a person on this machine sent
-// straight to it, and none is ever cached.
+// Status; PUT with a JSON Config replaces the running experiment whole (the
+// fields it leaves out take their defaults); PATCH changes only the fields
+// its body names, of an experiment that is running; DELETE stops it. It
+// answers only requests that a person on this machine sent straight to it,
+// and PUT, PATCH and DELETE only with the control token (Options.Token) as
+// Authorization: Bearer, checked before the body is read. None is ever
+// cached.
 func (e *Experiment) Handler() http.Handler {
 	return localOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
 			e.serveStatus(w, r)
-		case http.MethodPut:
-			e.replace(w, r)
-		case http.MethodDelete:
+			return
+		case http.MethodPut, http.MethodPatch, http.MethodDelete:
+		default:
+			w.Header().Set("Allow", "DELETE, GET, HEAD, PATCH, PUT")
+			http.Error(w, "method not allowed: want GET, PUT, PATCH or DELETE", http.StatusMethodNotAllowed)
+			return
+		}
+		if ok, refusal := e.authorized(r); !ok {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, refusal, http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodDelete {
 			e.Stop()
 			e.serveStatus(w, r)
-		default:
-			w.Header().Set("Allow", "DELETE, GET, HEAD, PUT")
-			http.Error(w, "method not allowed: want GET, PUT or DELETE", http.StatusMethodNotAllowed)
+			return
 		}
+		body, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		var err error
+		code := http.StatusBadRequest
+		if r.Method == http.MethodPut {
+			var cfg Config
+			if cfg, err = FromJSON(body); err == nil {
+				err = e.Use(cfg)
+			}
+		} else {
+			code, err = e.patch(body)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), code)
+			return
+		}
+		e.serveStatus(w, r)
 	}))
 }
 
@@ -44,26 +75,46 @@ func (e *Experiment) serveStatus(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(e.Status(unit))
 }
 
-// replace serves PUT: a valid body becomes the running experiment; an
-// invalid one is refused and changes nothing.
-func (e *Experiment) replace(w http.ResponseWriter, r *http.Request) {
+// readBody reads a PUT or PATCH body of up to 64 KiB; when it cannot, it
+// has answered.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		http.Error(w, "body is larger than 64 KiB", http.StatusRequestEntityTooLarge)
-		return
+		return nil, false
 	}
 	if err != nil {
 		http.Error(w, "malformed body: "+err.Error(), http.StatusBadRequest)
-		return
+		return nil, false
 	}
-	cfg, err := FromJSON(body)
+	return body, true
+}
+
+// patch serves PATCH: the body's fields onto the running experiment, which
+// keeps the rest, its end time included unless the body names the
+// duration; the result is checked whole. Nothing running is a conflict: an
+// experiment that ended or was stopped is not resumed, as on AWS FIS; a PUT
+// starts a new one.
+func (e *Experiment) patch(body []byte) (int, error) {
+	e.swap.Lock()
+	defer e.swap.Unlock()
+	p := e.active.Load()
+	if !p.injects() {
+		return http.StatusConflict, errors.New("no experiment is running (" + e.Status("").State + "): PATCH changes a running one; start one with PUT")
+	}
+	// A copy: decoding writes into slices and through pointers, which the
+	// running plan's hooks read.
+	cfg := p.config.clone()
+	fields, err := decodeOnto(&cfg, body)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return http.StatusBadRequest, err
 	}
-	e.Use(cfg)
-	e.serveStatus(w, r)
+	if err := e.check(&cfg); err != nil {
+		return http.StatusBadRequest, err
+	}
+	e.install(cfg, !names(fields, "duration_seconds"))
+	return http.StatusOK, nil
 }
 
 var noStore = []string{"no-store"}

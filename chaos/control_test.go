@@ -20,9 +20,24 @@ func controlled(t *testing.T) (*Experiment, http.Handler) {
 	return e, e.Handler()
 }
 
+// serve sends a request as if from remote to host, with the control token
+// when the method needs one.
 func serve(h http.Handler, method, host, remote, body string) *httptest.ResponseRecorder {
+	token := ""
+	if method != http.MethodGet && method != http.MethodHead {
+		token = testToken
+	}
+	return serveWith(h, method, host, remote, token, body)
+}
+
+// serveWith sends a request with token as its bearer credential ("": no
+// Authorization).
+func serveWith(h http.Handler, method, host, remote, token, body string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, "/debug/chaos", strings.NewReader(body))
 	req.Host, req.RemoteAddr = host, remote
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec
@@ -70,6 +85,7 @@ func TestHandlerRefusesWhatALoopbackPeerDoesNotProve(t *testing.T) {
 	} {
 		for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 			req := httptest.NewRequest(method, "/debug/chaos", strings.NewReader(`{"experiment":"latency"}`))
+			req.Header.Set("Authorization", "Bearer "+testToken)
 			req.RemoteAddr = "127.0.0.1:40000"
 			req.Host = tc.host
 			if name, value, ok := strings.Cut(tc.header, ": "); ok {
@@ -113,7 +129,7 @@ func TestHandlerAnswersAreNeverCached(t *testing.T) {
 		if rec.Code != tc.want || h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s from %s to Host %s = %d, want %d; headers %v", tc.method, tc.remote, tc.host, rec.Code, tc.want, h)
 		}
-		if tc.want == http.StatusMethodNotAllowed && h.Get("Allow") != "DELETE, GET, HEAD, PUT" {
+		if tc.want == http.StatusMethodNotAllowed && h.Get("Allow") != "DELETE, GET, HEAD, PATCH, PUT" {
 			t.Errorf("%s: Allow %q", tc.method, h.Get("Allow"))
 		}
 	}
@@ -160,7 +176,7 @@ func TestHandlerShowsAndReplaces(t *testing.T) {
 		t.Errorf("GET = %+v", s)
 	}
 	s := status(serve(handler, "PUT", "127.0.0.1", "127.0.0.1:1", `{"experiment":"latency","delay_seconds":0.05,"seed":9}`))
-	if want := (Config{Experiment: "latency", DelaySeconds: 0.05, ErrorEvery: 2, Seed: 9, Layer: LayerCommand}); !reflect.DeepEqual(s.Config, want) || s.ActiveSince.Latency == nil || s.ActiveSince.Error != nil {
+	if want := (Config{Experiment: "latency", DelaySeconds: 0.05, ErrorEvery: 2, Seed: 9, Layer: LayerCommand, Guardrails: Guardrails{DurationSeconds: 1800}}); !reflect.DeepEqual(s.Config, want) || s.ActiveSince.Latency == nil || s.ActiveSince.Error != nil {
 		t.Errorf("PUT = %+v since %+v, want %+v", s.Config, s.ActiveSince, want)
 	}
 	if s := status(serve(handler, "DELETE", "127.0.0.1", "127.0.0.1:1", "")); s.Experiment != "none" || s.State != StateOff || s.ActiveSince.Latency != nil {
@@ -183,5 +199,50 @@ func TestHandlerShowsAndReplaces(t *testing.T) {
 		if rec := session(bad); rec.Code != http.StatusBadRequest || rec.Body.String() != "invalid session: want 1 to 256 printable ASCII characters\n" {
 			t.Errorf("GET ?session=%s = %d %q", bad, rec.Code, rec.Body)
 		}
+	}
+}
+
+// TestCommandsTheServiceNeverSendsAreRefused: with Options.Commands, a
+// latency on a command the service never sends ("gett") would show as
+// running and inject nothing, so New, Use, PUT and PATCH refuse it and
+// say which commands there are; without it, only the names' syntax is
+// checked.
+func TestCommandsTheServiceNeverSendsAreRefused(t *testing.T) {
+	opts := Options{Commands: []string{"GET", "evalsha", "ping"}, Token: testToken}
+	env := map[string]string{"CHAOS": "latency", "CHAOS_COMMANDS": "get,gett"}
+	cfg, err := FromEnv(mapGetenv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := New(cfg, opts); e != nil || err == nil ||
+		err.Error() != `invalid CHAOS_COMMANDS "get,gett": gett is not a command this service sends; want some of get, evalsha, ping` {
+		t.Errorf("New with CHAOS_COMMANDS=get,gett: %v, %v", e, err)
+	}
+	e := testExperiment(t, map[string]string{"CHAOS": "latency", "CHAOS_COMMANDS": "get"}, opts)
+	handler := e.Handler()
+	start := e.Config()
+	bad, err := FromJSON([]byte(`{"experiment":"latency","commands":["gett"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Use(bad); err == nil || err.Error() != `invalid commands "gett": gett is not a command this service sends; want some of get, evalsha, ping` {
+		t.Errorf("Use of commands gett: %v", err)
+	}
+	for _, method := range []string{http.MethodPut, http.MethodPatch} {
+		rec := serve(handler, method, "127.0.0.1", "127.0.0.1:1", `{"experiment":"latency","commands":["PING","gett"]}`)
+		if want := "invalid commands \"ping,gett\": gett is not a command this service sends; want some of get, evalsha, ping\n"; rec.Code != http.StatusBadRequest || rec.Body.String() != want {
+			t.Errorf("%s of commands gett = %d %q, want 400 %q", method, rec.Code, rec.Body, want)
+		}
+	}
+	if now := e.Config(); !reflect.DeepEqual(now, start) {
+		t.Errorf("refused commands changed the experiment to %+v", now)
+	}
+	if rec := serve(handler, http.MethodPatch, "127.0.0.1", "127.0.0.1:1", `{"commands":["ping","evalsha"]}`); rec.Code != http.StatusOK {
+		t.Errorf("PATCH of commands the service sends = %d %s", rec.Code, rec.Body)
+	}
+	// Without Options.Commands the package cannot know: syntax only.
+	free := testExperiment(t, map[string]string{"CHAOS": "latency", "CHAOS_COMMANDS": "gett"}, Options{})
+	if c := free.Config(); strings.Join(c.Commands, ",") != "gett" {
+		t.Errorf("without Options.Commands: commands %v", c.Commands)
 	}
 }

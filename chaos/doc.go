@@ -13,9 +13,10 @@
 //
 // # The model
 //
-// An Experiment runs one Config at a time. FromEnv reads one from CHAOS and
-// the CHAOS_* variables, FromJSON from a PUT body; New starts it, Use
-// replaces it in one step, Stop ends it. Config.Layer picks where faults go,
+// An Experiment runs one Config at a time, and none for ever: each ends
+// after its duration (half an hour unless it says otherwise). FromEnv reads
+// one from CHAOS and the CHAOS_* variables, FromJSON from a PUT body; New
+// starts it, Use replaces it in one step, Stop ends it. Config.Layer picks where faults go,
 // once per Config: around each go-redis command (the command layer, whose
 // delay holds no connection and whose error go-redis never retries), or on
 // the connections go-redis dials (the connection layer, where a slow or
@@ -27,10 +28,13 @@
 // experiment group's got: a failed Redis operation, an answer other than
 // 2xx, a panic, the time taken), and whom a request is for (its unit: a
 // session, a user), which Middleware puts in the request's context for the
-// hooks. A unit the handler assigns during the request is
-// given with SetUnit. Instrument hooks a client (every node of a cluster);
-// Handler serves GET, PUT and DELETE of the experiment; Register exports its
-// metrics.
+// hooks. A unit the handler assigns during the request is given with
+// SetUnit. Which Redis commands the service sends (Commands) lets New and
+// Use refuse a latency that would never apply. Instrument hooks a client
+// (every node of a cluster); Handler serves GET, PUT, PATCH and DELETE of
+// the experiment, every change with the control token (Token, which
+// TokenFromEnv reads; none: New writes one to a file only its user can
+// read, and logs the file's path); Register exports its metrics.
 //
 // # Files
 //
@@ -46,6 +50,7 @@
 //	stop.go        the stop conditions: each group's window, its judgement, Abort
 //	blast.go       the blast radius, the request's unit and outcome in its context, Middleware
 //	status.go      Status and the types it is made of
-//	control.go     Handler: GET, PUT, DELETE, and the loopback-only guard
+//	control.go     Handler: GET, PUT, PATCH, DELETE, and the loopback-only guard
+//	token.go       the control token: TokenFromEnv, the generated one, the check
 //	metrics.go     Register: every metric of the package
 package chaos

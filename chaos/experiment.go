@@ -1,8 +1,12 @@
 package chaos
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +38,16 @@ type Options struct {
 	// ValidUnit checks the unit that GET ?session= asks about, and says what
 	// it wants when it refuses one. nil: 1 to 256 printable ASCII bytes.
 	ValidUnit func(string) (ok bool, want string)
+	// Commands are the Redis commands the service sends, its connections'
+	// handshake included: a Config whose commands name any other is
+	// refused, since its latency would never apply. nil: only the names'
+	// syntax is checked.
+	Commands []string
+	// Token is the credential that PUT, PATCH and DELETE of Handler need, as
+	// Authorization: Bearer (TokenFromEnv reads one): 16 to 1024 printable
+	// ASCII characters. Empty: New generates one and writes it to a new
+	// file only this user can read, whose path it logs as token_file.
+	Token string
 }
 
 // Command is what both layers know of a Redis command: its name in lower
@@ -52,6 +66,21 @@ func (o *Options) isRead(c Command) bool {
 
 func (o *Options) isPage(r *http.Request) bool { return o.Pages == nil || o.Pages(r) }
 
+// checkCommands refuses a Config whose commands the service never sends;
+// name spells the setting as the Config was written.
+func (o *Options) checkCommands(c *Config, name string) error {
+	if len(o.Commands) == 0 {
+		return nil
+	}
+	for _, cmd := range c.Commands {
+		if !slices.Contains(o.Commands, cmd) {
+			return fmt.Errorf("invalid %s %q: %s is not a command this service sends; want some of %s",
+				name, strings.Join(c.Commands, ","), cmd, strings.Join(o.Commands, ", "))
+		}
+	}
+	return nil
+}
+
 func (o *Options) validUnit(unit string) (bool, string) {
 	if o.ValidUnit != nil {
 		return o.ValidUnit(unit)
@@ -67,12 +96,13 @@ func (o *Options) validUnit(unit string) (bool, string) {
 // Experiment is the running experiment, which PUT on its control handler
 // replaces, and what the experiments have done since it was made.
 type Experiment struct {
-	opts   Options
-	logger *slog.Logger
-	active atomic.Pointer[plan]
-	swap   sync.Mutex // serialises replacements, which read the plan they replace
-	rdb    redis.UniversalClient
-	clock  clock // nil: the real one
+	opts        Options
+	logger      *slog.Logger
+	tokenDigest [sha256.Size]byte
+	active      atomic.Pointer[plan]
+	swap        sync.Mutex // serialises replacements, which read the plan they replace
+	rdb         redis.UniversalClient
+	clock       clock // nil: the real one
 
 	roundTrips     atomic.Int64
 	reads          atomic.Int64
@@ -91,16 +121,36 @@ type Experiment struct {
 // New starts cfg (from FromEnv, FromJSON or Off) with the service's
 // particulars, and warns in the log that faults are compiled in. Hook it in
 // with Instrument and Middleware; serve Handler to change it at run time.
-func New(cfg Config, opts Options) *Experiment { return newExperiment(cfg, opts, nil) }
+// An invalid cfg (FromEnv and FromJSON check all but what needs opts:
+// Options.Commands) or Options.Token is an error of one line, and nothing
+// starts.
+func New(cfg Config, opts Options) (*Experiment, error) { return newExperiment(cfg, opts, nil) }
 
 // newExperiment is New on the guardrails' clock c (nil: the real one), which
 // must be in place before the first run starts: that run's duration is timed
 // on it.
-func newExperiment(cfg Config, opts Options, c clock) *Experiment {
+func newExperiment(cfg Config, opts Options, c clock) (*Experiment, error) {
 	e := &Experiment{opts: opts, logger: opts.Logger, clock: c}
 	if e.logger == nil {
 		e.logger = slog.Default()
 	}
+	e.opts.Commands = nil
+	for _, cmd := range opts.Commands {
+		e.opts.Commands = append(e.opts.Commands, strings.ToLower(cmd))
+	}
+	if err := e.check(&cfg); err != nil {
+		return nil, err
+	}
+	token, tokenFile := opts.Token, ""
+	if token == "" {
+		var err error
+		if token, tokenFile, err = generateToken(); err != nil {
+			return nil, err
+		}
+	} else if want := checkToken(token); want != "" {
+		return nil, fmt.Errorf("invalid chaos.Options.Token: %s", want)
+	}
+	e.tokenDigest = tokenDigest(token)
 	p := newPlan(cfg)
 	p.succeeded(nil, time.Now())
 	e.swap.Lock()
@@ -111,15 +161,47 @@ func newExperiment(cfg Config, opts Options, c clock) *Experiment {
 	if cfg.readAs != "" {
 		e.logger.Warn(cfg.readAs)
 	}
-	return e
+	if tokenFile != "" {
+		e.logger.Warn("chaos control token generated: PUT, PATCH and DELETE need it as Authorization: Bearer; it is in token_file, which only this user can read",
+			"token_file", tokenFile)
+	}
+	return e, nil
 }
 
-// Use makes cfg the running experiment, in one step.
-func (e *Experiment) Use(cfg Config) {
-	p := newPlan(cfg)
+// check validates cfg, whoever built it, in the terms it was written in: the
+// environment's variables or the JSON fields.
+func (e *Experiment) check(cfg *Config) error {
+	name, commands := jsonName, "commands"
+	if cfg.fromEnv {
+		name, commands = envName, "CHAOS_COMMANDS"
+	}
+	if err := cfg.check(name); err != nil {
+		return err
+	}
+	return e.opts.checkCommands(cfg, commands)
+}
+
+// Use makes cfg the running experiment, in one step, after checking it as
+// New does; an invalid cfg changes nothing.
+func (e *Experiment) Use(cfg Config) error {
+	if err := e.check(&cfg); err != nil {
+		return err
+	}
 	e.swap.Lock()
 	defer e.swap.Unlock()
+	e.install(cfg, false)
+	return nil
+}
+
+// install makes the checked cfg the running experiment; keepEnd keeps the
+// running one's end time (a PATCH that does not name the duration). The
+// caller holds e.swap.
+func (e *Experiment) install(cfg Config, keepEnd bool) {
+	p := newPlan(cfg)
 	old := e.active.Load()
+	if keepEnd {
+		p.run.endsAt = old.run.endsAt
+	}
 	p.succeeded(old, time.Now())
 	e.started(p, old)
 	e.active.Store(p)

@@ -152,7 +152,10 @@ func (e *Experiment) started(p, old *plan) {
 		return
 	}
 	d := time.Duration(r.cfg.DurationSeconds * float64(time.Second))
-	r.endsAt = r.started.Add(d)
+	if r.endsAt.IsZero() { // else a PATCH kept its predecessor's end
+		r.endsAt = r.started.Add(d)
+	}
+	d = r.endsAt.Sub(r.started)
 	var c clock = realClock{}
 	if e.clock != nil {
 		c = e.clock

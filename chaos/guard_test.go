@@ -40,7 +40,7 @@ func TestGuardrailsFromEnvAndJSON(t *testing.T) {
 		}
 	}
 	for body, want := range map[string]string{
-		`{"duration_seconds":86401}`:       `invalid duration_seconds "86401": want seconds from 0 to 86400`,
+		`{"duration_seconds":86401}`:       `invalid duration_seconds "86401": want seconds from 1 to 86400`,
 		`{"duration_seconds":"5"}`:         `body is not a JSON experiment`,
 		`{"sessions_percent":-1}`:          `invalid sessions_percent "-1": want a percentage from 0 to 100`,
 		`{"stop_window_searches":100001}`:  `invalid stop_window_searches "100001"`,
@@ -163,7 +163,12 @@ func newPageService(t *testing.T, c clock, env map[string]string) *pageService {
 		t.Fatal(err)
 	}
 	logs := &syncLog{}
-	e := newExperiment(cfg, pageServiceOptions(slog.New(slog.NewTextHandler(logs, nil))), c)
+	opts := pageServiceOptions(slog.New(slog.NewTextHandler(logs, nil)))
+	opts.Token = testToken
+	e, err := newExperiment(cfg, opts, c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rdb := testClient(t, e, redis.Options{})
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		unit := ""
@@ -187,6 +192,9 @@ func (a *pageService) serve(method, target, cookie string, body io.Reader) *http
 	req.RemoteAddr, req.Host = "127.0.0.1:40000", "localhost"
 	if cookie != "" {
 		req.Header.Set("Cookie", cookie)
+	}
+	if method != http.MethodGet && method != http.MethodPost {
+		req.Header.Set("Authorization", "Bearer "+testToken)
 	}
 	rec := httptest.NewRecorder()
 	a.handler.ServeHTTP(rec, req)
@@ -250,8 +258,9 @@ func TestDurationEndsTheExperiment(t *testing.T) {
 		t.Fatalf("PUT = %d %s", rec.Code, rec.Body)
 	}
 	app.serve(http.MethodPut, "/debug/chaos", "", strings.NewReader(`{"experiment":"error","error_every":1}`))
-	clock.advance(time.Hour)
-	if s := app.status(t, ""); s.State != "running" || s.EndsAt != nil {
+	replaced := clock.Now()
+	clock.advance(time.Minute)
+	if s := app.status(t, ""); s.State != "running" || s.EndsAt == nil || !s.EndsAt.Equal(replaced.Add(1800*time.Second)) {
 		t.Errorf("a replaced experiment's duration ended its successor: state %s, ends %v", s.State, s.EndsAt)
 	}
 }

@@ -30,6 +30,10 @@ func mapGetenv(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
 }
 
+// testToken is the control token of the tests' experiments, unless a test
+// gives its own: none writes a token file.
+const testToken = "test-control-token-0123456789abcdef"
+
 // testExperiment is the experiment env asks for, with opts, logging nowhere.
 func testExperiment(t testing.TB, env map[string]string, opts Options) *Experiment {
 	t.Helper()
@@ -40,7 +44,14 @@ func testExperiment(t testing.TB, env map[string]string, opts Options) *Experime
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return New(cfg, opts)
+	if opts.Token == "" {
+		opts.Token = testToken
+	}
+	e, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // testClient is a go-redis client of the shared redis-server (or of

@@ -29,7 +29,11 @@ const (
 	experimentChoices  = "latency, error or latency,error (none, unset or empty: no experiment)"
 	errorReplyChoices  = "LOADING, READONLY or CLUSTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)"
 	maxDurationSeconds = 24 * 60 * 60
-	defaultStopWindow  = 100 // pages
+	// defaultDurationSeconds ends an experiment that names no duration:
+	// long enough for a session of experiments, short enough that one
+	// forgotten ends the same afternoon.
+	defaultDurationSeconds = 30 * 60
+	defaultStopWindow      = 100 // pages
 	// defaultStopMinSearches is the fewest pages the stop conditions judge
 	// by default: at 1 in 10 a share of 0.1 breaks at the first failure.
 	defaultStopMinSearches = 10
@@ -81,7 +85,7 @@ var settings = []setting{
 			_, known := errorReplies[c.ErrorReply]
 			return c.ErrorReply, wantIf(c.ErrorReply != "" && !known, "want "+errorReplyChoices)
 		}},
-	guardrail("CHAOS_DURATION_SECONDS", "duration_seconds", "want seconds from 0 to 86400, such as 300 (0: no limit)", 0, maxDurationSeconds,
+	guardrail("CHAOS_DURATION_SECONDS", "duration_seconds", "want seconds from 1 to 86400, such as 300 (default 1800; there is no unlimited run: 0 is refused)", 1, maxDurationSeconds,
 		func(c *Config) *float64 { return &c.DurationSeconds }),
 	{env: "CHAOS_SESSIONS_PERCENT", field: "sessions_percent", want: wantPercent,
 		parse: func(c *Config, raw string) bool {
@@ -219,6 +223,7 @@ func checkLayer(c *Config) (any, string) {
 // an error naming the variable, the value and what is allowed.
 func FromEnv(getenv func(string) string) (Config, error) {
 	c := defaults
+	c.fromEnv = true
 	for _, i := range envOrder {
 		s := &settings[i]
 		raw := getenv(s.env)

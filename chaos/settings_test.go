@@ -26,6 +26,9 @@ func TestFromEnv(t *testing.T) {
 			Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: LayerConnection, ErrorReply: "READONLY"}},
 		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}, Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, ErrorRate: 0.3, Seed: 42, Layer: LayerCommand}},
 	} {
+		// Every experiment has a duration, and remembers that it was read
+		// from the environment, for the errors New may give.
+		tc.want.DurationSeconds, tc.want.fromEnv = defaultDurationSeconds, true
 		got, err := FromEnv(mapGetenv(tc.env))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("env %v: %+v, %v; want %+v", tc.env, got, err, tc.want)
@@ -88,7 +91,7 @@ func TestFromEnvNamesWhatTheShopAlwaysNamed(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{map[string]string{"CHAOS_DURATION_SECONDS": "1e6"}, `invalid CHAOS_DURATION_SECONDS "1e+06": want seconds from 0 to 86400, such as 300 (0: no limit)`},
+		{map[string]string{"CHAOS_DURATION_SECONDS": "1e6"}, `invalid CHAOS_DURATION_SECONDS "1e+06": want seconds from 1 to 86400, such as 300 (default 1800; there is no unlimited run: 0 is refused)`},
 		{map[string]string{"CHAOS_SESSIONS_PERCENT": "Inf"}, `invalid CHAOS_SESSIONS_PERCENT "+Inf": want a percentage from 0 to 100, such as 50`},
 		{map[string]string{"CHAOS_STOP_FAILED_READS_SHARE": "1e3"}, `invalid CHAOS_STOP_FAILED_READS_SHARE "1000": want a share from 0 to below 1, such as 0.5 (0: no such stop condition)`},
 		{map[string]string{"CHAOS_STOP_SEARCH_P99_SECONDS": "-inf"}, `invalid CHAOS_STOP_SEARCH_P99_SECONDS "-Inf": want seconds from 0 to 60, such as 0.5 (0: no such stop condition)`},
@@ -129,6 +132,9 @@ func TestFromEnvReadsATruthyChaos(t *testing.T) {
 		// Spelled out, there is nothing to warn about.
 		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, Config{Experiment: "latency", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
 	} {
+		// Every experiment has a duration, and remembers that it was read
+		// from the environment, for the errors New may give.
+		tc.want.DurationSeconds, tc.want.fromEnv = defaultDurationSeconds, true
 		got, err := FromEnv(mapGetenv(tc.env))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("env %v: %+v, %v; want %+v", tc.env, got, err, tc.want)
@@ -144,7 +150,11 @@ func TestNewWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	e, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`level=WARN msg="CHAOS BUILD[^"]*" experiment=latency delay_seconds=0.1 `),
 		regexp.MustCompile(`level=WARN msg="CHAOS=true read as CHAOS=latency \(CHAOS_DELAY_SECONDS set\); write CHAOS=latency next time"`),
@@ -160,7 +170,8 @@ func TestNewWarns(t *testing.T) {
 // JSON field; and anything but one JSON object is refused.
 func TestFromJSON(t *testing.T) {
 	got, err := FromJSON([]byte(`{"experiment":"latency","delay_seconds":0.05,"delay_jitter_seconds":0.01,"commands":["GET "],"seed":9}`))
-	want := Config{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9, Layer: LayerCommand}
+	want := Config{Experiment: "latency", DelaySeconds: 0.05, JitterSeconds: 0.01, Commands: []string{"get"}, ErrorEvery: 2, Seed: 9, Layer: LayerCommand,
+		Guardrails: Guardrails{DurationSeconds: defaultDurationSeconds}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("FromJSON = %+v, %v; want %+v", got, err, want)
 	}
@@ -168,20 +179,22 @@ func TestFromJSON(t *testing.T) {
 		t.Errorf("FromJSON({}) = %+v, %v; want no experiment with a random seed", c, err)
 	}
 	for body, want := range map[string]string{
-		`{"experiment":"true"}`:      `invalid experiment "true": ambiguous, it does not say which experiment; want latency, error or latency,error (none, unset or empty: no experiment)`,
-		`{"experiment":"slow"}`:      `invalid experiment "slow": want latency, error or latency,error (none, unset or empty: no experiment)`,
-		`{"delay_seconds":61}`:       `invalid delay_seconds "61": want seconds from 0 to 60, such as 0.75`,
-		`{"delay_seconds":-1}`:       `invalid delay_seconds "-1": want seconds from 0 to 60, such as 0.75`,
-		`{"error_rate":2}`:           `invalid error_rate "2": want a probability from 0 to 1, such as 0.3`,
-		`{"error_every":0}`:          `invalid error_every "0": want a whole number from 1 up, such as 2 (every 2nd read fails)`,
-		`{"commands":["get*"]}`:      `invalid commands "get*": want Redis command names, such as get or get,evalsha`,
-		`{"layer":"network"}`:        `invalid layer "network": want command (around each go-redis command, the default) or connection (on the connections go-redis dials)`,
-		`{"error_reply":"OOM"}`:      `invalid error_reply "OOM": want LOADING, READONLY or CLUSTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)`,
-		`{"delay":1}`:                `body is not a JSON experiment: json: unknown field "delay"`,
-		`{"seed":-1}`:                `body is not a JSON experiment: json: cannot unmarshal number -1 into Go struct field Config.seed of type uint64`,
-		`{} {}`:                      `body has more than one JSON value`,
-		`{"experiment":"latency"} x`: `body has more than one JSON value`,
-		`{`:                          `body is not a JSON experiment: unexpected EOF`,
+		`{"experiment":"true"}`:              `invalid experiment "true": ambiguous, it does not say which experiment; want latency, error or latency,error (none, unset or empty: no experiment)`,
+		`{"experiment":"slow"}`:              `invalid experiment "slow": want latency, error or latency,error (none, unset or empty: no experiment)`,
+		`{"delay_seconds":61}`:               `invalid delay_seconds "61": want seconds from 0 to 60, such as 0.75`,
+		`{"delay_seconds":-1}`:               `invalid delay_seconds "-1": want seconds from 0 to 60, such as 0.75`,
+		`{"error_rate":2}`:                   `invalid error_rate "2": want a probability from 0 to 1, such as 0.3`,
+		`{"error_every":0}`:                  `invalid error_every "0": want a whole number from 1 up, such as 2 (every 2nd read fails)`,
+		`{"commands":["get*"]}`:              `invalid commands "get*": want Redis command names, such as get or get,evalsha`,
+		`{"error_every":3,"error_rate":0.5}`: `error_every and error_rate are both set: set one, every Nth read (error_every) or a random rate (error_rate)`,
+		`{"duration_seconds":0}`:             `invalid duration_seconds "0": want seconds from 1 to 86400, such as 300 (default 1800; there is no unlimited run: 0 is refused)`,
+		`{"layer":"network"}`:                `invalid layer "network": want command (around each go-redis command, the default) or connection (on the connections go-redis dials)`,
+		`{"error_reply":"OOM"}`:              `invalid error_reply "OOM": want LOADING, READONLY or CLUSTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)`,
+		`{"delay":1}`:                        `body is not a JSON experiment: json: unknown field "delay"`,
+		`{"seed":-1}`:                        `body is not a JSON experiment: json: cannot unmarshal number -1 into Go struct field Config.seed of type uint64`,
+		`{} {}`:                              `body has more than one JSON value`,
+		`{"experiment":"latency"} x`:         `body has more than one JSON value`,
+		`{`:                                  `body is not a JSON experiment: unexpected EOF`,
 		`{"experiment":"latency","layer":"connection","sessions_percent":50}`: `invalid layer "connection": want command with sessions_percent below 100: the connection layer cannot tell sessions apart`,
 	} {
 		if _, err := FromJSON([]byte(body)); err == nil || err.Error() != want {

@@ -23,9 +23,17 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 	if err != nil {
 		return nil, err
 	}
-	return &experiment{chaos.New(cfg, chaos.Options{
+	// CHAOS_CONTROL_TOKEN(_FILE); none: New writes one to the file it logs.
+	token, err := chaos.TokenFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	e, err := chaos.New(cfg, chaos.Options{
 		Logger:    logger,
 		Namespace: "visits", // visits_chaos_delays_injected_total, …
+		Token:     token,    // PUT, PATCH and DELETE need it
+		// What it sends: a latency on any other command would do nothing.
+		Commands: []string{"incr", "ping", "hello", "client"},
 		// The error experiment fails the counter's one command.
 		Reads: func(c chaos.Command) bool { return c.Name == "incr" },
 		// The guardrails count and judge the one page.
@@ -33,14 +41,18 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 		// A blast radius picks users.
 		Unit:      userOf,
 		ValidUnit: func(u string) (bool, string) { return validUser(u), "want 1 to 64 letters, digits or _" },
-	})}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &experiment{e}, nil
 }
 
 func (e *experiment) instrument(rdb *redis.Client) { e.Instrument(rdb) }
 
 func (e *experiment) observe(h http.Handler) http.Handler { return e.Middleware(h) }
 
-// mountControl serves GET, PUT and DELETE of the experiment, to loopback only.
+// mountControl serves the experiment's GET, PUT, PATCH and DELETE, to loopback only.
 func (e *experiment) mountControl(mux *http.ServeMux) { mux.Handle("/debug/chaos", e.Handler()) }
 
 func (e *experiment) registerMetrics(reg prometheus.Registerer) error { return e.Register(reg) }

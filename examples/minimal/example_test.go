@@ -69,7 +69,8 @@ func TestExample(t *testing.T) {
 
 	t.Run("latency end to end", func(t *testing.T) {
 		const delay = 50 * time.Millisecond
-		env := []string{"REDIS_ADDR=" + redistest.Own(t).Addr(), "CHAOS=latency", "CHAOS_DELAY_SECONDS=0.05"}
+		const token = "example-test-token-0123456789abcdef"
+		env := []string{"REDIS_ADDR=" + redistest.Own(t).Addr(), "CHAOS=latency", "CHAOS_DELAY_SECONDS=0.05", "CHAOS_CONTROL_TOKEN=" + token}
 		chaosURL, prodURL := start(t, chaos, env), start(t, prod, env)
 
 		// Both count on the same Redis: the chaos build first, then production.
@@ -99,6 +100,14 @@ func TestExample(t *testing.T) {
 
 		if status, body := get(t, chaosURL+"/debug/chaos"); status != http.StatusOK || !strings.Contains(body, `"state":"running"`) {
 			t.Errorf("chaos build: GET /debug/chaos = %d %s", status, body)
+		}
+		for sent, want := range map[string]int{"": http.StatusUnauthorized, "wrong-token-0123456789abcdef": http.StatusUnauthorized, token: http.StatusOK} {
+			if status, body := send(t, http.MethodDelete, chaosURL+"/debug/chaos", sent); status != want {
+				t.Errorf("chaos build: DELETE /debug/chaos with token %q = %d %s, want %d", sent, status, body, want)
+			}
+		}
+		if _, body := get(t, chaosURL+"/debug/chaos"); !strings.Contains(body, `"state":"off"`) {
+			t.Errorf("chaos build: GET /debug/chaos after DELETE: %s", body)
 		}
 		if status, _ := get(t, prodURL+"/debug/chaos"); status != http.StatusNotFound {
 			t.Errorf("production build: GET /debug/chaos = %d, want 404", status)
@@ -226,7 +235,20 @@ var client = &http.Client{Timeout: 10 * time.Second}
 // get returns the status and body of GET url; status 0: no answer.
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := client.Get(url)
+	return send(t, http.MethodGet, url, "")
+}
+
+// send is get for any method, with token as the bearer credential ("": none).
+func send(t *testing.T, method, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err.Error()
 	}
