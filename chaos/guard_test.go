@@ -141,6 +141,7 @@ const (
 func pageServiceOptions(logger *slog.Logger) Options {
 	return Options{
 		Logger: logger,
+		Token:  testToken,
 		Reads: func(c Command) bool {
 			return c.Name == "get" && strings.HasPrefix(c.Key, pageSessionKeyPrefix)
 		},
@@ -163,9 +164,7 @@ func newPageService(t *testing.T, c clock, env map[string]string) *pageService {
 		t.Fatal(err)
 	}
 	logs := &syncLog{}
-	opts := pageServiceOptions(slog.New(slog.NewTextHandler(logs, nil)))
-	opts.Token = testToken
-	e, err := newExperiment(cfg, opts, c)
+	e, err := newExperiment(cfg, pageServiceOptions(slog.New(slog.NewTextHandler(logs, nil))), c)
 	if err != nil {
 		t.Fatal(err)
 	}

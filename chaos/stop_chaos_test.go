@@ -40,7 +40,10 @@ func newStopApp(t *testing.T, c clock, env map[string]string, answer stopPage) *
 		t.Fatal(err)
 	}
 	logs := &syncLog{}
-	e := newExperiment(cfg, pageServiceOptions(slog.New(slog.NewTextHandler(logs, nil))), c)
+	e, err := newExperiment(cfg, pageServiceOptions(slog.New(slog.NewTextHandler(logs, nil))), c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The read timeout is the connection layer's deadline; the context's
 	// ends the command layer's delay.
 	rdb := testClient(t, e, redis.Options{ReadTimeout: stopPageTimeout, MaxRetries: -1})
