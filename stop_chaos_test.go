@@ -84,7 +84,7 @@ func TestReadyzIsNotDelayed(t *testing.T) {
 		t.Run(layer, func(t *testing.T) {
 			app := startApp(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "1.5", "CHAOS_LAYER": layer})
 			before := chaosStatusOf(t, app).Counters // the start's SCRIPT LOAD was delayed
-			for range 2 { // the first may dial
+			for range 2 {                            // the first may dial
 				start := time.Now()
 				resp := app.get(t, "/readyz", "")
 				took := time.Since(start)
