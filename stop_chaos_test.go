@@ -83,8 +83,9 @@ func TestReadyzIsNotDelayed(t *testing.T) {
 	for _, layer := range []string{"command", "connection"} {
 		t.Run(layer, func(t *testing.T) {
 			app := startApp(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "1.5", "CHAOS_LAYER": layer})
-			before := chaosStatusOf(t, app).Counters // the start's SCRIPT LOAD was delayed
-			for range 2 {                            // the first may dial
+			// The start's SCRIPT LOAD was delayed; the first GET may dial.
+			before := chaosStatusOf(t, app).Counters
+			for range 2 {
 				start := time.Now()
 				resp := app.get(t, "/readyz", "")
 				took := time.Since(start)
