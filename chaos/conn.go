@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -55,7 +54,8 @@ func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
 			e.conn.dialsFailed.Add(1)
 			return nil, err
 		}
-		wrapped := &faultyConn{Conn: conn, e: e, closed: make(chan struct{})}
+		wrapped := &faultyConn{Conn: conn, e: e}
+		wrapped.closed, wrapped.closing = context.WithCancel(context.Background())
 		if _, ok := conn.(syscall.Conn); ok {
 			// go-redis's pool peeks at the socket of a syscall.Conn to drop
 			// connections Redis closed while they were idle; keep that.
@@ -68,10 +68,10 @@ func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
 // connFault is what the next Read on a connection does instead of, or
 // before, reading Redis's reply.
 type connFault struct {
-	until    time.Time       // delay: read the reply from then on
-	planDone <-chan struct{} // the delay's plan's done: the reply is read at once when it ends
-	drop     bool            // close the connection: the read sees end of file
-	reply    []byte          // answer with these bytes; the command never reached Redis
+	until time.Time       // delay: read the reply from then on
+	plan  context.Context // the delay's plan's live: the reply is read at once when it is done
+	drop  bool            // close the connection: the read sees end of file
+	reply []byte          // answer with these bytes; the command never reached Redis
 }
 
 // faultyConn is a connection go-redis dialled. Write decides the fault for
@@ -82,9 +82,9 @@ type faultyConn struct {
 	net.Conn
 	e            *Experiment
 	pending      atomic.Pointer[connFault]
-	readDeadline atomic.Int64 // unix ns; 0: none
-	closed       chan struct{}
-	closeOnce    sync.Once
+	readDeadline atomic.Int64    // unix ns; 0: none
+	closed       context.Context // done once Close is called
+	closing      context.CancelFunc
 	// inTrip is set by the first Write after a Read: a command, or a
 	// pipeline, sent and its reply not read yet. Only the goroutine that
 	// holds the connection touches it.
@@ -135,7 +135,7 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		if f.latency.targets(cmd.Name) {
 			if d := f.latency.next(); d > 0 {
 				c.e.connDelayed(p)
-				c.pending.Store(&connFault{until: written.Add(d), planDone: p.done})
+				c.pending.Store(&connFault{until: written.Add(d), plan: p.live})
 			}
 			break // a pipeline is one round trip, delayed once
 		}
@@ -178,7 +178,7 @@ func (c *faultyConn) waitUntil(f *connFault) error {
 	if ns := c.readDeadline.Load(); ns != 0 && ns < t.UnixNano() {
 		t, timedOut = time.Unix(0, ns), true
 	}
-	switch c.e.delay(context.Background(), t, f.planDone, c.closed) {
+	switch c.e.delay(context.Background(), f.plan, c.closed, t) {
 	case errConnClosed:
 		return net.ErrClosed
 	case errPlanEnded:
@@ -227,7 +227,7 @@ func (c *faultyConn) setReadDeadline(t time.Time) {
 }
 
 func (c *faultyConn) Close() error {
-	c.closeOnce.Do(func() { close(c.closed) })
+	c.closing()
 	err := c.Conn.Close()
 	if errors.Is(err, net.ErrClosed) {
 		return nil // a dropped connection closed itself already

@@ -73,11 +73,11 @@ func (l *latency) next() time.Duration {
 // delay waits until deadline (see wait), counting the delay while it is in
 // progress and, once it ends, the time it actually waited, on the monotonic
 // clock: that tells an inaccurate delay from the system's reaction to it.
-func (e *Experiment) delay(ctx context.Context, deadline time.Time, planDone, connClosed <-chan struct{}) error {
+func (e *Experiment) delay(ctx, plan, conn context.Context, deadline time.Time) error {
 	e.delaysInProgress.Add(1)
 	defer e.delaysInProgress.Add(-1)
 	start := time.Now()
-	err := wait(ctx, deadline, planDone, connClosed)
+	err := wait(ctx, plan, conn, deadline)
 	e.delayedNanos.Add(int64(time.Since(start)))
 	return err
 }

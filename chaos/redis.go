@@ -109,7 +109,7 @@ func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 	}
 	e.delaysInjected.Add(1)
 	requestOf(ctx).delayInjected()
-	if err := e.delay(ctx, time.Now().Add(d), p.done, nil); err != errPlanEnded {
+	if err := e.delay(ctx, p.live, context.Background(), time.Now().Add(d)); err != errPlanEnded {
 		return err
 	}
 	return nil

@@ -9,6 +9,6 @@ import (
 
 // kernelWait has no kernel timer to wait on outside Linux: the caller waits
 // on a Go timer.
-func kernelWait(context.Context, time.Time, <-chan struct{}, <-chan struct{}) (bool, error) {
+func kernelWait(context.Context, context.Context, context.Context, time.Time) (bool, error) {
 	return false, nil
 }
