@@ -42,10 +42,12 @@ func (c *connCounters) status() ConnCounters {
 }
 
 // dialHook wraps every connection go-redis dials. The wrapper costs a
-// command one atomic load on each write and read while no connection-layer
-// experiment runs (BenchmarkConnWithNoExperiment), and wrapping every
-// connection means an experiment switched on with PUT reaches the pooled
-// connections too, not only those dialled after it.
+// command one atomic load on each write and read, and the round trip's
+// count, while no connection-layer experiment runs
+// (BenchmarkConnWithNoExperiment); wrapping every connection means an
+// experiment switched on with PUT reaches the pooled connections too, not
+// only those dialled after it, and that every round trip is counted where
+// it happens, at either layer.
 func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		e.conn.dials.Add(1)

@@ -63,9 +63,9 @@ func (h readHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 	return next
 }
 
-// roundTripHook counts every command and pipeline sent to Redis and, at the
-// command layer, delays the ones the latency targets; it wraps every
-// connection for the connection layer.
+// roundTripHook delays, at the command layer, the commands and pipelines
+// the latency targets; it wraps every connection, where the round trips are
+// counted and the connection layer injects.
 type roundTripHook struct{ e *Experiment }
 
 func (h roundTripHook) DialHook(next redis.DialHook) redis.DialHook { return h.e.dialHook(next) }
