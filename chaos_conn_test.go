@@ -30,8 +30,8 @@ func TestConnectionLayerInTheApp(t *testing.T) {
 		t.Errorf("a search took %v, want two %v delays", took, delay)
 	}
 	s := chaosStatusOf(t, app)
-	if s.Layer != chaos.LayerConnection || s.Counters.Connection.DelaysInjected < 4 || s.Counters.DelaysInjected != 0 {
-		t.Errorf("status %+v, counters %+v; want the delays at the connection layer", s.Config, s.Counters)
+	if s.Layer != chaos.LayerConnection || s.Counters.Connection.DelaysInjected < 4 || s.Counters.DelaysInjected != s.Counters.Connection.DelaysInjected {
+		t.Errorf("status %+v, counters %+v; want the delays at the connection layer, and in the total", s.Config, s.Counters)
 	}
 
 	if resp := putChaos(t, app, `{"experiment":"error","layer":"connection"}`); resp.status != http.StatusOK {
@@ -48,7 +48,7 @@ func TestConnectionLayerInTheApp(t *testing.T) {
 		}
 	}
 	s = chaosStatusOf(t, app)
-	if withRecs != 2 || s.Counters.Connection.ConnectionsDropped != 2 || s.Counters.ErrorsInjected != 0 {
+	if withRecs != 2 || s.Counters.Connection.ConnectionsDropped != 2 || s.Counters.ErrorsInjected != 2 {
 		t.Errorf("%d of 4 pages with recommendations, counters %+v; want 2 and 2 dropped connections", withRecs, s.Counters)
 	}
 	app.logs.waitFor(t, regexp.MustCompile(`msg="redis error EOF" op=read`))
@@ -56,6 +56,7 @@ func TestConnectionLayerInTheApp(t *testing.T) {
 	m.expect(t, 1, "shopsession_chaos_connection_layer")
 	m.expect(t, 2, "shopsession_chaos_connections_dropped_total")
 	m.expect(t, float64(s.Counters.Connection.DelaysInjected), "shopsession_chaos_connection_delays_injected_total")
-	m.expect(t, 0, "shopsession_chaos_delays_injected_total")
-	m.expect(t, 0, "shopsession_chaos_errors_injected_total")
+	m.expect(t, float64(s.Counters.Connection.DelaysInjected), "shopsession_chaos_delays_injected_total")
+	m.expect(t, 2, "shopsession_chaos_errors_injected_total")
+	m.expect(t, 2, "shopsession_chaos_group_errors_injected_total", "chaos_group", "experiment")
 }

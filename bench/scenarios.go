@@ -317,6 +317,11 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 	if err := chaosApp.stop(); err != nil {
 		return nil, fmt.Errorf("chaos scenarios: stop: %w", err)
 	}
+	steadyCPU, latencyCPU, err := b.injectionCPUScenarios(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, steadyCPU, latencyCPU)
 	blast, err := b.blastRadiusScenarios(ctx)
 	if err != nil {
 		return nil, err
@@ -487,6 +492,7 @@ type runSpec struct {
 	label, binary        string // binary and env: for a process of its own
 	env                  []string
 	seconds, concurrency int
+	before               func(*appProcess) error // called after the warm-up, before ab
 	after                func(*appProcess) error // called after ab, while the process still serves
 }
 
@@ -530,6 +536,11 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 	for range warmUpRequests {
 		if _, _, err := app.search("Apples", benchCookie); err != nil {
 			return m, fmt.Errorf("%s: warm-up: %w", label, err)
+		}
+	}
+	if spec.before != nil {
+		if err := spec.before(app); err != nil {
+			return m, fmt.Errorf("%s: %w", label, err)
 		}
 	}
 	before, err := app.counts()

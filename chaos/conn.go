@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,10 +42,12 @@ func (c *connCounters) status() ConnCounters {
 }
 
 // dialHook wraps every connection go-redis dials. The wrapper costs a
-// command one atomic load on each write and read while no connection-layer
-// experiment runs (BenchmarkConnWithNoExperiment), and wrapping every
-// connection means an experiment switched on with PUT reaches the pooled
-// connections too, not only those dialled after it.
+// command one atomic load on each write and read, and the round trip's
+// count, while no connection-layer experiment runs
+// (BenchmarkConnWithNoExperiment); wrapping every connection means an
+// experiment switched on with PUT reaches the pooled connections too, not
+// only those dialled after it, and that every round trip is counted where
+// it happens, at either layer.
 func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		e.conn.dials.Add(1)
@@ -55,7 +56,8 @@ func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
 			e.conn.dialsFailed.Add(1)
 			return nil, err
 		}
-		wrapped := &faultyConn{Conn: conn, e: e, closed: make(chan struct{})}
+		wrapped := &faultyConn{Conn: conn, e: e}
+		wrapped.closed, wrapped.closing = context.WithCancel(context.Background())
 		if _, ok := conn.(syscall.Conn); ok {
 			// go-redis's pool peeks at the socket of a syscall.Conn to drop
 			// connections Redis closed while they were idle; keep that.
@@ -68,9 +70,10 @@ func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
 // connFault is what the next Read on a connection does instead of, or
 // before, reading Redis's reply.
 type connFault struct {
-	until time.Time // delay: read the reply from then on
-	drop  bool      // close the connection: the read sees end of file
-	reply []byte    // answer with these bytes; the command never reached Redis
+	until time.Time       // delay: read the reply from then on
+	plan  context.Context // the delay's plan's live: the reply is read at once when it is done
+	drop  bool            // close the connection: the read sees end of file
+	reply []byte          // answer with these bytes; the command never reached Redis
 }
 
 // faultyConn is a connection go-redis dialled. Write decides the fault for
@@ -81,9 +84,13 @@ type faultyConn struct {
 	net.Conn
 	e            *Experiment
 	pending      atomic.Pointer[connFault]
-	readDeadline atomic.Int64 // unix ns; 0: none
-	closed       chan struct{}
-	closeOnce    sync.Once
+	readDeadline atomic.Int64    // unix ns; 0: none
+	closed       context.Context // done once Close is called
+	closing      context.CancelFunc
+	// inTrip is set by the first Write after a Read: a command, or a
+	// pipeline, sent and its reply not read yet. Only the goroutine that
+	// holds the connection touches it.
+	inTrip bool
 }
 
 // faultySyscallConn is a faultyConn over a connection with a file descriptor.
@@ -96,7 +103,14 @@ func (c *faultySyscallConn) SyscallConn() (syscall.RawConn, error) {
 func (c *faultyConn) NetConn() net.Conn { return c.Conn }
 
 func (c *faultyConn) Write(b []byte) (int, error) {
-	f := c.e.active.Load().conn
+	if !c.inTrip {
+		// A round trip is counted where it happens: a command that waits in
+		// vain for a pooled connection makes none, a retry makes one more.
+		c.inTrip = true
+		c.e.roundTrips.Add(1)
+	}
+	p := c.e.active.Load()
+	f := p.conn
 	if f == nil {
 		return c.Conn.Write(b)
 	}
@@ -104,6 +118,7 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 	if f.failure != nil && len(cmds) == 1 && c.e.opts.isRead(cmds[0].Command) && f.failure.fails() {
 		// The read never reaches Redis, as when Redis is gone or answers
 		// with an error before running it.
+		c.e.connFailed(p)
 		if f.failure.reply != nil {
 			c.e.conn.errorReplies.Add(1)
 			c.pending.Store(&connFault{reply: f.failure.reply})
@@ -121,8 +136,8 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 	for _, cmd := range cmds {
 		if f.latency.targets(cmd.Name) {
 			if d := f.latency.next(); d > 0 {
-				c.e.conn.delays.Add(1)
-				c.pending.Store(&connFault{until: written.Add(d)})
+				c.e.connDelayed(p)
+				c.pending.Store(&connFault{until: written.Add(d), plan: p.live})
 			}
 			break // a pipeline is one round trip, delayed once
 		}
@@ -131,6 +146,7 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 }
 
 func (c *faultyConn) Read(b []byte) (int, error) {
+	c.inTrip = false
 	if c.pending.Load() == nil {
 		return c.Conn.Read(b)
 	}
@@ -149,31 +165,49 @@ func (c *faultyConn) Read(b []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if err := c.waitUntil(f.until); err != nil {
+	if err := c.waitUntil(f); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(b)
 }
 
-// waitUntil holds the reply back until t, as a slow network does: until the
-// read deadline go-redis set, if that comes first, which then fails the read
-// as a timeout; or until the connection is closed.
-func (c *faultyConn) waitUntil(t time.Time) error {
-	timedOut := false
+// waitUntil holds the reply back until f.until, as a slow network does:
+// until the read deadline go-redis set, if that comes first, which then
+// fails the read as a timeout; until the connection is closed; or until the
+// plan that injected the delay ends, when the reply is read at once.
+func (c *faultyConn) waitUntil(f *connFault) error {
+	t, timedOut := f.until, false
 	if ns := c.readDeadline.Load(); ns != 0 && ns < t.UnixNano() {
 		t, timedOut = time.Unix(0, ns), true
 	}
-	timer := time.NewTimer(time.Until(t))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-c.closed:
+	switch c.e.delay(context.Background(), f.plan, c.closed, t) {
+	case errConnClosed:
 		return net.ErrClosed
+	case errPlanEnded:
+		return nil
 	}
 	if timedOut {
 		return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
 	}
 	return nil
+}
+
+// connDelayed and connFailed count a fault of the connection layer in the
+// totals and in the experiment group's counters, of p's run and since the
+// experiment was made. The connection layer cannot tell one request from
+// another, nor so one unit from another (it refuses a blast radius below
+// 100 %): its faults are all the experiment group's.
+func (e *Experiment) connDelayed(p *plan) {
+	e.conn.delays.Add(1)
+	e.delaysInjected.Add(1)
+	p.run.groups[experimentGroup].delaysInjected.Add(1)
+	e.groupTotals[experimentGroup].delaysInjected.Add(1)
+}
+
+func (e *Experiment) connFailed(p *plan) {
+	e.errorsInjected.Add(1)
+	p.run.groups[experimentGroup].errorsInjected.Add(1)
+	e.groupTotals[experimentGroup].errorsInjected.Add(1)
 }
 
 func (c *faultyConn) SetDeadline(t time.Time) error {
@@ -195,7 +229,7 @@ func (c *faultyConn) setReadDeadline(t time.Time) {
 }
 
 func (c *faultyConn) Close() error {
-	c.closeOnce.Do(func() { close(c.closed) })
+	c.closing()
 	err := c.Conn.Close()
 	if errors.Is(err, net.ErrClosed) {
 		return nil // a dropped connection closed itself already

@@ -78,7 +78,9 @@ func TestConnectionLatencyHoldsThePooledConnection(t *testing.T) {
 			if timeouts != tc.poolTimeouts || stats.Timeouts != tc.poolTimeouts {
 				t.Errorf("%d reads failed with a pool timeout, pool stats %+v; want %d", timeouts, stats, tc.poolTimeouts)
 			}
-			conn, command := e.conn.delays.Load(), e.delaysInjected.Load()
+			// The total counts both layers' delays; the connection layer's
+			// are counted apart too.
+			conn, command := e.conn.delays.Load(), e.delaysInjected.Load()-e.conn.delays.Load()
 			if (tc.layer == LayerConnection) != (conn > 0 && command == 0) {
 				t.Errorf("delays: %d at the connection layer, %d at the command layer; want them all at the %s layer", conn, command, tc.layer)
 			}
@@ -187,12 +189,12 @@ func TestErrorRepliesAreRetriedAsFromAServer(t *testing.T) {
 				rdb, e := connClient(t, map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "1", "CHAOS_LAYER": layer, "CHAOS_ERROR_REPLY": tc.reply},
 					retryingOptions(testRedis.Addr()))
 				err := rdb.Get(context.Background(), connSessionKeyPrefix+"replies").Err()
-				attempts := int(e.conn.errorReplies.Load() + e.errorsInjected.Load())
-				want := realAttempts
+				attempts, replies := int(e.errorsInjected.Load()), int(e.conn.errorReplies.Load())
+				want, wantReplies := realAttempts, realAttempts
 				if layer == LayerCommand {
-					want = 1
+					want, wantReplies = 1, 0
 				}
-				if err == nil || err.Error() != realErr.Error() || attempts != want {
+				if err == nil || err.Error() != realErr.Error() || attempts != want || replies != wantReplies {
 					t.Errorf("%s layer: %d attempts ending in %v; a real server: %d attempts ending in %v; want %d attempts and the same error",
 						layer, attempts, err, realAttempts, realErr, want)
 				}

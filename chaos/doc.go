@@ -41,9 +41,12 @@
 //	config.go      Config and Guardrails, FromJSON, Off, check
 //	settings.go    the one table of settings: env name, JSON field, range; FromEnv
 //	plan.go        a checked Config as the hooks use it; the layer chosen once
-//	latency.go     the latency fault: delay, jitter, targeted commands, the sleep
+//	latency.go     the latency fault: delay, jitter, targeted commands, the delay
+//	wait.go        the one wait of both layers, ended by whatever ends its reason
+//	wait_linux.go  the wait on a timerfd: no spin, no millisecond rounding
+//	wait_other.go  the wait elsewhere: a Go timer
 //	failure.go     the failing-reads fault: every Nth or at a rate; the errors
-//	conn.go        the connection layer: the wrapped net.Conn and its RESP parsing
+//	conn.go        the connection layer: the wrapped net.Conn, round trips, RESP parsing
 //	redis.go       Instrument and the go-redis hooks of the command layer
 //	experiment.go  Options, Experiment, New, Use, Stop
 //	guard.go       the duration, the stop conditions' once-a-second judge, the end of a run

@@ -111,8 +111,9 @@ type Experiment struct {
 	// delayedNanos is the time the delays actually waited, cut short or not,
 	// each measured on the monotonic clock: it tells an inaccurate delay from
 	// the system's reaction.
-	delayedNanos atomic.Int64
-	conn         connCounters
+	delayedNanos     atomic.Int64
+	delaysInProgress atomic.Int64 // both layers' delays waiting now
+	conn             connCounters
 	// groupTotals count every run's pages by group since the experiment was
 	// made, for the metrics, which must only grow; each run counts its own.
 	groupTotals [2]groupCounters

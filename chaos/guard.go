@@ -142,6 +142,9 @@ func (e *Experiment) guardClock() clock {
 // started begins a plan's run: its duration, if it has one. The caller holds
 // e.swap and makes p active after it.
 func (e *Experiment) started(p, old *plan) {
+	if old != nil {
+		old.retired()
+	}
 	if old != nil && old.run.stopTimer != nil {
 		old.run.stopTimer()
 	}
@@ -179,6 +182,7 @@ func (e *Experiment) end(p *plan, abort *Abort) {
 	r.abort = abort
 	r.window.stopJudging()
 	e.active.Store(p.stopped())
+	p.retired()
 	if abort != nil {
 		e.logger.Warn("chaos experiment aborted by a stop condition; no injection until the next PUT /debug/chaos",
 			"experiment", p.config.Experiment, "condition", abort.Condition, "observed", abort.Observed,

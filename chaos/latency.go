@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"time"
 )
@@ -15,7 +14,7 @@ import (
 type latency struct {
 	delay    time.Duration
 	jitter   time.Duration
-	commands map[string]bool // nil: every command
+	commands map[string]bool // nil: every command but the spared ones
 
 	mu    sync.Mutex
 	draws *rand.Rand
@@ -40,9 +39,24 @@ func newLatency(c Config) *latency {
 	return l
 }
 
+// spared are the commands a latency with no commands list leaves alone.
+// PING is what health checks send (the shop's /readyz): a delay there fails
+// every replica's readiness probe at once, the outage the probe exists to
+// prevent, while the experiment means to slow the pages. The others are the
+// handshake of a new connection, which go-redis sends through the same hooks
+// and on the same connection in the context of whichever command dialled,
+// a health check's PING included: a dial's cost is the dial's, not a round
+// trip the experiment delays. Naming one in the commands list targets it.
+var spared = map[string]bool{"ping": true, "hello": true, "auth": true, "select": true, "client": true, "readonly": true}
+
 // targets reports whether the latency applies to a command, by its name in
 // lower case.
-func (l *latency) targets(name string) bool { return l.commands == nil || l.commands[name] }
+func (l *latency) targets(name string) bool {
+	if l.commands == nil {
+		return !spared[name]
+	}
+	return l.commands[name]
+}
 
 // next is the delay, moved by a uniform draw within ± the jitter, and never
 // below zero.
@@ -56,30 +70,14 @@ func (l *latency) next() time.Duration {
 	return max(0, l.delay+time.Duration((2*u-1)*float64(l.jitter)))
 }
 
-// timerSlack is how late a Go timer may fire: the runtime's poller sleeps in
-// whole milliseconds, so a 100 ms timer ends 0.4 ms late on average, which
-// would overstate a two-delay request by 0.4 %. One millisecond of slack left
-// 10 ms delays up to 113 µs late when the timer's wake-up came after a full
-// millisecond; two kept the worst of 100 under 30 µs on the build machine.
-const timerSlack = 2 * time.Millisecond
-
-// sleepUntil waits for deadline on a timer, except for the last timerSlack,
-// which it spends yielding the processor. It ends early with ctx's error.
-func sleepUntil(ctx context.Context, deadline time.Time) error {
-	if coarse := time.Until(deadline) - timerSlack; coarse > 0 {
-		timer := time.NewTimer(coarse)
-		defer timer.Stop()
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	for time.Now().Before(deadline) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		runtime.Gosched()
-	}
-	return nil
+// delay waits until deadline (see wait), counting the delay while it is in
+// progress and, once it ends, the time it actually waited, on the monotonic
+// clock: that tells an inaccurate delay from the system's reaction to it.
+func (e *Experiment) delay(ctx, plan, conn context.Context, deadline time.Time) error {
+	e.delaysInProgress.Add(1)
+	defer e.delaysInProgress.Add(-1)
+	start := time.Now()
+	err := wait(ctx, plan, conn, deadline)
+	e.delayedNanos.Add(int64(time.Since(start)))
+	return err
 }

@@ -60,6 +60,7 @@ func TestRegisterExportsEveryMetric(t *testing.T) {
 		"shop_chaos_connection_layer",
 		"shop_chaos_connections_dropped_total",
 		"shop_chaos_delay_seconds_total",
+		"shop_chaos_delays_in_progress",
 		"shop_chaos_delays_injected_total",
 		"shop_chaos_error_replies_injected_total",
 		"shop_chaos_errors_injected_total",

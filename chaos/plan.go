@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"context"
 	"time"
 )
 
@@ -13,6 +14,13 @@ type plan struct {
 	command *faults // injected around go-redis's commands
 	conn    *faults // injected on the connections go-redis dials
 	run     *run    // the guardrails' state, which the plan that ends it shares
+	// live is done when the plan stops being the active one, however it
+	// stops (Use, Stop, an abort, the end of the duration), always under
+	// Experiment.swap: every delay it injected that is still waiting ends
+	// there and then. A context rather than a bare channel, so that a delay
+	// waits on it with a callback instead of a goroutine.
+	live   context.Context
+	retire context.CancelFunc
 
 	latencySince time.Time
 	errorSince   time.Time
@@ -26,6 +34,7 @@ type faults struct {
 
 func newPlan(c Config) *plan {
 	p := &plan{config: c, run: newRun(c)}
+	p.live, p.retire = context.WithCancel(context.Background())
 	f := &faults{latency: newLatency(c), failure: newFailure(c)}
 	switch {
 	case f.latency == nil && f.failure == nil:
@@ -39,7 +48,15 @@ func newPlan(c Config) *plan {
 
 // stopped is p with nothing injected, sharing its run, so the status still
 // shows what it did.
-func (p *plan) stopped() *plan { return &plan{config: p.config, run: p.run} }
+func (p *plan) stopped() *plan {
+	s := &plan{config: p.config, run: p.run}
+	s.live, s.retire = context.WithCancel(context.Background())
+	return s
+}
+
+// retired ends the delays p injected: p is no longer the active plan. The
+// caller holds Experiment.swap.
+func (p *plan) retired() { p.retire() }
 
 // faults is whichever layer injects; nil: none does.
 func (p *plan) faults() *faults { return cmpOr(p.command, p.conn) }

@@ -80,9 +80,9 @@ func (h readHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 	}
 }
 
-// roundTripHook counts every command and pipeline sent to Redis and, at the
-// command layer, delays the ones the latency targets; it wraps every
-// connection for the connection layer.
+// roundTripHook delays, at the command layer, the commands and pipelines
+// the latency targets; it wraps every connection, where the round trips are
+// counted and the connection layer injects.
 type roundTripHook struct{ e *Experiment }
 
 func (h roundTripHook) DialHook(next redis.DialHook) redis.DialHook { return h.e.dialHook(next) }
@@ -106,11 +106,12 @@ func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	}
 }
 
-// roundTrip counts a trip to Redis and, if the command layer's latency
-// targets any of its commands, delays it. The delay ends early with the
-// context's error.
+// roundTrip delays a trip to Redis if the command layer's latency targets
+// any of its commands. The delay ends early with the context's error, or
+// with nil when its plan stops being the active one: the command then goes
+// on to Redis as if it had never been delayed. The trip itself is counted
+// on the connection (faultyConn.Write), where it happens.
 func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
-	e.roundTrips.Add(1)
 	p := e.active.Load()
 	f := p.command
 	if f == nil || f.latency == nil {
@@ -125,8 +126,8 @@ func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 	}
 	e.delaysInjected.Add(1)
 	requestOf(ctx).delayInjected()
-	start := time.Now()
-	err := sleepUntil(ctx, start.Add(d))
-	e.delayedNanos.Add(int64(time.Since(start)))
-	return err
+	if err := e.delay(ctx, p.live, context.Background(), time.Now().Add(d)); err != errPlanEnded {
+		return err
+	}
+	return nil
 }

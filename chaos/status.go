@@ -43,17 +43,25 @@ type Since struct {
 	Error   *time.Time `json:"error,omitempty"`
 }
 
-// Counters are what the experiments did, since the experiment was made.
+// Counters are what the experiments did, since the experiment was made, at
+// both layers.
 type Counters struct {
+	// RedisRoundTrips are the commands and pipelines written to Redis, each
+	// try of a retried one, and each handshake: counted on the connection,
+	// so a command that never got one (a pool timeout, an error injected at
+	// the command layer) made none.
 	RedisRoundTrips int64 `json:"redis_round_trips"`
 	// Reads are the service's reads (the Reads option), failed or not.
 	Reads          int64 `json:"interest_reads"`
 	DelaysInjected int64 `json:"delays_injected"`
-	ErrorsInjected int64 `json:"errors_injected"`
+	// DelaysInProgress are the delays waiting now: each ends at its time,
+	// with its command's context, or at once when its plan stops.
+	DelaysInProgress int64 `json:"delays_in_progress"`
+	ErrorsInjected   int64 `json:"errors_injected"`
 	// DelaySecondsInjected is the time the injected delays actually took.
 	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
-	// Connection is what the connection layer did; the fields above count
-	// the command layer.
+	// Connection is what the connection layer did, which the fields above
+	// count too.
 	Connection ConnCounters `json:"connection_layer"`
 }
 
@@ -123,6 +131,7 @@ func (e *Experiment) Status(unit string) Status {
 			RedisRoundTrips:      e.roundTrips.Load(),
 			Reads:                e.reads.Load(),
 			DelaysInjected:       e.delaysInjected.Load(),
+			DelaysInProgress:     e.delaysInProgress.Load(),
 			DelaySecondsInjected: time.Duration(e.delayedNanos.Load()).Seconds(),
 			ErrorsInjected:       e.errorsInjected.Load(),
 			Connection:           e.conn.status(),
