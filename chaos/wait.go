@@ -3,6 +3,8 @@ package chaos
 import (
 	"context"
 	"errors"
+	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,9 +33,48 @@ func wait(ctx, plan, conn context.Context, deadline time.Time) error {
 		return nil
 	}
 	if ok, err := kernelWait(ctx, plan, conn, deadline); ok {
-		return err
+		if err != nil {
+			return err
+		}
+		return spinUntil(ctx, plan, conn, deadline)
 	}
 	return timerWait(ctx, plan, conn, deadline)
+}
+
+// maxWakeLead bounds how early a kernel timer is set, and so the CPU a
+// delay may spin: wake-ups that queue behind busy processors come late by
+// more than the machine's own wake-up, and spinning cannot make up for that.
+const maxWakeLead = 200 * time.Microsecond
+
+// wakeLateness is an exponentially weighted mean of how late the kernel's
+// timer wake-ups came, in nanoseconds: a property of the machine, shared by
+// every wait.
+var wakeLateness atomic.Int64
+
+func wakeLead() time.Duration { return min(time.Duration(wakeLateness.Load()), maxWakeLead) }
+
+// learnWakeLateness folds one wake-up's lateness into the mean, with a
+// weight of 1/16.
+func learnWakeLateness(late time.Duration) {
+	late = max(0, min(late, 4*maxWakeLead)) // one descheduled outlier moves it little
+	for {
+		old := wakeLateness.Load()
+		if wakeLateness.CompareAndSwap(old, old+(int64(late)-old)/16) {
+			return
+		}
+	}
+}
+
+// spinUntil yields the processor until deadline: the microseconds between a
+// kernel timer's early wake-up and the deadline.
+func spinUntil(ctx, plan, conn context.Context, deadline time.Time) error {
+	for time.Now().Before(deadline) {
+		if err := ended(ctx, plan, conn); err != nil {
+			return err
+		}
+		runtime.Gosched()
+	}
+	return nil
 }
 
 // ended is why a wait ends before its deadline, or nil while nothing ended

@@ -14,12 +14,13 @@ import (
 // whole millisecond (netpoll's epoll_wait takes its timeout in
 // milliseconds): 0.2–0.4 ms late on average, 2–4 % of a 10 ms delay.
 //
-// Nothing spins, and a delay never ends early: what is left of the
-// lateness is the kernel's, and the virtual machine's, wake-up of a
-// sleeping thread, the same for a thread blocked in read or nanosleep
-// (docs/performance.md has the figures). Aiming early by the lateness seen
-// so far was tried: concurrent delays' wake-ups queue for the processors,
-// which raised the lead and ended single delays early.
+// What is left of the lateness is the kernel's, and the virtual machine's,
+// wake-up of a sleeping thread, the same for a thread blocked in read or
+// nanosleep. So the timer is set that much early (wakeLead: the wake-ups'
+// recent lateness), and wait spins the few microseconds from the wake-up to
+// the deadline: a delay never ends early, and on a machine whose wake-ups
+// come late it costs tens of microseconds of CPU, not the whole lead
+// (docs/performance.md has the figures).
 //
 // ok is false when no timerfd can be had: the caller waits on a Go timer.
 func kernelWait(ctx, plan, conn context.Context, deadline time.Time) (ok bool, err error) {
@@ -29,7 +30,8 @@ func kernelWait(ctx, plan, conn context.Context, deadline time.Time) (ok bool, e
 	}
 	f := os.NewFile(uintptr(fd), "chaos-delay")
 	defer f.Close()
-	d := time.Until(deadline)
+	target := deadline.Add(-wakeLead())
+	d := time.Until(target)
 	if d <= 0 {
 		return true, nil
 	}
@@ -53,6 +55,7 @@ func kernelWait(ctx, plan, conn context.Context, deadline time.Time) (ok bool, e
 	_, readErr := f.Read(expirations[:])
 	switch {
 	case readErr == nil: // the kernel's timer expired
+		learnWakeLateness(time.Since(target))
 		return true, nil
 	case ended(ctx, plan, conn) != nil:
 		return true, ended(ctx, plan, conn)
