@@ -142,7 +142,7 @@ func bodyTooLarge(w http.ResponseWriter, limit int64) {
 // 40 % of its throughput; paused, they ask a few times a second. Each
 // paused refusal holds one of the admin listener's connections meanwhile.
 const (
-	pprofShare        = 20
+	pprofShare        = 50
 	pprofBurst        = 100 * time.Millisecond
 	pprofRefusalPause = time.Second
 	// pprofLongestRest bounds what one slow snapshot (a client that reads
@@ -249,7 +249,7 @@ func pprofBusy(w http.ResponseWriter, r *http.Request, wait time.Duration, why s
 
 func adminIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	body := "shopsession admin listener\n/metrics        Prometheus metrics\n/debug/pprof/   Go profiles\n"
+	body := "shopsession admin listener\n/metrics        Prometheus metrics\n/debug/pprof/   Go profiles (loopback clients only; one at a time)\n"
 	if chaosBuild {
 		body += "/debug/chaos    the running experiment: GET, PUT, PATCH, DELETE (loopback clients only; PUT, PATCH and DELETE need the control token as Authorization: Bearer)\n"
 	}
