@@ -129,7 +129,7 @@ func bodyTooLarge(w http.ResponseWriter, limit int64) {
 // pprof serves at most two requests at a time, one in each lane:
 //   - a snapshot (a named profile, the index, symbol) works flat out while
 //     it runs, so snapshots also share a budget: each one's time is repaid
-//     at pprofShare of the wall clock, which holds them to 1/pprofShare of
+//     at 1/pprofShare of the wall clock, which holds them to 1/pprofShare of
 //     one CPU over time, with pprofBurst to start with, so an operator's
 //     few profiles in a row all pass;
 //   - a capture (profile, trace, or a named profile with seconds=) mostly
