@@ -32,6 +32,7 @@ type config struct {
 	redisTimeout time.Duration
 	sessionTTL   time.Duration
 	maxConns     int
+	adminConns   int // the admin listener's cap, apart from maxConns
 	cookieSecure bool
 	logFormat    string
 	breaker      breakerSettings
@@ -55,6 +56,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	redisTimeout := fs.String("redis-timeout", envOr("REDIS_TIMEOUT", "2s"), "bound on each Redis operation, a Go `duration` (env REDIS_TIMEOUT)")
 	sessionTTL := fs.String("session-ttl", envOr("SESSION_TTL", "24h"), "how long a session's interests are kept after its last search, a Go `duration` (env SESSION_TTL)")
 	maxConns := fs.String("max-conns", envOr("MAX_CONNS", "256"), "most client `connections` held at once; more wait in the kernel's queue, and idle ones are closed to make room (env MAX_CONNS)")
+	adminConns := fs.String("admin-max-conns", envOr("ADMIN_MAX_CONNS", "16"), "most `connections` the admin listener holds at once, apart from the shop's; more wait in the kernel's queue, and idle ones are closed to make room (env ADMIN_MAX_CONNS)")
 	cookieSecure := fs.String("cookie-secure", envOr("COOKIE_SECURE", "false"), "mark the session cookie Secure (HTTPS only): `true or false` (env COOKIE_SECURE)")
 	logFormat := fs.String("log-format", envOr("LOG_FORMAT", "text"), "log format: `text or json` (env LOG_FORMAT)")
 	breakerFailures := fs.String("breaker-failures", envOr("BREAKER_FAILURES", "5"), "consecutive failed Redis operations that open the circuit breaker, a whole `number` (env BREAKER_FAILURES)")
@@ -115,6 +117,12 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	}
 	if cfg.maxConns, err = strconv.Atoi(*maxConns); err != nil || cfg.maxConns < 1 || cfg.maxConns > 65536 {
 		return config{}, invalid("max-conns", "MAX_CONNS", *maxConns, "a whole number from 1 to 65536, such as 256")
+	}
+	// The admin listener's few clients (a scraper, an operator, a profiler)
+	// need few connections; its own cap keeps it from taking the file
+	// descriptors the shop's listener needs.
+	if cfg.adminConns, err = strconv.Atoi(*adminConns); err != nil || cfg.adminConns < 1 || cfg.adminConns > 1024 {
+		return config{}, invalid("admin-max-conns", "ADMIN_MAX_CONNS", *adminConns, "a whole number from 1 to 1024, such as 16")
 	}
 	if cfg.cookieSecure, err = strconv.ParseBool(*cookieSecure); err != nil {
 		return config{}, invalid("cookie-secure", "COOKIE_SECURE", *cookieSecure, "true or false")

@@ -15,7 +15,9 @@ import (
 // keep connections open and send nothing would hold every slot until the idle
 // timeout and shut new visitors out. Connections over the cap wait in the
 // kernel's accept queue, where they cost the process nothing, but for the one
-// accepted connection that waits for a slot.
+// accepted connection that waits for a slot. Each listener has its own:
+// MAX_CONNS for the shop's, ADMIN_MAX_CONNS for the admin listener's, so
+// that neither can take the file descriptors the other needs.
 type connLimit struct {
 	net.Listener
 	slots     chan struct{} // a token per open connection

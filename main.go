@@ -163,13 +163,18 @@ func listenAdmin(cfg config, m *metrics, experiment *experiment, logger *slog.Lo
 		logger.Info("admin listener disabled: no /metrics or /debug/pprof/")
 		return nil, nil, nil
 	}
-	ln, err := net.Listen("tcp", cfg.adminAddr)
+	tcp, err := net.Listen("tcp", cfg.adminAddr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin listener: listen on %s: %w (set ADMIN_ADDR or -admin-addr to another host:port, or off)", cfg.adminAddr, err)
 	}
-	logger.Info("admin listening", "addr", ln.Addr().String())
+	logger.Info("admin listening", "addr", tcp.Addr().String())
+	// A cap of its own, as the shop's listener has: the two share the
+	// process's file descriptors, and without it connections to this one
+	// took them all.
+	ln := newConnLimit(tcp, cfg.adminConns)
 	return &http.Server{
-		Handler:           newAdminHandler(m, experiment, logger),
+		Handler:           boundBodyRead(newAdminHandler(m, experiment, logger)),
+		ConnState:         ln.trackState,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      adminWriteTimeout,

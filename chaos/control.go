@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
+
+	"example.com/shopsession/internal/localonly"
 )
 
 // Handler serves the experiment's control on whichever path it is mounted
@@ -20,7 +19,7 @@ import (
 // Authorization: Bearer, checked before the body is read. None is ever
 // cached.
 func (e *Experiment) Handler() http.Handler {
-	return localOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return localonly.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
 			e.serveStatus(w, r)
@@ -115,60 +114,4 @@ func (e *Experiment) patch(body []byte) (int, error) {
 	}
 	e.install(cfg, !names(fields, "duration_seconds"))
 	return http.StatusOK, nil
-}
-
-var noStore = []string{"no-store"}
-
-// localOnly lets through only requests that a person on this machine sent
-// straight to the service: the control changes what the service does. A
-// loopback peer alone does not prove that: a proxy on this machine forwards
-// other people's requests (and says so in forwarding headers), and a page in
-// a local browser can rebind its own host name to 127.0.0.1 (and then sends
-// that name as Host).
-func localOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Cache-Control"] = noStore
-		w.Header()["X-Content-Type-Options"] = []string{"nosniff"}
-		path := r.URL.Path
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if ip, parseErr := netip.ParseAddr(host); err != nil || parseErr != nil || !ip.Unmap().IsLoopback() {
-			http.Error(w, path+" answers loopback clients only", http.StatusForbidden)
-			return
-		}
-		if !loopbackHost(r.Host) {
-			http.Error(w, path+" answers requests for localhost or a loopback address only", http.StatusForbidden)
-			return
-		}
-		for name := range r.Header {
-			if forwardingHeader(name) {
-				http.Error(w, path+" refuses forwarded requests ("+name+")", http.StatusForbidden)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// loopbackHost reports whether a Host header names this machine: localhost
-// or a loopback address, with or without a port.
-func loopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
-	return err == nil && ip.Unmap().IsLoopback()
-}
-
-// forwardingHeader reports whether a (canonical) header name is one that
-// proxies add to say whom they forward for.
-func forwardingHeader(name string) bool {
-	switch name {
-	case "Forwarded", "Via", "X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Cluster-Client-Ip":
-		return true
-	}
-	return strings.HasPrefix(name, "X-Forwarded-")
 }
