@@ -127,6 +127,9 @@ func decodeOnto(c *Config, body []byte) (fields map[string]json.RawMessage, err 
 	if every {
 		c.ErrorRate = 0 // a rate above 0 would take precedence
 	}
+	if rate && c.ErrorRate == 0 {
+		return nil, fmt.Errorf("invalid error_rate \"0\": %s", wantRateAbove0)
+	}
 	return fields, nil
 }
 

@@ -46,8 +46,11 @@ func newLatency(c Config) *latency {
 // handshake of a new connection, which go-redis sends through the same hooks
 // and on the same connection in the context of whichever command dialled,
 // a health check's PING included: a dial's cost is the dial's, not a round
-// trip the experiment delays. Naming one in the commands list targets it.
-var spared = map[string]bool{"ping": true, "hello": true, "auth": true, "select": true, "client": true, "readonly": true}
+// trip the experiment delays. CLUSTER and COMMAND are how a cluster client
+// learns the slots and the commands, which a health check's PING can be the
+// first to need. Naming one in the commands list targets it.
+var spared = map[string]bool{"ping": true, "hello": true, "auth": true, "select": true, "client": true, "readonly": true,
+	"cluster": true, "command": true}
 
 // targets reports whether the latency applies to a command, by its name in
 // lower case.

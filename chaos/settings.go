@@ -46,7 +46,7 @@ var settings = []setting{
 	{env: "CHAOS", field: "experiment", want: "want " + experimentChoices,
 		parse: func(c *Config, raw string) bool { c.Experiment = raw; return true },
 		check: checkExperiment},
-	seconds("CHAOS_DELAY_SECONDS", "delay_seconds", 60, "0.75", func(c *Config) *float64 { return &c.DelaySeconds }),
+	latencyDelay(),
 	seconds("CHAOS_DELAY_JITTER_SECONDS", "delay_jitter_seconds", 60, "0.05", func(c *Config) *float64 { return &c.JitterSeconds }),
 	{env: "CHAOS_ERROR_EVERY", field: "error_every", want: "want a whole number from 1 up, such as 2 (every 2nd read fails)",
 		parse: func(c *Config, raw string) bool {
@@ -97,6 +97,9 @@ var settings = []setting{
 			if c.SessionsPercent == nil {
 				return nil, ""
 			}
+			if *c.SessionsPercent == 0 && c.Experiment != "none" {
+				return 0.0, "want a percentage above 0, such as 50: at 0 no session is in the experiment group, so nothing would be injected"
+			}
 			return *c.SessionsPercent, wantIf(!within(*c.SessionsPercent, 0, 100), wantPercent)
 		}},
 	{env: "CHAOS_STOP_WINDOW_SEARCHES", field: "stop_window_searches", want: wantWindow,
@@ -146,6 +149,27 @@ func stopShare(env, field string, at func(*Config) *float64) setting {
 	}
 	return s
 }
+
+// latencyDelay is delay_seconds's setting, which a latency experiment needs
+// above 0 unless it has a jitter: else it would run and inject nothing.
+func latencyDelay() setting {
+	s := seconds("CHAOS_DELAY_SECONDS", "delay_seconds", 60, "0.75", func(c *Config) *float64 { return &c.DelaySeconds })
+	check := s.check
+	s.check = func(c *Config) (any, string) {
+		if shown, want := check(c); want != "" {
+			return shown, want
+		}
+		if c.latency() && c.DelaySeconds == 0 && c.JitterSeconds == 0 {
+			return c.DelaySeconds, "want seconds above 0 for a latency experiment, such as 0.75 (with no jitter, a delay of 0 injects nothing)"
+		}
+		return nil, ""
+	}
+	return s
+}
+
+// wantRateAbove0 is what an error_rate of 0 is told: given, 0 would not
+// mean "no errors" but "every Nth read", error_every's default.
+const wantRateAbove0 = "want a probability above 0, such as 0.3 (to fail every Nth read instead: error_every; to fail none: DELETE)"
 
 func seconds(env, field string, highest float64, example string, at func(*Config) *float64) setting {
 	return number(env, field, fmt.Sprintf("want seconds from 0 to %g, such as %s", highest, example), 0, highest, at)
@@ -235,6 +259,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		if !s.parse(&c, raw) {
 			return c, fmt.Errorf("invalid %s %q: %s", s.env, raw, s.want)
+		}
+		if s.env == "CHAOS_ERROR_RATE" && c.ErrorRate == 0 {
+			return c, fmt.Errorf("invalid %s %q: %s", s.env, raw, wantRateAbove0)
 		}
 	}
 	if truthy(c.Experiment) {

@@ -18,7 +18,8 @@ func TestFromEnv(t *testing.T) {
 		{map[string]string{"CHAOS": "latency", "CHAOS_SEED": "7"}, Config{Experiment: "latency", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
 		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "5", "CHAOS_SEED": "7"}, Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 5, Seed: 7, Layer: LayerCommand}},
 		{map[string]string{"CHAOS": "Latency, error", "CHAOS_DELAY_SECONDS": "0.1", "CHAOS_SEED": "7"}, Config{Experiment: "latency,error", DelaySeconds: 0.1, ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
-		{map[string]string{"CHAOS": "error,latency", "CHAOS_DELAY_SECONDS": "0", "CHAOS_SEED": "7"}, Config{Experiment: "latency,error", ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
+		{map[string]string{"CHAOS": "error,latency", "CHAOS_DELAY_SECONDS": "0", "CHAOS_DELAY_JITTER_SECONDS": "0.05", "CHAOS_SEED": "7"},
+			Config{Experiment: "latency,error", JitterSeconds: 0.05, ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
 		{map[string]string{"CHAOS": "none", "CHAOS_DELAY_SECONDS": "60", "CHAOS_SEED": "7"}, Config{Experiment: "none", DelaySeconds: 60, ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
 		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_JITTER_SECONDS": "0.02", "CHAOS_COMMANDS": "GET, evalsha", "CHAOS_SEED": "7"},
 			Config{Experiment: "latency", DelaySeconds: 0.75, JitterSeconds: 0.02, Commands: []string{"get", "evalsha"}, ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
@@ -74,6 +75,10 @@ func TestFromEnvRefuses(t *testing.T) {
 		{map[string]string{"CHAOS_COMMANDS": "get*"}, `invalid CHAOS_COMMANDS "get*"`},
 		{map[string]string{"CHAOS_LAYER": "network"}, `invalid CHAOS_LAYER "network": want command`},
 		{map[string]string{"CHAOS_ERROR_REPLY": "OOM"}, `invalid CHAOS_ERROR_REPLY "OOM": want LOADING, READONLY or CLUSTERDOWN`},
+		// Settings that would run and inject nothing.
+		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0"}, `invalid CHAOS_DELAY_SECONDS "0": want seconds above 0 for a latency experiment`},
+		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0"}, `invalid CHAOS_ERROR_RATE "0": want a probability above 0`},
+		{map[string]string{"CHAOS": "latency", "CHAOS_SESSIONS_PERCENT": "0"}, `invalid CHAOS_SESSIONS_PERCENT "0": want a percentage above 0`},
 	} {
 		_, err := FromEnv(mapGetenv(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
@@ -179,22 +184,25 @@ func TestFromJSON(t *testing.T) {
 		t.Errorf("FromJSON({}) = %+v, %v; want no experiment with a random seed", c, err)
 	}
 	for body, want := range map[string]string{
-		`{"experiment":"true"}`:              `invalid experiment "true": ambiguous, it does not say which experiment; want latency, error or latency,error (none, unset or empty: no experiment)`,
-		`{"experiment":"slow"}`:              `invalid experiment "slow": want latency, error or latency,error (none, unset or empty: no experiment)`,
-		`{"delay_seconds":61}`:               `invalid delay_seconds "61": want seconds from 0 to 60, such as 0.75`,
-		`{"delay_seconds":-1}`:               `invalid delay_seconds "-1": want seconds from 0 to 60, such as 0.75`,
-		`{"error_rate":2}`:                   `invalid error_rate "2": want a probability from 0 to 1, such as 0.3`,
-		`{"error_every":0}`:                  `invalid error_every "0": want a whole number from 1 up, such as 2 (every 2nd read fails)`,
-		`{"commands":["get*"]}`:              `invalid commands "get*": want Redis command names, such as get or get,evalsha`,
-		`{"error_every":3,"error_rate":0.5}`: `error_every and error_rate are both set: set one, every Nth read (error_every) or a random rate (error_rate)`,
-		`{"duration_seconds":0}`:             `invalid duration_seconds "0": want seconds from 1 to 86400, such as 300 (default 1800; there is no unlimited run: 0 is refused)`,
-		`{"layer":"network"}`:                `invalid layer "network": want command (around each go-redis command, the default) or connection (on the connections go-redis dials)`,
-		`{"error_reply":"OOM"}`:              `invalid error_reply "OOM": want LOADING, READONLY or CLUSTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)`,
-		`{"delay":1}`:                        `body is not a JSON experiment: json: unknown field "delay"`,
-		`{"seed":-1}`:                        `body is not a JSON experiment: json: cannot unmarshal number -1 into Go struct field Config.seed of type uint64`,
-		`{} {}`:                              `body has more than one JSON value`,
-		`{"experiment":"latency"} x`:         `body has more than one JSON value`,
-		`{`:                                  `body is not a JSON experiment: unexpected EOF`,
+		`{"experiment":"true"}`:                       `invalid experiment "true": ambiguous, it does not say which experiment; want latency, error or latency,error (none, unset or empty: no experiment)`,
+		`{"experiment":"slow"}`:                       `invalid experiment "slow": want latency, error or latency,error (none, unset or empty: no experiment)`,
+		`{"delay_seconds":61}`:                        `invalid delay_seconds "61": want seconds from 0 to 60, such as 0.75`,
+		`{"delay_seconds":-1}`:                        `invalid delay_seconds "-1": want seconds from 0 to 60, such as 0.75`,
+		`{"error_rate":2}`:                            `invalid error_rate "2": want a probability from 0 to 1, such as 0.3`,
+		`{"error_every":0}`:                           `invalid error_every "0": want a whole number from 1 up, such as 2 (every 2nd read fails)`,
+		`{"experiment":"error","error_rate":0}`:       `invalid error_rate "0": want a probability above 0, such as 0.3 (to fail every Nth read instead: error_every; to fail none: DELETE)`,
+		`{"experiment":"latency","delay_seconds":0}`:  `invalid delay_seconds "0": want seconds above 0 for a latency experiment, such as 0.75 (with no jitter, a delay of 0 injects nothing)`,
+		`{"experiment":"error","sessions_percent":0}`: `invalid sessions_percent "0": want a percentage above 0, such as 50: at 0 no session is in the experiment group, so nothing would be injected`,
+		`{"commands":["get*"]}`:                       `invalid commands "get*": want Redis command names, such as get or get,evalsha`,
+		`{"error_every":3,"error_rate":0.5}`:          `error_every and error_rate are both set: set one, every Nth read (error_every) or a random rate (error_rate)`,
+		`{"duration_seconds":0}`:                      `invalid duration_seconds "0": want seconds from 1 to 86400, such as 300 (default 1800; there is no unlimited run: 0 is refused)`,
+		`{"layer":"network"}`:                         `invalid layer "network": want command (around each go-redis command, the default) or connection (on the connections go-redis dials)`,
+		`{"error_reply":"OOM"}`:                       `invalid error_reply "OOM": want LOADING, READONLY or CLUSTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)`,
+		`{"delay":1}`:                                 `body is not a JSON experiment: json: unknown field "delay"`,
+		`{"seed":-1}`:                                 `body is not a JSON experiment: json: cannot unmarshal number -1 into Go struct field Config.seed of type uint64`,
+		`{} {}`:                                       `body has more than one JSON value`,
+		`{"experiment":"latency"} x`:                  `body has more than one JSON value`,
+		`{`:                                           `body is not a JSON experiment: unexpected EOF`,
 		`{"experiment":"latency","layer":"connection","sessions_percent":50}`: `invalid layer "connection": want command with sessions_percent below 100: the connection layer cannot tell sessions apart`,
 	} {
 		if _, err := FromJSON([]byte(body)); err == nil || err.Error() != want {
