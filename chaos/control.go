@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"example.com/shopsession/internal/localonly"
 )
@@ -92,15 +93,22 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 
 // patch serves PATCH: the body's fields onto the running experiment, which
 // keeps the rest, its end time included unless the body names the
-// duration; the result is checked whole. Nothing running is a conflict: an
-// experiment that ended or was stopped is not resumed, as on AWS FIS; a PUT
-// starts a new one.
+// duration; the result is checked whole. A PATCH of the faults alone
+// continues the run (its pages, its stop conditions' window, its end); one
+// that names what the run is made of (the blast radius, the seed, a stop
+// condition) starts a new run, as a PUT does, with the same end. Nothing
+// running is a conflict: an experiment that ended or was stopped is not
+// resumed, as on AWS FIS; a PUT starts a new one.
 func (e *Experiment) patch(body []byte) (int, error) {
 	e.swap.Lock()
 	defer e.swap.Unlock()
 	p := e.active.Load()
 	if !p.injects() {
 		return http.StatusConflict, errors.New("no experiment is running (" + e.Status("").State + "): PATCH changes a running one; start one with PUT")
+	}
+	if !p.run.endsAt.After(e.now()) {
+		// Its end has come and end() waits for e.swap: it is over.
+		return http.StatusConflict, errors.New("the experiment's duration has run out: PATCH changes a running one; start one with PUT")
 	}
 	// A copy: decoding writes into slices and through pointers, which the
 	// running plan's hooks read.
@@ -112,6 +120,25 @@ func (e *Experiment) patch(body []byte) (int, error) {
 	if err := e.check(&cfg); err != nil {
 		return http.StatusBadRequest, err
 	}
-	e.install(cfg, !names(fields, "duration_seconds"))
+	if cfg.Experiment == "none" {
+		return http.StatusBadRequest, errors.New(`PATCH does not stop an experiment: DELETE does (experiment "none")`)
+	}
+	for _, field := range runFields {
+		if names(fields, field) {
+			e.install(cfg, !names(fields, "duration_seconds"))
+			return http.StatusOK, nil
+		}
+	}
+	var d time.Duration
+	if names(fields, "duration_seconds") {
+		d = time.Duration(cfg.DurationSeconds * float64(time.Second))
+	}
+	e.continueRun(cfg, d)
 	return http.StatusOK, nil
 }
+
+// runFields are the fields a run is made of: a PATCH that names one starts
+// a new run. The others change what is injected, not whom, nor how it is
+// judged.
+var runFields = []string{"sessions_percent", "seed", "stop_window_searches", "stop_min_searches",
+	"stop_failed_reads_share", "stop_degraded_share", "stop_search_p99_seconds"}

@@ -209,6 +209,28 @@ func (e *Experiment) install(cfg Config, keepEnd bool) {
 	e.logPlan("chaos experiment replaced", cfg)
 }
 
+// continueRun makes the checked cfg, which changes only the running
+// experiment's faults (a PATCH), the running experiment on the same run: its
+// pages, its stop conditions' window and judge, its start and its end stay,
+// so that changing a delay neither restarts the stop conditions' count nor
+// the clock. newDuration, if not zero, sets the end that far from now. The
+// caller holds e.swap.
+func (e *Experiment) continueRun(cfg Config, newDuration time.Duration) {
+	old := e.active.Load()
+	r := old.run
+	p := planOn(cfg, r)
+	p.succeeded(old, time.Now())
+	r.cfg.DurationSeconds = cfg.DurationSeconds
+	if newDuration > 0 {
+		r.stopTimer()
+		r.endsAt = e.now().Add(newDuration)
+		r.stopTimer = e.guardClock().AfterFunc(newDuration, func() { e.end(p, nil) })
+	}
+	old.retired()
+	e.active.Store(p)
+	e.logPlan("chaos experiment changed", cfg)
+}
+
 // Stop ends the running experiment: no injection until the next Use.
 func (e *Experiment) Stop() { e.Use(Off()) }
 

@@ -107,7 +107,7 @@ func (e *Experiment) judge(p, old *plan) {
 		}
 	}
 	tick = func() {
-		if e.active.Load() != p {
+		if e.active.Load().run != p.run {
 			return
 		}
 		if abort := w.judge(e.now()); abort != nil {
@@ -166,14 +166,18 @@ func (e *Experiment) started(p, old *plan) {
 	r.stopTimer = c.AfterFunc(d, func() { e.end(p, nil) })
 }
 
-// end stops p's injection, if p still runs: its duration ran out (abort
-// nil) or a stop condition broke. Only a Use starts injecting again.
+// end stops the injection of p's run, if it still runs: its duration ran
+// out (abort nil) or a stop condition broke. The active plan may be a later
+// one than p on the same run (a PATCH of the faults): it ends too. Only a
+// Use starts injecting again.
 func (e *Experiment) end(p *plan, abort *Abort) {
 	e.swap.Lock()
 	defer e.swap.Unlock()
-	if e.active.Load() != p {
+	cur := e.active.Load()
+	if cur.run != p.run || !cur.injects() {
 		return // replaced, or already ended
 	}
+	p = cur
 	r := p.run
 	r.ended = e.now()
 	if r.stopTimer != nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // TestPATCHKeepsTheEndTime: a PATCH that does not name the duration keeps
@@ -94,5 +96,45 @@ func TestPATCHPicksTheFailureMode(t *testing.T) {
 	}
 	if rec := serve(handler, http.MethodPut, "127.0.0.1", "127.0.0.1:1", `{"experiment":"error","ERROR_EVERY":3,"error_rate":0.5}`); rec.Code != http.StatusBadRequest {
 		t.Errorf("PUT of error_every and error_rate, one in upper case = %d %s, want 400", rec.Code, rec.Body)
+	}
+}
+
+// TestPATCHKeepsTheStopConditionsCount: a PATCH of the faults alone
+// continues the run, so its pages stay in the stop conditions' window. Every
+// page degraded, a window of 10 and a PATCH after every 9th: before, each
+// PATCH began a new run and 45 degraded pages never aborted it.
+func TestPATCHKeepsTheStopConditionsCount(t *testing.T) {
+	app := newPageService(t, nil, map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "1",
+		"CHAOS_STOP_WINDOW_SEARCHES": "10", "CHAOS_STOP_DEGRADED_SHARE": "0.5"})
+	id := uuid.NewString()
+	for range 5 {
+		for range 9 {
+			app.search(id)
+		}
+		if rec := app.serve(http.MethodPatch, "/debug/chaos", "", strings.NewReader(`{"error_every":1}`)); rec.Code != http.StatusOK && rec.Code != http.StatusConflict {
+			t.Fatalf("PATCH = %d %s", rec.Code, rec.Body)
+		}
+	}
+	s := app.status(t, "")
+	if s.State != StateAborted || s.Abort.Condition != ConditionDegraded {
+		t.Fatalf("45 degraded pages, a PATCH every 9, stop_degraded_share 0.5: state %s, abort %+v, experiment group %+v",
+			s.State, s.Abort, s.Groups["experiment"])
+	}
+	if got := s.Groups["experiment"].Searches; got != 10 {
+		t.Errorf("the run counted %d searches up to the abort, want the 10 of its window", got)
+	}
+
+	// Naming a stop condition is a new run: its window starts empty.
+	if rec := app.serve(http.MethodPut, "/debug/chaos", "", strings.NewReader(`{"experiment":"error","error_every":1,"stop_window_searches":10,"stop_degraded_share":0.5}`)); rec.Code != http.StatusOK {
+		t.Fatalf("PUT = %d %s", rec.Code, rec.Body)
+	}
+	for range 9 {
+		app.search(id)
+	}
+	if rec := app.serve(http.MethodPatch, "/debug/chaos", "", strings.NewReader(`{"stop_degraded_share":0.9}`)); rec.Code != http.StatusOK {
+		t.Fatalf("PATCH = %d %s", rec.Code, rec.Body)
+	}
+	if s := app.status(t, ""); s.State != StateRunning || s.Groups["experiment"].Searches != 0 {
+		t.Errorf("a PATCH of a stop condition: state %s, %d searches in the new run, want running and 0", s.State, s.Groups["experiment"].Searches)
 	}
 }

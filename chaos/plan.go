@@ -32,8 +32,12 @@ type faults struct {
 	failure *failure
 }
 
-func newPlan(c Config) *plan {
-	p := &plan{config: c, run: newRun(c)}
+func newPlan(c Config) *plan { return planOn(c, newRun(c)) }
+
+// planOn is c's plan on run r: a new one, or the running one that a PATCH
+// of the faults alone continues.
+func planOn(c Config, r *run) *plan {
+	p := &plan{config: c, run: r}
 	p.live, p.retire = context.WithCancel(context.Background())
 	f := &faults{latency: newLatency(c), failure: newFailure(c)}
 	switch {
