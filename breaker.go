@@ -121,7 +121,8 @@ func (b *breaker) currentState() gobreaker.State { return gobreaker.State(b.stat
 // own command decides whether Redis is back.
 func (b *breaker) do(op func() error) error {
 	_, err := b.cb.Execute(func() (struct{}, error) {
-		if b.cb.State() == gobreaker.StateHalfOpen {
+		// Admitted half-open: the change of state was stored on the way in.
+		if b.currentState() == gobreaker.StateHalfOpen {
 			return struct{}{}, errLeftToCanary
 		}
 		return struct{}{}, op()

@@ -209,15 +209,16 @@ func (m *metrics) setBreakerState(current string) {
 	}
 }
 
-// watchDegraded exports whether the service runs degraded, as /readyz says
-// it: pages served without Redis, and so without recommendations.
+// watchDegraded exports whether the service runs degraded: some circuit
+// breaker around Redis is not closed, so some pages are served without
+// recommendations or without remembering their search.
 func (m *metrics) watchDegraded(degraded func() bool) {
 	if m == nil {
 		return
 	}
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Name: "degraded",
-		Help: "1 while the service runs degraded, serving pages without Redis and so without recommendations (as /readyz reports), else 0.",
+		Help: "1 while a circuit breaker around Redis is open or half-open, so that some pages are served without recommendations or do not remember their search (/readyz says which), else 0.",
 	}, func() float64 {
 		if degraded() {
 			return 1
@@ -266,9 +267,6 @@ func (h *redisMetricsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) r
 }
 
 func (h *redisMetricsHook) count(cmd redis.Cmder, err error) {
-	if errors.Is(err, errCacheUnavailable) {
-		return // a write a breaker answered, shown to the chaos build's hooks: never sent
-	}
 	i := redisCommandIndex(cmd.Name())
 	h.m.redisCommandCount[i].Inc()
 	if err != nil && !errors.Is(err, redis.Nil) {

@@ -82,10 +82,6 @@ func newStore(rdb redis.UniversalClient, timeout, ttl time.Duration, breaker bre
 	} else {
 		s.single = s.newNode("")
 	}
-	if chaosBuild {
-		// Added after the experiment's hooks, so that they see what it does.
-		rdb.AddHook(skippedWriteHook{})
-	}
 	return s
 }
 
@@ -149,9 +145,6 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 		})
 		if err != nil {
 			s.logFailure(err, "write", sessionID)
-			if errors.Is(err, errCacheUnavailable) {
-				s.showSkippedWrite(ctx, key)
-			}
 			return stored, err
 		}
 		if len(reply) > 0 && reply[0] == int64(1) {
@@ -167,39 +160,6 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 	err = fmt.Errorf("gave up after %d conflicting writes", maxWriteAttempts)
 	s.logger.Warn("redis error "+err.Error(), "op", "write", "session", loggedSession(sessionID))
 	return stored, err
-}
-
-// showSkippedWrite shows the chaos build's hooks a write that a breaker
-// answered without sending: the experiment judges a page by the Redis
-// commands it sees fail, and counts a page whose search was not remembered
-// as degraded only if one did. The command goes through the client's hooks,
-// and skippedWriteHook, the last of them, fails it before it leaves the
-// process. In production it does nothing.
-func (s *store) showSkippedWrite(ctx context.Context, key string) {
-	if !chaosBuild {
-		return
-	}
-	s.rdb.Process(context.WithValue(ctx, skippedWriteKey{}, true), redis.NewCmd(ctx, "evalsha", storeInterests.Hash(), 1, key))
-}
-
-type skippedWriteKey struct{}
-
-// skippedWriteHook fails the commands showSkippedWrite sends.
-type skippedWriteHook struct{}
-
-func (skippedWriteHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (skippedWriteHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if ctx.Value(skippedWriteKey{}) != nil {
-			return errCacheUnavailable
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (skippedWriteHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
 }
 
 // logFailure logs a failed Redis operation, except while its breaker is
