@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -85,7 +86,7 @@ type breaker struct {
 func (s *store) newBreaker(h half, node string, canary func(ctx context.Context) error) *breaker {
 	b := &breaker{half: h, node: node, canary: canary, timeout: s.timeout, logger: s.logger}
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name: string(h) + " " + node,
+		Name: strings.TrimSpace(string(h) + " " + node),
 		// Half-open: one operation, always a canary, probes Redis; its
 		// success closes the breaker, its failure opens it for another
 		// cool-down.

@@ -125,7 +125,7 @@ func searchInParallel(t *testing.T, app *testApp, prefix string, clients, pages 
 // READONLY reply came on, so every refused write cost a new one. The breaker
 // stops the writes after a run of refusals: the connections the app opens
 // are bounded by that run, and once the breaker is open, 100 more searches
-// open none.
+// send no write and open none beyond the pool's growth to one per client.
 func TestRefusedWritesCostNoConnections(t *testing.T) {
 	const clients, pages, failures = 4, 25, 5
 	primary := ownRedisServer(t)
@@ -140,9 +140,9 @@ func TestRefusedWritesCostNoConnections(t *testing.T) {
 	before := totalConnections(t, rdb)
 	searchInParallel(t, app, "readonly-a-", clients, pages)
 	opened := totalConnections(t, rdb)
+	refused := strings.Count(app.logs.String(), `msg="redis error READONLY`)
 	searchInParallel(t, app, "readonly-b-", clients, pages)
 	after := totalConnections(t, rdb)
-	refused := strings.Count(app.logs.String(), `msg="redis error READONLY`)
 	t.Logf("%d searches: %d new connections while the breaker opened, %d after; %d refused writes logged",
 		2*clients*pages, opened-before, after-opened, refused)
 	// Each refused write before the breaker opened (a run as long as the
@@ -151,11 +151,15 @@ func TestRefusedWritesCostNoConnections(t *testing.T) {
 	if limit := failures + 2*clients + clients; opened-before > limit {
 		t.Errorf("%d new connections for %d searches while the breaker opened, want at most %d", opened-before, clients*pages, limit)
 	}
-	if after != opened {
-		t.Errorf("%d new connections for %d searches with the breaker open, want 0", after-opened, clients*pages)
+	// The pool may still grow to one connection per client.
+	if after-opened > clients {
+		t.Errorf("%d new connections for %d searches with the breaker open, want at most %d", after-opened, clients*pages, clients)
 	}
 	if limit := failures + 2*clients; refused > limit {
 		t.Errorf("%d refused writes logged, want at most %d", refused, limit)
+	}
+	if n := strings.Count(app.logs.String(), `msg="redis error READONLY`); n != refused {
+		t.Errorf("%d writes were refused with the breaker open, want none", n-refused)
 	}
 }
 
