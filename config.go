@@ -60,7 +60,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	cookieSecure := fs.String("cookie-secure", envOr("COOKIE_SECURE", "false"), "mark the session cookie Secure (HTTPS only): `true or false` (env COOKIE_SECURE)")
 	logFormat := fs.String("log-format", envOr("LOG_FORMAT", "text"), "log format: `text or json` (env LOG_FORMAT)")
 	breakerFailures := fs.String("breaker-failures", envOr("BREAKER_FAILURES", "5"), "consecutive failed Redis operations that open the circuit breaker, a whole `number` (env BREAKER_FAILURES)")
-	breakerCooldown := fs.String("breaker-cooldown", envOr("BREAKER_COOLDOWN", "500ms"), "how long the open circuit breaker serves pages without Redis before one request probes it, a Go `duration` (env BREAKER_COOLDOWN)")
+	breakerCooldown := fs.String("breaker-cooldown", envOr("BREAKER_COOLDOWN", "500ms"), "how long an open circuit breaker serves pages without Redis before a canary probes it, a Go `duration` (env BREAKER_COOLDOWN)")
 
 	// -h shows each flag's default, which for -redis-url is REDIS_URL.
 	fs.Lookup("redis-url").DefValue = redactURL(*redisURL)

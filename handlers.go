@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -76,6 +77,9 @@ type searchPage struct {
 	Query     string
 	Interests []string
 	SessionID string
+	// NotRemembered: the query was to be remembered and Redis did not
+	// store it; Interests are those stored before.
+	NotRemembered bool
 }
 
 func (a *app) search(w http.ResponseWriter, r *http.Request) {
@@ -123,10 +127,12 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 		// keeps it alive, whoever sent the visitor here.
 		added = ""
 	}
-	// On a Redis error the store has logged it; the page goes out without interests.
-	page.Interests, _ = a.store.remember(r.Context(), page.SessionID, added)
+	// On a Redis error the store has logged it; the page shows what it read.
+	interests, err := a.store.remember(r.Context(), page.SessionID, added)
+	page.Interests = interests
+	page.NotRemembered = err != nil && added != "" && !slices.Contains(interests, added)
 	a.metrics.searchPage(len(page.Interests) > 0)
-	if len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
+	if err == nil && len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
 		// The store has just refreshed the session's TTL; the cookie follows,
 		// so that a visitor who keeps searching keeps their session.
 		a.setSessionCookie(w, page.SessionID)
@@ -174,17 +180,22 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 // readyz answers 200 while the process can serve pages, which it can with
 // Redis down: a cache outage must not take every instance out of a load
 // balancer's rotation at once. The body says whether pages come with
-// recommendations, and nothing about why not: the log has that.
+// recommendations and remember searches, and nothing about why not: the log
+// has that. It asks each Redis server with its breakers' canaries, data
+// commands of the kind sessions need, not a PING, which a server that cannot
+// serve a session (a replica, a full one, a cluster that is down) answers.
 func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := a.store.ping(r.Context()); err != nil {
-		if !errors.Is(err, errCacheUnavailable) {
-			a.logger.Warn("redis error "+err.Error(), "op", "ping")
-		}
+	switch a.store.check(r.Context()) {
+	case cacheReady:
+		w.Write([]byte("ready\n"))
+	case writesRefused:
+		w.Write([]byte("degraded: session cache refuses writes; pages show the interests stored, and new searches are not remembered\n"))
+	case partlyUnavailable:
+		w.Write([]byte("degraded: session cache partly unavailable; some pages are served without recommendations\n"))
+	default:
 		w.Write([]byte("degraded: session cache unavailable; pages are served without recommendations\n"))
-		return
 	}
-	w.Write([]byte("ready\n"))
 }
 
 // sessionID returns the request's session id for a page that shows it,

@@ -37,6 +37,7 @@ type metrics struct {
 
 	breakerState       *prometheus.GaugeVec   // state; registered by watchBreaker
 	breakerTransitions *prometheus.CounterVec // from, to; registered by watchBreaker
+	breakers           *prometheus.GaugeVec   // operation, state; registered by watchBreaker
 }
 
 const metricsNamespace = "shopsession"
@@ -93,12 +94,16 @@ func newMetrics() *metrics {
 	})
 	m.breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Name: "redis_breaker_state",
-		Help: "1 for the state the circuit breaker around Redis is in (closed, half-open or open), 0 for the others.",
+		Help: "1 for the worst state of the circuit breakers around Redis (open, else half-open, else closed), 0 for the others.",
 	}, []string{"state"})
 	m.breakerTransitions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Name: "redis_breaker_transitions_total",
-		Help: "Changes of state of the circuit breaker around Redis, by the state it left and the state it entered.",
+		Help: "Changes of state of the circuit breakers around Redis, by the state one left and the state it entered.",
 	}, []string{"from", "to"})
+	m.breakers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Name: "redis_breakers",
+		Help: "Circuit breakers around Redis, one per server for its reads and one for its writes (and a cluster's for its slot table: routing), by what they guard and their state.",
+	}, []string{"operation", "state"})
 	m.registry.MustRegister(m.requests, m.durations, pages, m.redisCommands, m.redisErrors, m.casConflicts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -152,26 +157,46 @@ func (m *metrics) casConflict() {
 // breakerStates are the states of a circuit breaker, as gobreaker names them.
 var breakerStates = [...]string{"closed", "half-open", "open"}
 
-// watchBreaker exports the state of the circuit breaker around Redis, which
-// is now in state (gobreaker's State.String()); the breaker's OnStateChange
-// then reports each change to breakerStateChanged. The breaker's metrics are
-// registered only when there is a breaker to describe.
+// breakerOperations are what a circuit breaker guards (half in breaker.go).
+var breakerOperations = [...]string{"read", "write", "routing"}
+
+// watchBreaker exports the state of the circuit breakers around Redis,
+// whose worst is now state (gobreaker's State.String()); each breaker's
+// OnStateChange then reports its changes to breakerStateChanged. The
+// breakers' metrics are registered only when there are breakers to
+// describe.
 func (m *metrics) watchBreaker(state string) {
 	if m == nil {
 		return
 	}
-	m.registry.MustRegister(m.breakerState, m.breakerTransitions)
+	for _, op := range breakerOperations {
+		for _, state := range breakerStates {
+			m.breakers.WithLabelValues(op, state).Add(0)
+		}
+	}
+	m.registry.MustRegister(m.breakerState, m.breakerTransitions, m.breakers)
 	m.setBreakerState(state)
 }
 
-// breakerStateChanged records a change of the breaker's state; call it from
-// the breaker's OnStateChange with gobreaker's State.String() of each side.
-func (m *metrics) breakerStateChanged(from, to string) {
+// breakerAdded counts a new breaker, closed, that guards operation.
+func (m *metrics) breakerAdded(operation string) {
 	if m == nil {
 		return
 	}
-	m.setBreakerState(to)
+	m.breakers.WithLabelValues(operation, "closed").Inc()
+}
+
+// breakerStateChanged records a change of one breaker's state, which guards
+// operation, and the worst state of all of them after it; call it from the
+// breaker's OnStateChange with gobreaker's State.String() of each.
+func (m *metrics) breakerStateChanged(operation, from, to, worst string) {
+	if m == nil {
+		return
+	}
+	m.setBreakerState(worst)
 	m.breakerTransitions.WithLabelValues(from, to).Inc()
+	m.breakers.WithLabelValues(operation, from).Dec()
+	m.breakers.WithLabelValues(operation, to).Inc()
 }
 
 func (m *metrics) setBreakerState(current string) {
@@ -184,15 +209,16 @@ func (m *metrics) setBreakerState(current string) {
 	}
 }
 
-// watchDegraded exports whether the service runs degraded, as /readyz says
-// it: pages served without Redis, and so without recommendations.
+// watchDegraded exports whether the service runs degraded: some circuit
+// breaker around Redis is not closed, so some pages are served without
+// recommendations or without remembering their search.
 func (m *metrics) watchDegraded(degraded func() bool) {
 	if m == nil {
 		return
 	}
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Name: "degraded",
-		Help: "1 while the service runs degraded, serving pages without Redis and so without recommendations (as /readyz reports), else 0.",
+		Help: "1 while a circuit breaker around Redis is open or half-open, so that some pages are served without recommendations or do not remember their search (/readyz says which), else 0.",
 	}, func() float64 {
 		if degraded() {
 			return 1

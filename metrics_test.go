@@ -227,10 +227,12 @@ func valueOf(t *testing.T, m *metrics, name string) float64 {
 
 func TestBreakerMetrics(t *testing.T) {
 	m := newMetrics()
+	m.breakerAdded("read")
+	m.breakerAdded("write")
 	m.watchBreaker("closed")
-	m.breakerStateChanged("closed", "open")
-	m.breakerStateChanged("open", "half-open")
-	m.breakerStateChanged("half-open", "open")
+	m.breakerStateChanged("read", "closed", "open", "open")
+	m.breakerStateChanged("read", "open", "half-open", "half-open")
+	m.breakerStateChanged("read", "half-open", "open", "open")
 	degraded := true
 	m.watchDegraded(func() bool { return degraded })
 	families, err := m.registry.Gather()
@@ -248,9 +250,14 @@ func TestBreakerMetrics(t *testing.T) {
 	s.expect(t, 1, "shopsession_redis_breaker_transitions_total", "from", "half-open", "to", "open")
 	s.expect(t, 1, "shopsession_redis_breaker_transitions_total", "from", "open", "to", "half-open")
 	s.expect(t, 1, "shopsession_degraded")
+	s.expect(t, 1, "shopsession_redis_breakers", "operation", "read", "state", "open")
+	s.expect(t, 0, "shopsession_redis_breakers", "operation", "read", "state", "closed")
+	s.expect(t, 1, "shopsession_redis_breakers", "operation", "write", "state", "closed")
+	s.expect(t, 0, "shopsession_redis_breakers", "operation", "routing", "state", "closed")
 	var nilMetrics *metrics // no admin listener: records nothing, does not panic
+	nilMetrics.breakerAdded("read")
 	nilMetrics.watchBreaker("closed")
-	nilMetrics.breakerStateChanged("closed", "open")
+	nilMetrics.breakerStateChanged("read", "closed", "open", "open")
 	nilMetrics.watchDegraded(func() bool { return true })
 }
 

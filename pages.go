@@ -93,6 +93,7 @@ var pages = template.Must(template.New("").Parse(`
 <p>why don't you try...</p>
 <ul id="recommendations"><li><a href="/search?query=amazing+product">this amazing product</a></li></ul>
 {{else}}<p>No recommendations yet.</p>
+{{end}}{{if .NotRemembered}}<p id="not-remembered">This search could not be remembered; please try again later.</p>
 {{end}}<p id="session">Session ID: <code>{{.SessionID}}</code></p>
 <nav><a href="/">Back home</a> · <a href="/search">Recommendations</a> · <a href="/reset">Reset</a></nav>
 </main>

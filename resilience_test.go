@@ -215,7 +215,7 @@ func TestBreakerCountsWhatRedisSays(t *testing.T) {
 	ctx := context.Background()
 
 	for range 2 * failures {
-		if err := st.guarded(func() error { return rdb.Get(ctx, sessionKeyPrefix+"missing").Err() }); !errors.Is(err, redis.Nil) {
+		if err := st.single.read.do(func() error { return rdb.Get(ctx, sessionKeyPrefix+"missing").Err() }); !errors.Is(err, redis.Nil) {
 			t.Fatalf("GET of a missing key: %v, want redis.Nil", err)
 		}
 	}

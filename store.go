@@ -8,18 +8,19 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/sony/gobreaker/v2"
 
 	"example.com/shopsession/internal/redisclient"
 )
 
 const (
-	// sessionKeyPrefix namespaces every key the service writes; a session id
-	// only ever fills the part after it.
+	// sessionKeyPrefix namespaces every key the service writes; a session
+	// id only ever fills the part after it, and so never names a canary's
+	// key (nodes.go).
 	sessionKeyPrefix = "shop:session:"
 	maxInterests     = 3
 	// maxWriteAttempts bounds the compare-and-set loop; each conflict means
@@ -29,12 +30,15 @@ const (
 
 // storeInterests writes ARGV[3] with a TTL of ARGV[4] ms only if the key still
 // holds what the caller read: absent when ARGV[1] is "absent", ARGV[2]
-// otherwise. On a conflict it returns what the key holds now, so the caller
-// can retry without another read.
+// otherwise; "any" writes whatever it holds (the write canary, nodes.go). On
+// a conflict it returns what the key holds now, so the caller can retry
+// without another read.
 var storeInterests = redis.NewScript(`
 local current = redis.call('GET', KEYS[1])
 local unchanged
-if ARGV[1] == 'absent' then unchanged = (current == false) else unchanged = (current == ARGV[2]) end
+if ARGV[1] == 'any' then unchanged = true
+elseif ARGV[1] == 'absent' then unchanged = (current == false)
+else unchanged = (current == ARGV[2]) end
 if unchanged then
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   return {1}
@@ -46,103 +50,39 @@ return {0, current}
 // costs two round trips when no other search of the session races it: one
 // GET, one compare-and-set.
 //
-// A circuit breaker guards every Redis operation: after a run of consecutive
-// failures it opens and the store answers at once with errCacheUnavailable,
-// so that a Redis that is down or slow costs a page nothing; after a
-// cool-down it lets one operation through, and closes when that one succeeds.
+// Circuit breakers guard every Redis operation (breaker.go), one for the
+// reads and one for the writes of each Redis server (nodes.go), so that a
+// Redis that is down, slow, or answers reads and refuses writes costs a page
+// nothing it can do without.
 type store struct {
-	rdb     redis.UniversalClient
-	timeout time.Duration
-	ttl     time.Duration
-	logger  *slog.Logger
-	breaker *gobreaker.CircuitBreaker[struct{}]
-	metrics *metrics // nil: not counted
-}
+	rdb             redis.UniversalClient
+	cluster         *redis.ClusterClient // rdb, on a cluster; nil for a single server
+	timeout         time.Duration
+	ttl             time.Duration
+	logger          *slog.Logger
+	breakerSettings breakerSettings
+	metrics         *metrics // nil: not counted
 
-// breakerSettings are the circuit breaker's thresholds.
-type breakerSettings struct {
-	failures uint32        // consecutive failed operations that open it
-	cooldown time.Duration // how long it stays open before one operation probes Redis
+	single  *node    // a single server's breakers; nil on a cluster
+	routing *breaker // a cluster's slot table; nil for a single server
+	nodesMu sync.Mutex
+	nodes   sync.Map // a cluster's masters: address → *node
 }
-
-// trips reports whether the failures counted so far open the breaker: a run
-// of b.failures consecutive failures, in the order the operations started. gobreaker counts them in the order they finish, and a failure that
-// comes back at once (a refused dial, the chaos build's injected error)
-// finishes before the operations that started before it and still wait for
-// Redis, any of which may yet succeed. Counted as they finish, experiment 2
-// under 16 clients made runs of 5 failures within milliseconds, although its
-// failed reads alternate with good ones. So a run opens the breaker only once
-// it is longer than the threshold plus every operation still in flight.
-func (b breakerSettings) trips(c gobreaker.Counts) bool {
-	inFlight := c.Requests - c.TotalSuccesses - c.TotalFailures - c.TotalExclusions
-	return c.ConsecutiveFailures >= b.failures+inFlight
-}
-
-// errCacheUnavailable is what the store returns, without asking Redis, while
-// the breaker is open.
-var errCacheUnavailable = errors.New("session cache unavailable: circuit breaker open")
 
 func newStore(rdb redis.UniversalClient, timeout, ttl time.Duration, breaker breakerSettings, logger *slog.Logger, m *metrics) *store {
-	s := &store{rdb: rdb, timeout: timeout, ttl: ttl, logger: logger, metrics: m}
-	s.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name: "redis",
-		// Half-open: one operation probes Redis; its success closes the
-		// breaker, its failure opens it for another cool-down.
-		MaxRequests: 1,
-		Timeout:     breaker.cooldown,
-		// Interval 0: the counts are cleared only when the state changes,
-		// and only a run of consecutive failures opens it (see trips), so a
-		// Redis that fails every other read (experiment 2) never does.
-		ReadyToTrip:   func(c gobreaker.Counts) bool { return breaker.trips(c) },
-		IsSuccessful:  redisAnswered,
-		IsExcluded:    func(err error) bool { return errors.Is(err, context.Canceled) },
-		OnStateChange: func(_ string, from, to gobreaker.State) { s.breakerChanged(from, to) },
-	})
+	s := &store{rdb: rdb, timeout: timeout, ttl: ttl, logger: logger, breakerSettings: breaker, metrics: m}
+	if cluster, ok := rdb.(*redis.ClusterClient); ok {
+		s.cluster = cluster
+		// The slot table's canary is a lookup: it succeeds once go-redis has
+		// a slot table, whichever masters are up.
+		s.routing = s.newBreaker(routing, "", func(ctx context.Context) error {
+			_, err := cluster.MasterForKey(ctx, canaryKey)
+			return err
+		})
+	} else {
+		s.single = s.newNode("")
+	}
 	return s
-}
-
-// redisAnswered tells the breaker which outcomes count as Redis working:
-// a reply, including "no such key". Every other error counts as a failure:
-// a refused or reset connection, a timeout (REDIS_TIMEOUT or the pool's), an
-// error reply such as OOM or LOADING, and the chaos build's injected CHAOS
-// reply. A compare-and-set conflict is a reply, not an error. A visitor who
-// goes away cancels the request's context: IsExcluded leaves that out, as it
-// says nothing about Redis.
-func redisAnswered(err error) bool {
-	return err == nil || errors.Is(err, redis.Nil)
-}
-
-// breakerChanged logs each change of the breaker's state once; while it is
-// open, pages are served without recommendations and log nothing each.
-func (s *store) breakerChanged(from, to gobreaker.State) {
-	s.metrics.breakerStateChanged(from.String(), to.String())
-	switch to {
-	case gobreaker.StateOpen:
-		s.logger.Warn("redis circuit breaker open: serving pages without recommendations", "from", from.String(), "to", to.String())
-	case gobreaker.StateHalfOpen:
-		s.logger.Warn("redis circuit breaker half-open: one operation probes redis", "from", from.String(), "to", to.String())
-	case gobreaker.StateClosed:
-		s.logger.Warn("redis circuit breaker closed: redis answers again", "from", from.String(), "to", to.String())
-	}
-}
-
-// cacheState is the breaker's state: closed while Redis answers, open while
-// the store serves without it, half-open while one operation probes it.
-func (s *store) cacheState() gobreaker.State { return s.breaker.State() }
-
-// degraded reports whether the store serves without Redis, as /readyz says:
-// the breaker is open, or half-open with one operation probing Redis.
-func (s *store) degraded() bool { return s.cacheState() != gobreaker.StateClosed }
-
-// guarded runs one Redis operation through the breaker. While the breaker
-// is open (or half-open with its probe already out) it returns
-// errCacheUnavailable at once.
-func (s *store) guarded(op func() error) error {
-	_, err := s.breaker.Execute(func() (struct{}, error) { return struct{}{}, op() })
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return errCacheUnavailable
-	}
-	return err
 }
 
 // loadScripts loads the compare-and-set script so that the first search does
@@ -159,12 +99,18 @@ func (s *store) loadScripts(ctx context.Context) {
 // them, oldest first. A session with interests is written back, which
 // refreshes its TTL; one without (no query, nothing stored) is not written,
 // so a visitor with nothing to remember costs no key. On a Redis error it
-// logs it and returns it with no interests; nothing is written after a failed
-// read.
+// logs it and returns it, with the interests it read: none if the read
+// failed (nothing is written after a failed read), those stored, without
+// query, if the write failed.
 func (s *store) remember(ctx context.Context, sessionID, query string) ([]string, error) {
 	key := sessionKeyPrefix + sessionID
+	n, err := s.nodeFor(ctx, key)
+	if err != nil {
+		s.logFailure(err, "route", sessionID)
+		return nil, err
+	}
 	var raw string
-	err := s.guarded(func() error {
+	err = n.read.do(func() error {
 		readCtx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 		var err error
@@ -176,11 +122,12 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 		s.logFailure(err, "read", sessionID)
 		return nil, err
 	}
+	stored := s.decode(sessionID, raw, present)
 
 	writeCtx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	for range maxWriteAttempts {
-		interests := withQuery(s.decode(sessionID, raw, present), query)
+		interests := withQuery(stored, query)
 		if len(interests) == 0 {
 			return nil, nil // nothing to remember: no key for this visitor
 		}
@@ -190,7 +137,7 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 			expected = "value"
 		}
 		var reply []any
-		err := s.guarded(func() error {
+		err := n.write.do(func() error {
 			var err error
 			reply, err = storeInterests.Run(writeCtx, s.rdb, []string{key},
 				expected, raw, encoded, s.ttl.Milliseconds()).Slice()
@@ -198,7 +145,7 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 		})
 		if err != nil {
 			s.logFailure(err, "write", sessionID)
-			return nil, err
+			return stored, err
 		}
 		if len(reply) > 0 && reply[0] == int64(1) {
 			return interests, nil
@@ -208,14 +155,15 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 		if len(reply) > 1 && reply[1] != nil {
 			raw, present = fmt.Sprint(reply[1]), true
 		}
+		stored = s.decode(sessionID, raw, present)
 	}
 	err = fmt.Errorf("gave up after %d conflicting writes", maxWriteAttempts)
 	s.logger.Warn("redis error "+err.Error(), "op", "write", "session", loggedSession(sessionID))
-	return nil, err
+	return stored, err
 }
 
-// logFailure logs a failed Redis operation, except while the breaker is
-// open: its state change was logged once, and a line per page would flood
+// logFailure logs a failed Redis operation, except while its breaker is
+// open: the state change was logged once, and a line per page would flood
 // the log during an outage.
 func (s *store) logFailure(err error, op, sessionID string) {
 	if errors.Is(err, errCacheUnavailable) {
@@ -271,18 +219,6 @@ func withQuery(interests []string, query string) []string {
 		next = next[len(next)-maxInterests:]
 	}
 	return next
-}
-
-// ping answers whether Redis responds within REDIS_TIMEOUT, the bound pages
-// use, so a probe fails only when a page would. It goes through the
-// breaker, so that readiness probes notice an outage when no visitor does,
-// and answer at once while the breaker is open.
-func (s *store) ping(ctx context.Context) error {
-	return s.guarded(func() error {
-		ctx, cancel := context.WithTimeout(ctx, s.timeout)
-		defer cancel()
-		return s.rdb.Ping(ctx).Err()
-	})
 }
 
 // openRedis connects to cfg's Redis server or cluster, or starts an embedded
