@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -115,6 +116,9 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		return c.Conn.Write(b)
 	}
 	cmds := parseRESPCommands(b)
+	if c.e.opts.Spared != nil && slices.ContainsFunc(cmds, func(cmd respCommand) bool { return c.e.opts.spared(cmd.Command) }) {
+		return c.Conn.Write(b)
+	}
 	if f.failure != nil && len(cmds) == 1 && c.e.opts.isRead(cmds[0].Command) && f.failure.fails() {
 		// The read never reaches Redis, as when Redis is gone or answers
 		// with an error before running it.
@@ -254,15 +258,19 @@ func parseRESPCommands(b []byte) []respCommand {
 		}
 		b = rest
 		cmd := respCommand{args: n}
+		at := 1
 		for i := range n {
 			size, rest, ok := respLength(b, '$')
 			if !ok || len(rest) < size+2 {
 				return cmds
 			}
-			switch i {
-			case 0:
+			switch {
+			case i == 0:
 				cmd.Name = strings.ToLower(string(rest[:size]))
-			case 1:
+				at = keyAt(cmd.Name)
+			case i == 2 && at == 3 && string(rest[:size]) == "0":
+				at = 0 // a script with no keys
+			case i == at:
 				cmd.Key = string(rest[:size])
 			}
 			b = rest[size+2:]

@@ -35,6 +35,14 @@ type Options struct {
 	// SetUnit. nil, or an empty unit: none, which a blast radius never
 	// reaches.
 	Unit func(*http.Request) string
+	// Spared reports whether a command is one no experiment touches: no
+	// delay, no failure, not counted as a read, at either layer. For the
+	// service's health checks, whose commands a probe waits for: an
+	// experiment that fails every replica's readiness probe causes the
+	// outage the probe exists to prevent. (PING and a new connection's
+	// handshake are spared anyway unless the commands list names them.) A
+	// pipeline with a spared command is spared whole. nil: none.
+	Spared func(Command) bool
 	// ValidUnit checks the unit that GET ?session= asks about, and says what
 	// it wants when it refuses one. nil: 1 to 256 printable ASCII bytes.
 	ValidUnit func(string) (ok bool, want string)
@@ -51,10 +59,35 @@ type Options struct {
 }
 
 // Command is what both layers know of a Redis command: its name in lower
-// case and its first argument, the key of most commands.
+// case and its key: the first argument of most commands, the first key of
+// a script's (EVAL, EVALSHA, FCALL and their _RO forms; "" if it has none).
 type Command struct {
 	Name string
 	Key  string
+}
+
+// keyAt is where a command's key is among its arguments, the name being 0:
+// a script's keys follow the script and their number.
+func keyAt(name string) int {
+	switch name {
+	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
+		return 3
+	}
+	return 1
+}
+
+// spared reports whether no experiment may touch any of cmds (the Spared
+// option).
+func (o *Options) spared(cmds ...Command) bool {
+	if o.Spared == nil {
+		return false
+	}
+	for _, c := range cmds {
+		if o.Spared(c) {
+			return true
+		}
+	}
+	return false
 }
 
 func (o *Options) isRead(c Command) bool {

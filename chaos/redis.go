@@ -29,10 +29,24 @@ func (e *Experiment) Instrument(rdb redis.UniversalClient) {
 // commandOf is what the hooks know of cmd.
 func commandOf(cmd redis.Cmder) Command {
 	c := Command{Name: cmd.Name()}
-	if args := cmd.Args(); len(args) > 1 {
-		c.Key, _ = args[1].(string)
+	if args, at := cmd.Args(), keyAt(c.Name); len(args) > at && (at == 1 || !noKeys(args[2])) {
+		c.Key, _ = args[at].(string)
 	}
 	return c
+}
+
+// noKeys reports whether a script's number of keys, as go-redis holds it,
+// is 0: its next argument is then not a key.
+func noKeys(n any) bool {
+	switch n := n.(type) {
+	case int:
+		return n == 0
+	case int64:
+		return n == 0
+	case string:
+		return n == "0"
+	}
+	return false
 }
 
 // readHook counts the service's reads and, at the command layer, fails
@@ -46,7 +60,9 @@ func (h readHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h readHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		req := requestOf(ctx)
-		if !h.e.opts.isRead(commandOf(cmd)) {
+		if c := commandOf(cmd); h.e.opts.spared(c) {
+			return next(ctx, cmd)
+		} else if !h.e.opts.isRead(c) {
 			err := next(ctx, cmd)
 			req.done(err)
 			return err
@@ -118,6 +134,9 @@ func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 		return nil
 	}
 	if !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return f.latency.targets(c.Name()) }) || !p.run.reaches(ctx) {
+		return nil
+	}
+	if e.opts.Spared != nil && slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return e.opts.spared(commandOf(c)) }) {
 		return nil
 	}
 	d := f.latency.next()
