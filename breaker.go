@@ -72,19 +72,21 @@ const (
 // breaker is one circuit breaker: gobreaker's state machine, with a canary
 // to probe Redis when half-open.
 type breaker struct {
-	half    half
-	node    string // the Redis server's address; "" for a single server or the cluster's routing
-	cb      *gobreaker.CircuitBreaker[struct{}]
-	canary  func(ctx context.Context) error
-	timeout time.Duration // REDIS_TIMEOUT, the bound of each canary
-	logger  *slog.Logger
-	probing atomic.Bool  // a canary goroutine is under way
-	state   atomic.Int32 // gobreaker.State, kept here to be read without gobreaker's lock
+	half   half
+	node   string // the Redis server's address; "" for a single server or the cluster's routing
+	cb     *gobreaker.CircuitBreaker[struct{}]
+	canary func(ctx context.Context) error
+	// readiness is /readyz's canary, on keys of its own; nil: none.
+	readiness func(ctx context.Context) error
+	timeout   time.Duration // REDIS_TIMEOUT, the bound of each canary
+	logger    *slog.Logger
+	probing   atomic.Bool  // a canary goroutine is under way
+	state     atomic.Int32 // gobreaker.State, kept here to be read without gobreaker's lock
 }
 
 // newBreaker makes a breaker for h on node, reporting its changes to s.
-func (s *store) newBreaker(h half, node string, canary func(ctx context.Context) error) *breaker {
-	b := &breaker{half: h, node: node, canary: canary, timeout: s.timeout, logger: s.logger}
+func (s *store) newBreaker(h half, node string, canary, readiness func(ctx context.Context) error) *breaker {
+	b := &breaker{half: h, node: node, canary: canary, readiness: readiness, timeout: s.timeout, logger: s.logger}
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name: strings.TrimSpace(string(h) + " " + node),
 		// Half-open: one operation, always a canary, probes Redis; its
@@ -151,9 +153,28 @@ func (b *breaker) probeInBackground() {
 	}()
 }
 
-// check runs the canary through the breaker, bounded by REDIS_TIMEOUT: as
-// the half-open probe, and for /readyz, which so notices an outage that no
-// visitor has yet. It returns errCacheUnavailable at once while the breaker
+// ready is /readyz's answer for b's half: errCacheUnavailable at once while
+// b is open, else its readiness canary, bounded by REDIS_TIMEOUT, which so
+// notices an outage that no visitor has yet. It runs outside the breaker: a
+// probe that any client can call as often as it likes must neither close a
+// breaker nor, by its successes, keep one from opening; and its keys are
+// ones the chaos build's experiments leave alone (a delay there would fail
+// every replica's readiness probe at once).
+func (b *breaker) ready(ctx context.Context) error {
+	if gobreaker.State(b.state.Load()) == gobreaker.StateOpen || b.readiness == nil {
+		return errCacheUnavailable
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	err := b.readiness(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		b.logger.Warn("redis error "+err.Error(), b.attrs("op", "readiness "+string(b.half))...)
+	}
+	return err
+}
+
+// check runs the canary through the breaker, bounded by REDIS_TIMEOUT: the
+// half-open probe. It returns errCacheUnavailable at once while the breaker
 // is open or another probe is under way, and logs a failure of its own.
 func (b *breaker) check(ctx context.Context) error {
 	err := b.run(func() error {

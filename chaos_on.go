@@ -38,14 +38,16 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 		Namespace: metricsNamespace,
 		Token:     token,
 		// What the shop sends: its read, the compare-and-set script
-		// (EVALSHA, EVAL after a NOSCRIPT, SCRIPT LOAD at start), /readyz's
-		// PING, the handshake of each connection (HELLO, AUTH, SELECT,
+		// (EVALSHA, EVAL after a NOSCRIPT, SCRIPT LOAD at start), PING (for
+		// whoever names it), the handshake of each connection (HELLO, AUTH, SELECT,
 		// CLIENT SETNAME) and, on a cluster, go-redis's own (CLUSTER SLOTS,
 		// COMMAND, READONLY, ASKING).
 		Commands: []string{"get", "evalsha", "eval", "script", "ping", "hello", "auth", "select", "client",
 			"cluster", "command", "readonly", "asking"},
 		// The error experiment fails the read of a session's interests.
 		Reads: func(c chaos.Command) bool { return c.Name == "get" && strings.HasPrefix(c.Key, sessionKeyPrefix) },
+		// /readyz's canaries: a probe that waits for them must not fail.
+		Spared: func(c chaos.Command) bool { return readinessKey(c.Key) },
 		// The guardrails judge the search page, the one that reads.
 		Pages: func(r *http.Request) bool { return r.URL.Path == "/search" },
 		// "": a new visitor, whose session the handler names when it issues one.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,12 @@ const (
 	// cluster the braces make the tag "canary-N" the part hashed to a slot.
 	canaryKey       = sessionKeyPrefix + "{canary}"
 	canaryKeyPrefix = sessionKeyPrefix + "{canary-"
+	// readyKey and readyKeyPrefix are the same for /readyz's canaries,
+	// which run outside the breakers: keys of their own, so that the chaos
+	// build can leave them alone (readinessKey) while its experiments reach
+	// the breakers' canaries as they reach the sessions.
+	readyKey       = sessionKeyPrefix + "{ready}"
+	readyKeyPrefix = sessionKeyPrefix + "{ready-"
 	// canaryTTL is how long a canary's write lives: every instance writes
 	// the same keys, and none needs one to outlive its check.
 	canaryTTL = 10 * time.Second
@@ -45,31 +52,63 @@ const (
 type node struct {
 	addr        string // "" for a single server
 	read, write *breaker
-	canaryKey   atomic.Pointer[string] // a cluster's: the last key found on this master
+	canaryKeys  [2]atomic.Pointer[string] // a cluster's, by keyFamily: the last key found on this master
 }
+
+// keyFamily is which canaries a key is for: the breakers' probes, or
+// /readyz's.
+type keyFamily int
+
+const (
+	probeKeys keyFamily = iota
+	readyKeys
+)
+
+func (f keyFamily) single() string {
+	if f == readyKeys {
+		return readyKey
+	}
+	return canaryKey
+}
+
+func (f keyFamily) prefix() string {
+	if f == readyKeys {
+		return readyKeyPrefix
+	}
+	return canaryKeyPrefix
+}
+
+// readinessKey reports whether key is one of /readyz's canaries.
+func readinessKey(key string) bool { return strings.HasPrefix(key, readyKeyPrefix) || key == readyKey }
 
 func (s *store) newNode(addr string) *node {
 	n := &node{addr: addr}
-	n.read = s.newBreaker(reads, addr, func(ctx context.Context) error {
-		key, err := s.canaryKeyOf(ctx, n)
-		if err != nil || key == "" {
-			return err
+	read := func(f keyFamily) func(context.Context) error {
+		return func(ctx context.Context) error {
+			key, err := s.canaryKeyOf(ctx, n, f)
+			if err != nil || key == "" {
+				return err
+			}
+			if err := s.rdb.Get(ctx, key).Err(); !errors.Is(err, redis.Nil) {
+				return err
+			}
+			return nil
 		}
-		if err := s.rdb.Get(ctx, key).Err(); !errors.Is(err, redis.Nil) {
-			return err
-		}
-		return nil
-	})
+	}
 	// The write canary is the sessions' own compare-and-set script, told
 	// to write whatever the key holds: a Redis that fails the script (a
 	// slow EVALSHA, OOM, READONLY) fails the canary as it fails sessions.
-	n.write = s.newBreaker(writes, addr, func(ctx context.Context) error {
-		key, err := s.canaryKeyOf(ctx, n)
-		if err != nil || key == "" {
-			return err
+	write := func(f keyFamily) func(context.Context) error {
+		return func(ctx context.Context) error {
+			key, err := s.canaryKeyOf(ctx, n, f)
+			if err != nil || key == "" {
+				return err
+			}
+			return storeInterests.Run(ctx, s.rdb, []string{key}, "any", "", "1", canaryTTL.Milliseconds()).Err()
 		}
-		return storeInterests.Run(ctx, s.rdb, []string{key}, "any", "", "1", canaryTTL.Milliseconds()).Err()
-	})
+	}
+	n.read = s.newBreaker(reads, addr, read(probeKeys), read(readyKeys))
+	n.write = s.newBreaker(writes, addr, write(probeKeys), write(readyKeys))
 	return n
 }
 
@@ -77,24 +116,24 @@ func (s *store) newNode(addr string) *node {
 // that go-redis routes to n, the master whose sessions the breakers guard:
 // a canary on any other master would close n's breakers while n is dead.
 // "" means n serves no slot now: it has no session to guard.
-func (s *store) canaryKeyOf(ctx context.Context, n *node) (string, error) {
+func (s *store) canaryKeyOf(ctx context.Context, n *node, f keyFamily) (string, error) {
 	if s.cluster == nil {
-		return canaryKey, nil
+		return f.single(), nil
 	}
-	if k := n.canaryKey.Load(); k != nil {
+	if k := n.canaryKeys[f].Load(); k != nil {
 		// Slots move between masters: the key must still be n's.
 		if master, err := s.cluster.MasterForKey(ctx, *k); err == nil && master.Options().Addr == n.addr {
 			return *k, nil
 		}
 	}
 	for i := range maxCanarySearch {
-		k := canaryKeyPrefix + strconv.Itoa(i) + "}"
+		k := f.prefix() + strconv.Itoa(i) + "}"
 		master, err := s.cluster.MasterForKey(ctx, k)
 		if err != nil {
 			return "", err
 		}
 		if master.Options().Addr == n.addr {
-			n.canaryKey.Store(&k)
+			n.canaryKeys[f].Store(&k)
 			return k, nil
 		}
 	}
@@ -193,9 +232,9 @@ func (s *store) check(ctx context.Context) readiness {
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Go(func() {
-			if n.read.check(ctx) != nil {
+			if n.read.ready(ctx) != nil {
 				readFailed.Add(1)
-			} else if n.write.check(ctx) != nil {
+			} else if n.write.ready(ctx) != nil {
 				writeFailed.Add(1)
 			}
 		})

@@ -78,7 +78,7 @@ func newStore(rdb redis.UniversalClient, timeout, ttl time.Duration, breaker bre
 		s.routing = s.newBreaker(routing, "", func(ctx context.Context) error {
 			_, err := cluster.MasterForKey(ctx, canaryKey)
 			return err
-		})
+		}, nil)
 	} else {
 		s.single = s.newNode("")
 	}
