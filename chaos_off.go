@@ -31,4 +31,6 @@ func (*experiment) mountControl(admin *http.ServeMux) {}
 
 func (*experiment) registerMetrics(reg prometheus.Registerer) {}
 
+func pageDegraded(ctx context.Context) {}
+
 func sessionIssued(ctx context.Context, id string) {}

@@ -74,5 +74,9 @@ func (e *experiment) registerMetrics(reg prometheus.Registerer) {
 	}
 }
 
+// pageDegraded tells the experiment that a page lacks what Redis should have
+// given it, whether or not a Redis command failed.
+func pageDegraded(ctx context.Context) { chaos.Degraded(ctx) }
+
 // sessionIssued tells the experiment the session of a request that had none.
 func sessionIssued(ctx context.Context, id string) { chaos.SetUnit(ctx, id) }

@@ -131,6 +131,11 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	interests, err := a.store.remember(r.Context(), page.SessionID, added)
 	page.Interests = interests
 	page.NotRemembered = err != nil && added != "" && !slices.Contains(interests, added)
+	if err != nil {
+		// For the chaos build's stop conditions: a breaker may have spared
+		// Redis the command that would have failed.
+		pageDegraded(r.Context())
+	}
 	a.metrics.searchPage(len(page.Interests) > 0)
 	if err == nil && len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
 		// The store has just refreshed the session's TTL; the cookie follows,

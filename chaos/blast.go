@@ -129,6 +129,17 @@ func (r *request) errorInjected() {
 	}
 }
 
+// Degraded marks the request whose context ctx is as degraded, for the
+// stop conditions, when the service could not give it what it should have
+// without a Redis command failing: its circuit breaker skipped the command,
+// say. A command that failed marks it already. Outside Middleware, or while
+// no experiment injects, it does nothing.
+func Degraded(ctx context.Context) {
+	if r := requestOf(ctx); r != nil {
+		r.failed.Store(true)
+	}
+}
+
 // SetUnit names the unit of the request whose context ctx is, when the
 // handler assigns one during the request (a new visitor's session): the
 // commands after it, and the page's count, go by that unit. Outside

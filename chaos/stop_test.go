@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -34,5 +36,19 @@ func TestStopWindowP99(t *testing.T) {
 	if abort == nil || abort.Condition != "search_p99_seconds" || abort.Observed != 0.5 || abort.Threshold != 0.1 || abort.Window != 100 ||
 		abort.Groups.Experiment != (WindowFigures{Searches: 100, P99Seconds: 0.5}) {
 		t.Fatalf("two slow searches of 100: %+v", abort)
+	}
+}
+
+// TestDegradedCountsWhatTheServiceSays: a page that the service marks
+// degraded with Degraded, with no Redis command failing (its breaker
+// skipped the command), counts toward stop_degraded_share.
+func TestDegradedCountsWhatTheServiceSays(t *testing.T) {
+	e := testExperiment(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.001", "CHAOS_STOP_DEGRADED_SHARE": "0.5"}, Options{})
+	page := e.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { Degraded(r.Context()) }))
+	for range 10 {
+		page.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/search", nil))
+	}
+	if s := e.Status(""); s.State != StateAborted || s.Abort.Condition != ConditionDegraded {
+		t.Fatalf("10 pages marked degraded: state %s, abort %+v, groups %+v", s.State, s.Abort, s.Groups)
 	}
 }
