@@ -29,7 +29,9 @@
 // 2xx, a panic, the time taken), and whom a request is for (its unit: a
 // session, a user), which Middleware puts in the request's context for the
 // hooks. A unit the handler assigns during the request is given with
-// SetUnit. Which Redis commands the service sends (Commands) lets New and
+// SetUnit. Commands no experiment may touch, a health check's, are Spared;
+// a page the service knows is degraded without a failed command (a breaker
+// skipped it) it marks with Degraded. Which Redis commands the service sends (Commands) lets New and
 // Use refuse a latency that would never apply. Instrument hooks a client
 // (every node of a cluster); Handler serves GET, PUT, PATCH and DELETE of
 // the experiment, every change with the control token (Token, which
