@@ -47,7 +47,7 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 		// The error experiment fails the read of a session's interests.
 		Reads: func(c chaos.Command) bool { return c.Name == "get" && strings.HasPrefix(c.Key, sessionKeyPrefix) },
 		// /readyz's canaries: a probe that waits for them must not fail.
-		Spared: func(c chaos.Command) bool { return readinessKey(c.Key) },
+		Spared: func(c chaos.Command) bool { return c.Key == readyKey || strings.HasPrefix(c.Key, readyKeyPrefix) },
 		// The guardrails judge the search page, the one that reads.
 		Pages: func(r *http.Request) bool { return r.URL.Path == "/search" },
 		// "": a new visitor, whose session the handler names when it issues one.

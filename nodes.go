@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +34,7 @@ const (
 	canaryKeyPrefix = sessionKeyPrefix + "{canary-"
 	// readyKey and readyKeyPrefix are the same for /readyz's canaries,
 	// which run outside the breakers: keys of their own, so that the chaos
-	// build can leave them alone (readinessKey) while its experiments reach
+	// build can leave them alone (chaos_on.go's Spared) while its experiments reach
 	// the breakers' canaries as they reach the sessions.
 	readyKey       = sessionKeyPrefix + "{ready}"
 	readyKeyPrefix = sessionKeyPrefix + "{ready-"
@@ -77,9 +76,6 @@ func (f keyFamily) prefix() string {
 	}
 	return canaryKeyPrefix
 }
-
-// readinessKey reports whether key is one of /readyz's canaries.
-func readinessKey(key string) bool { return strings.HasPrefix(key, readyKeyPrefix) || key == readyKey }
 
 func (s *store) newNode(addr string) *node {
 	n := &node{addr: addr}
