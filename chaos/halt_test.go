@@ -3,11 +3,14 @@ package chaos
 import (
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -89,5 +92,43 @@ func TestStoppingEndsDelaysAtOnce(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAbortEndsDelaysAtOnce: ten pages hang inside a 30 s delay; the
+// once-a-second judge aborts the experiment on its p99 and every page
+// returns within 100 ms, at both layers.
+func TestAbortEndsDelaysAtOnce(t *testing.T) {
+	const pages, bound = 10, 100 * time.Millisecond
+	for _, layer := range []string{LayerCommand, LayerConnection} {
+		t.Run(layer, func(t *testing.T) {
+			clock := &manualClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+			cfg, err := FromEnv(mapGetenv(map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "30", "CHAOS_COMMANDS": "get",
+				"CHAOS_STOP_SEARCH_P99_SECONDS": "0.5", "CHAOS_LAYER": layer}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := newExperiment(cfg, pageServiceOptions(slog.New(slog.NewTextHandler(io.Discard, nil))), clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rdb := testClient(t, e, redis.Options{PoolSize: 16, ReadTimeout: time.Minute, MaxRetries: -1})
+			h := e.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rdb.Get(r.Context(), "chaos-test:abort") }))
+			var wg sync.WaitGroup
+			for range pages {
+				wg.Go(func() {
+					req := httptest.NewRequest(http.MethodPost, "/search", nil)
+					req.Header.Set("Cookie", pageSessionCookie+"="+uuid.NewString())
+					h.ServeHTTP(httptest.NewRecorder(), req)
+				})
+			}
+			waitCondition(t, "10 delays in progress", func() bool { return e.Status("").Counters.DelaysInProgress == pages })
+			clock.advance(time.Second) // the judge's tick: every page is past the p99
+			start := time.Now()
+			wg.Wait()
+			if took, s := time.Since(start), e.Status(""); s.State != StateAborted || took > bound {
+				t.Errorf("state %s (abort %+v); the hung pages returned %v after the abort, want within %v", s.State, s.Abort, took, bound)
+			}
+		})
 	}
 }
