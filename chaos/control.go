@@ -106,7 +106,7 @@ func (e *Experiment) patch(body []byte) (int, error) {
 	if !p.injects() {
 		return http.StatusConflict, errors.New("no experiment is running (" + e.Status("").State + "): PATCH changes a running one; start one with PUT")
 	}
-	if !p.run.endsAt.After(e.now()) {
+	if !p.run.end().After(e.now()) {
 		// Its end has come and end() waits for e.swap: it is over.
 		return http.StatusConflict, errors.New("the experiment's duration has run out: PATCH changes a running one; start one with PUT")
 	}

@@ -234,7 +234,7 @@ func (e *Experiment) install(cfg Config, keepEnd bool) {
 	p := newPlan(cfg)
 	old := e.active.Load()
 	if keepEnd {
-		p.run.endsAt = old.run.endsAt
+		p.run.setEnd(old.run.end())
 	}
 	p.succeeded(old, time.Now())
 	e.started(p, old)
@@ -256,7 +256,7 @@ func (e *Experiment) continueRun(cfg Config, newDuration time.Duration) {
 	r.cfg.DurationSeconds = cfg.DurationSeconds
 	if newDuration > 0 {
 		r.stopTimer()
-		r.endsAt = e.now().Add(newDuration)
+		r.setEnd(e.now().Add(newDuration))
 		r.stopTimer = e.guardClock().AfterFunc(newDuration, func() { e.end(p, nil) })
 	}
 	old.retired()

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -39,8 +40,10 @@ type run struct {
 	cutoff      uint64 // a unit whose hash is below it is in the experiment group
 	seed        uint64
 	started     time.Time
-	endsAt      time.Time // zero: no duration
-	stopTimer   func() bool
+	// endsAt is when the duration ends it: a PATCH that names the duration
+	// moves it while GET reads it.
+	endsAt    atomic.Pointer[time.Time]
+	stopTimer func() bool
 
 	groups [2]groupCounters // by group
 
@@ -49,6 +52,16 @@ type run struct {
 	ended time.Time
 	abort *Abort // nil: not aborted
 }
+
+// end is when the run's duration ends it; zero: not set yet.
+func (r *run) end() time.Time {
+	if t := r.endsAt.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
+func (r *run) setEnd(t time.Time) { r.endsAt.Store(&t) }
 
 func newRun(c Config) *run {
 	r := &run{cfg: c.Guardrails, seed: c.Seed, allSessions: c.SessionsPercent == nil}
@@ -155,10 +168,10 @@ func (e *Experiment) started(p, old *plan) {
 		return
 	}
 	d := time.Duration(r.cfg.DurationSeconds * float64(time.Second))
-	if r.endsAt.IsZero() { // else a PATCH kept its predecessor's end
-		r.endsAt = r.started.Add(d)
+	if r.end().IsZero() { // else a PATCH kept its predecessor's end
+		r.setEnd(r.started.Add(d))
 	}
-	d = r.endsAt.Sub(r.started)
+	d = r.end().Sub(r.started)
 	var c clock = realClock{}
 	if e.clock != nil {
 		c = e.clock

@@ -3,6 +3,7 @@ package chaos
 import (
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,4 +138,25 @@ func TestPATCHKeepsTheStopConditionsCount(t *testing.T) {
 	if s := app.status(t, ""); s.State != StateRunning || s.Groups["experiment"].Searches != 0 {
 		t.Errorf("a PATCH of a stop condition: state %s, %d searches in the new run, want running and 0", s.State, s.Groups["experiment"].Searches)
 	}
+}
+
+// TestPATCHOfTheDurationRacesNoGET: a PATCH that moves the end of a run
+// that GET is reading (run under -race; before, the end was a plain field
+// of the shared run).
+func TestPATCHOfTheDurationRacesNoGET(t *testing.T) {
+	app := newPageService(t, nil, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.001"})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			app.serve(http.MethodGet, "/debug/chaos", "", nil)
+		}
+	}()
+	for i := range 50 {
+		body := strings.NewReader(`{"duration_seconds":` + strconv.Itoa(100+i) + `}`)
+		if rec := app.serve(http.MethodPatch, "/debug/chaos", "", body); rec.Code != http.StatusOK {
+			t.Fatalf("PATCH = %d %s", rec.Code, rec.Body)
+		}
+	}
+	<-done
 }

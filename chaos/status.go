@@ -141,8 +141,8 @@ func (e *Experiment) Status(unit string) Status {
 	switch {
 	case p.injects():
 		s.State = StateRunning
-		if !r.endsAt.IsZero() {
-			s.EndsAt = &r.endsAt
+		if t := r.end(); !t.IsZero() {
+			s.EndsAt = &t
 		}
 	case r.abort != nil:
 		s.State, s.EndedAt, s.Abort = StateAborted, &r.ended, r.abort
