@@ -258,6 +258,15 @@ func (b *bench) validationRun(ctx context.Context, name string, env []string) (v
 	if err := b.redis.flush(ctx); err != nil {
 		return v, fmt.Errorf("%s: clear the service's keys: %w", name, err)
 	}
+	// A second at the same concurrency first, unmeasured, so that the pool
+	// has dialled its connections in the reference and in the experiment
+	// alike: each compares what a slow or broken Redis does to pages, not a
+	// start-up transient that is most of a 2 s run (the connection layer
+	// spares a new connection's handshake, which toxiproxy delays).
+	if _, err := runAB(ctx, abOptions{url: app.url + "/search", seconds: 1, concurrency: validateConcurrency,
+		postFile: b.postFile, cookie: benchCookie}, b.workDir); err != nil {
+		return v, fmt.Errorf("%s: warm-up: %w", name, err)
+	}
 	before, err := app.chaosStatus("")
 	if err != nil {
 		return v, fmt.Errorf("%s: %w", name, err)
