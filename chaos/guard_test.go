@@ -155,9 +155,9 @@ func pageServiceOptions(logger *slog.Logger) Options {
 	}
 }
 
-// newPageService starts the experiment env asks for, on clock c (nil: the
-// real one), in front of the shared redis-server.
-func newPageService(t *testing.T, c clock, env map[string]string) *pageService {
+// newPageExperiment is the experiment env asks for, with the stand-in's
+// options, on clock c (nil: the real one), and the log it writes.
+func newPageExperiment(t *testing.T, c clock, env map[string]string) (*Experiment, *syncLog) {
 	t.Helper()
 	cfg, err := FromEnv(mapGetenv(env))
 	if err != nil {
@@ -168,6 +168,14 @@ func newPageService(t *testing.T, c clock, env map[string]string) *pageService {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e, logs
+}
+
+// newPageService starts the experiment env asks for, on clock c (nil: the
+// real one), in front of the shared redis-server.
+func newPageService(t *testing.T, c clock, env map[string]string) *pageService {
+	t.Helper()
+	e, logs := newPageExperiment(t, c, env)
 	rdb := testClient(t, e, redis.Options{})
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		unit := ""

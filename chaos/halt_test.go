@@ -103,15 +103,8 @@ func TestAbortEndsDelaysAtOnce(t *testing.T) {
 	for _, layer := range []string{LayerCommand, LayerConnection} {
 		t.Run(layer, func(t *testing.T) {
 			clock := &manualClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-			cfg, err := FromEnv(mapGetenv(map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "30", "CHAOS_COMMANDS": "get",
-				"CHAOS_STOP_SEARCH_P99_SECONDS": "0.5", "CHAOS_LAYER": layer}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			e, err := newExperiment(cfg, pageServiceOptions(slog.New(slog.NewTextHandler(io.Discard, nil))), clock)
-			if err != nil {
-				t.Fatal(err)
-			}
+			e, _ := newPageExperiment(t, clock, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "30", "CHAOS_COMMANDS": "get",
+				"CHAOS_STOP_SEARCH_P99_SECONDS": "0.5", "CHAOS_LAYER": layer})
 			rdb := testClient(t, e, redis.Options{PoolSize: 16, ReadTimeout: time.Minute, MaxRetries: -1})
 			h := e.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rdb.Get(r.Context(), "chaos-test:abort") }))
 			var wg sync.WaitGroup

@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -35,15 +34,7 @@ type stopApp struct {
 
 func newStopApp(t *testing.T, c clock, env map[string]string, answer stopPage) *stopApp {
 	t.Helper()
-	cfg, err := FromEnv(mapGetenv(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncLog{}
-	e, err := newExperiment(cfg, pageServiceOptions(slog.New(slog.NewTextHandler(logs, nil))), c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, logs := newPageExperiment(t, c, env)
 	// The read timeout is the connection layer's deadline; the context's
 	// ends the command layer's delay.
 	rdb := testClient(t, e, redis.Options{ReadTimeout: stopPageTimeout, MaxRetries: -1})
