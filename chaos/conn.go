@@ -184,7 +184,9 @@ func (c *faultyConn) waitUntil(f *connFault) error {
 	if ns := c.readDeadline.Load(); ns != 0 && ns < t.UnixNano() {
 		t, timedOut = time.Unix(0, ns), true
 	}
-	switch c.e.delay(context.Background(), f.plan, c.closed, t) {
+	// What the connection layer counts is what it held the reply back
+	// after go-redis asked for it: from now.
+	switch c.e.delay(context.Background(), f.plan, c.closed, time.Now(), t) {
 	case errConnClosed:
 		return net.ErrClosed
 	case errPlanEnded:

@@ -73,13 +73,15 @@ func (l *latency) next() time.Duration {
 	return max(0, l.delay+time.Duration((2*u-1)*float64(l.jitter)))
 }
 
-// delay waits until deadline (see wait), counting the delay while it is in
-// progress and, once it ends, the time it actually waited, on the monotonic
-// clock: that tells an inaccurate delay from the system's reaction to it.
-func (e *Experiment) delay(ctx, plan, conn context.Context, deadline time.Time) error {
+// delay waits from start until deadline (see wait), counting the delay
+// while it is in progress and, once it ends, the time it actually waited
+// since start, on the monotonic clock: that tells an inaccurate delay from
+// the system's reaction to it. start is the caller's: the instant a
+// deadline of start + d was set from, so that a delay that ends on time
+// counts d, not the nanoseconds less that a later clock reading would.
+func (e *Experiment) delay(ctx, plan, conn context.Context, start, deadline time.Time) error {
 	e.delaysInProgress.Add(1)
 	defer e.delaysInProgress.Add(-1)
-	start := time.Now()
 	err := wait(ctx, plan, conn, deadline)
 	e.delayedNanos.Add(int64(time.Since(start)))
 	return err

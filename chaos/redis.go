@@ -145,7 +145,8 @@ func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 	}
 	e.delaysInjected.Add(1)
 	requestOf(ctx).delayInjected()
-	if err := e.delay(ctx, p.live, context.Background(), time.Now().Add(d)); err != errPlanEnded {
+	start := time.Now()
+	if err := e.delay(ctx, p.live, context.Background(), start, start.Add(d)); err != errPlanEnded {
 		return err
 	}
 	return nil
