@@ -156,6 +156,7 @@ type Experiment struct {
 	halt       atomic.Pointer[Halt]
 	fleetFloor int64
 	instance   atomic.Pointer[string]
+	fleetReads atomic.Int64 // readings of the control plane followed
 }
 
 // New starts cfg (from FromEnv, FromJSON or Off) with the service's

@@ -167,6 +167,7 @@ func (m *member) read(ctx context.Context) {
 	defer e.swap.Unlock()
 	before := e.active.Load()
 	m.follow(v, sent)
+	e.fleetReads.Add(1)
 	if e.active.Load() != before {
 		m.kick()
 	}

@@ -93,8 +93,8 @@ func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) 
 // gone (why says how). The caller holds e.swap.
 func (e *Experiment) stopFleet(v int64, why string) {
 	cur := e.active.Load()
-	if cur.fleetVersion != v || !cur.injects() {
-		return
+	if v == 0 || cur.fleetVersion != v || !cur.injects() {
+		return // not the fleet's: the instance's own experiment goes on
 	}
 	e.fleetDone(v)
 	e.install(Off(), time.Time{}, 0)
