@@ -115,7 +115,11 @@ func (e *Experiment) Join(f Fleet) (leave func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &member{e: e, f: f, k: f.keys(), id: id, build: f.build(), warned: map[string]bool{},
 		beat: make(chan struct{}, 1), stop: cancel}
+	e.member.Store(m)
 	e.logger.Info("chaos fleet joined", "instance", id, "fleet", m.k.experiment)
+	if e.tokenGenerated {
+		e.logger.Warn("chaos fleet: this instance generated its control token, so it verifies no fleet record and runs no fleet experiment; give every instance and ctl the same " + envToken + " or " + envTokenFile)
+	}
 	m.finished.Add(2)
 	go m.watch(ctx)
 	go m.heartbeats(ctx)
@@ -165,12 +169,8 @@ func (m *member) read(ctx context.Context) {
 	e := m.e
 	e.swap.Lock()
 	defer e.swap.Unlock()
-	before := e.active.Load()
 	m.follow(v, sent)
 	e.fleetReads.Add(1)
-	if e.active.Load() != before {
-		m.kick()
-	}
 }
 
 // follow applies reading v, made at sent. The caller holds e.swap.
@@ -224,6 +224,13 @@ func (m *member) once(key, msg string, attrs ...any) {
 	}
 	m.warned[key] = true
 	m.e.logger.Warn(msg, attrs...)
+}
+
+// changed has the fleet hear at once that the experiment changed here.
+func (e *Experiment) changed() {
+	if m := e.member.Load(); m != nil {
+		m.kick()
+	}
 }
 
 func (m *member) kick() {
