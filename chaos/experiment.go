@@ -135,10 +135,10 @@ type Experiment struct {
 	// tokenGenerated: no fleet shares this instance's token, so no fleet
 	// record verifies.
 	tokenGenerated bool
-	active      atomic.Pointer[plan]
-	swap        sync.Mutex // serialises replacements, which read the plan they replace
-	rdb         redis.UniversalClient
-	clock       clock // nil: the real one
+	active         atomic.Pointer[plan]
+	swap           sync.Mutex // serialises replacements, which read the plan they replace
+	rdb            redis.UniversalClient
+	clock          clock // nil: the real one
 
 	roundTrips     atomic.Int64
 	reads          atomic.Int64
@@ -160,7 +160,7 @@ type Experiment struct {
 	fleetFloor int64
 	instance   atomic.Pointer[string]
 	member     atomic.Pointer[member] // nil: it joined none
-	fleetReads atomic.Int64 // readings of the control plane followed
+	fleetReads atomic.Int64           // readings of the control plane followed
 }
 
 // New starts cfg (from FromEnv, FromJSON or Off) with the service's
