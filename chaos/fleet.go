@@ -2,8 +2,11 @@ package chaos
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -67,20 +70,33 @@ func (f *Fleet) build() string {
 	if f.Build != "" {
 		return f.Build
 	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	build := info.Main.Version
-	for _, s := range info.Settings {
-		switch {
-		case s.Key == "vcs.revision" && len(s.Value) >= 12:
-			build += " " + s.Value[:12]
-		case s.Key == "vcs.modified" && s.Value == "true":
-			build += "+dirty"
+	info, _ := debug.ReadBuildInfo()
+	var revision, modified string
+	if info != nil {
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision" && len(s.Value) >= 12:
+				revision = s.Value[:12]
+			case s.Key == "vcs.modified" && s.Value == "true":
+				modified = "+dirty"
+			}
 		}
 	}
-	return build
+	if revision != "" {
+		return revision + modified
+	}
+	// Built without VCS stamps (-buildvcs=false, a tarball): the binary's
+	// own digest tells one build from another.
+	if path, err := os.Executable(); err == nil {
+		if f, err := os.Open(path); err == nil {
+			defer f.Close()
+			h := sha256.New()
+			if _, err := io.Copy(h, f); err == nil {
+				return "sha256:" + hex.EncodeToString(h.Sum(nil))[:12]
+			}
+		}
+	}
+	return "unknown"
 }
 
 // member is an instance's part in the fleet: it watches the control plane
@@ -90,7 +106,7 @@ type member struct {
 	f        Fleet
 	k        fleetKeys
 	id       string
-	build    string
+	build    string          // the heartbeats' goroutine's: reading the binary takes a while
 	resumed  int64           // the latest resume read
 	warned   map[string]bool // what was logged once
 	beat     chan struct{}
@@ -113,7 +129,7 @@ func (e *Experiment) Join(f Fleet) (leave func(), err error) {
 		return nil, errors.New("chaos: this experiment has joined a fleet already")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{e: e, f: f, k: f.keys(), id: id, build: f.build(), warned: map[string]bool{},
+	m := &member{e: e, f: f, k: f.keys(), id: id, warned: map[string]bool{},
 		beat: make(chan struct{}, 1), stop: cancel}
 	e.member.Store(m)
 	e.logger.Info("chaos fleet joined", "instance", id, "fleet", m.k.experiment)

@@ -38,6 +38,7 @@ const (
 
 func (m *member) heartbeats(ctx context.Context) {
 	defer m.finished.Done()
+	m.build = m.f.build()
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
 	for {
