@@ -118,8 +118,8 @@ type member struct {
 // fleet's status, until leave is called: it reads the control plane at once
 // and on every change announced, every half second anyway. A record e cannot
 // verify (signed with another control token than e's) or refuses (its
-// Options.Commands) is ignored and logged once. Call leave before closing
-// f.Redis.
+// Options.Commands) is ignored and logged once. Call it after Instrument,
+// and leave before closing f.Redis.
 func (e *Experiment) Join(f Fleet) (leave func(), err error) {
 	if f.Redis == nil {
 		return nil, errors.New("chaos.Fleet.Redis is nil: want a Redis client of the control plane's own")

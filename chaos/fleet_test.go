@@ -44,11 +44,15 @@ func testFleet(t *testing.T) Fleet {
 	return Fleet{Redis: rdb, Name: "test-" + uuid.NewString()[:8], Instance: t.Name()}
 }
 
-// joined is an experiment with nothing running that joined f, and its log.
-func joined(t *testing.T, f Fleet, token string) (*Experiment, *lockedBuffer) {
+// joined is an experiment with nothing running, instrumenting rdb if not
+// nil, that joined f, and its log.
+func joined(t *testing.T, f Fleet, token string, rdb *redis.Client) (*Experiment, *lockedBuffer) {
 	t.Helper()
 	log := &lockedBuffer{}
 	e := testExperiment(t, nil, Options{Token: token, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	if rdb != nil {
+		e.Instrument(rdb)
+	}
 	leave, err := e.Join(f)
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +113,9 @@ const latencyBody = `{"experiment":"latency","delay_seconds":5,"commands":["get"
 // plane: the record is still in Redis when the lease read lapses.
 func TestLeaseLapsesByItself(t *testing.T) {
 	f := testFleet(t)
-	e, _ := joined(t, f, testToken)
-	rdb := testClient(t, e, redis.Options{})
+	rdb := redis.NewClient(&redis.Options{Addr: testRedis.Addr(), Protocol: 2, DisableIdentity: true})
+	t.Cleanup(func() { rdb.Close() })
+	e, _ := joined(t, f, testToken, rdb)
 	const lease = 2 * time.Second
 	v, _, _ := writeRecord(t, f, tokenDigest(testToken), latencyBody, lease)
 	written := time.Now()
@@ -137,7 +142,7 @@ func TestLeaseLapsesByItself(t *testing.T) {
 // tampered with, runs nowhere, and is logged once.
 func TestUnsignedRecordsAreIgnored(t *testing.T) {
 	f := testFleet(t)
-	e, log := joined(t, f, testToken)
+	e, log := joined(t, f, testToken, nil)
 	writeRecord(t, f, tokenDigest("another-token-0123456789"), latencyBody, time.Minute)
 	waitCondition(t, "the refusal logged", func() bool { return strings.Contains(log.String(), "not signed with this fleet's control token") })
 	readsMore(t, e)
@@ -162,7 +167,7 @@ func TestUnsignedRecordsAreIgnored(t *testing.T) {
 // back as it was, does not start again.
 func TestReplayedRecordDoesNotRestart(t *testing.T) {
 	f := testFleet(t)
-	e, log := joined(t, f, testToken)
+	e, log := joined(t, f, testToken, nil)
 	v, rec, sig := writeRecord(t, f, tokenDigest(testToken), latencyBody, time.Minute)
 	waitCondition(t, "the record applied", func() bool { return fleetVersion(e) == v })
 	if _, err := ctl(context.Background(), f, testToken, "", "stop"); err != nil {
@@ -184,7 +189,7 @@ func TestReplayedRecordDoesNotRestart(t *testing.T) {
 // deletion (only a signed resume lifts it), and a resume lets Use through.
 func TestHaltStopsAndRefusesEverything(t *testing.T) {
 	f := testFleet(t)
-	e, _ := joined(t, f, testToken)
+	e, _ := joined(t, f, testToken, nil)
 	cfg, _ := FromJSON([]byte(latencyBody))
 	if err := e.Use(cfg); err != nil {
 		t.Fatal(err)
