@@ -250,6 +250,9 @@ func (e *Experiment) Use(cfg Config) error {
 func (e *Experiment) install(cfg Config, end time.Time, fleetVersion int64) *plan {
 	p := newPlan(cfg)
 	p.fleetVersion = fleetVersion
+	if fleetVersion != 0 {
+		p.run.lease = &lease{} // extended by applyFleet
+	}
 	old := e.active.Load()
 	if !end.IsZero() {
 		p.run.setEnd(end)

@@ -82,7 +82,6 @@ func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) 
 		p = e.continueRun(cfg, end, v)
 	} else {
 		p = e.install(cfg, end, v)
-		p.run.lease = &lease{}
 	}
 	e.fleetFloor = max(e.fleetFloor, v-1)
 	p.run.lease.extend(e, p, leaseUntil)
@@ -175,7 +174,11 @@ func (e *Experiment) lapse(p *plan, l *lease) {
 	e.endLocked(p, nil, true)
 }
 
+// expiry is when the lease lapses; zero: no lease.
 func (l *lease) expiry() time.Time {
+	if l == nil {
+		return time.Time{}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.until
