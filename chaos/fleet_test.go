@@ -3,6 +3,7 @@ package chaos
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -232,5 +233,87 @@ func TestHaltStopsAndRefusesEverything(t *testing.T) {
 	waitCondition(t, "the stop applied", func() bool { return fleetVersion(e) == 0 })
 	if err := e.Use(cfg); err != nil {
 		t.Errorf("Use after resume and stop: %v", err)
+	}
+}
+
+// TestLocalStopHoldsUntilTheNextVersion: an instance's own DELETE stops the
+// fleet's experiment there, which the same version read again does not
+// restart; the fleet's next version (a patch) applies again.
+func TestLocalStopHoldsUntilTheNextVersion(t *testing.T) {
+	f := testFleet(t)
+	e, _ := joined(t, f, testToken, nil)
+	ctx := context.Background()
+	out, err := ctl(ctx, f, testToken, latencyBody, "start", "-detach")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, "the start applied", func() bool { return fleetVersion(e) != 0 })
+	e.Stop()
+	readsMore(t, e)
+	if v := fleetVersion(e); v != 0 {
+		t.Fatalf("version %d runs again after a local stop (ctl said %q)", v, out)
+	}
+	if _, err := ctl(ctx, f, testToken, `{"delay_seconds":4}`, "patch"); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, "the patch applied", func() bool { return fleetVersion(e) != 0 })
+	if d := e.Config().DelaySeconds; d != 4 {
+		t.Errorf("delay %v after the patch, want 4", d)
+	}
+}
+
+// TestPatchOfTheFaultsContinuesTheRun: a fleet patch of the delay keeps the
+// run (its start, its groups' counts) on every instance, as a local PATCH
+// does; one of the blast radius starts a new run.
+func TestPatchOfTheFaultsContinuesTheRun(t *testing.T) {
+	f := testFleet(t)
+	e, _ := joined(t, f, testToken, nil)
+	ctx := context.Background()
+	if _, err := ctl(ctx, f, testToken, latencyBody, "start", "-detach"); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, "the start applied", func() bool { return fleetVersion(e) != 0 })
+	first := e.active.Load()
+	if _, err := ctl(ctx, f, testToken, `{"delay_seconds":3}`, "patch"); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, "the patch applied", func() bool { return fleetVersion(e) > first.fleetVersion })
+	if e.active.Load().run != first.run {
+		t.Error("a patch of the delay started a new run")
+	}
+	if _, err := ctl(ctx, f, testToken, `{"sessions_percent":50}`, "patch"); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, "the second patch applied", func() bool { return e.Config().SessionsPercent != nil })
+	if e.active.Load().run == first.run {
+		t.Error("a patch of the blast radius kept the run")
+	}
+	if _, err := ctl(ctx, f, testToken, `{"experiment":"none"}`, "patch"); err == nil {
+		t.Error(`a patch to experiment "none" was taken; ctl stop stops`)
+	}
+}
+
+// TestRecordConfigReadsBack: the record's body reads back as the experiment
+// it was made of, whichever of error_every and error_rate it uses.
+func TestRecordConfigReadsBack(t *testing.T) {
+	for _, body := range []string{
+		`{"experiment":"error","error_every":3,"seed":9}`,
+		`{"experiment":"error","error_rate":0.25,"seed":9}`,
+		`{"experiment":"latency","delay_seconds":0.05,"layer":"connection","error_reply":"LOADING","seed":9}`,
+		`{"experiment":"latency,error","delay_seconds":0.2,"delay_jitter_seconds":0.1,"sessions_percent":12.5,"stop_degraded_share":0.5,"seed":9}`,
+	} {
+		cfg, err := FromJSON([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := FromJSON(recordConfig(cfg))
+		if err != nil {
+			t.Fatalf("%s: the record's body %s: %v", body, recordConfig(cfg), err)
+		}
+		a, _ := json.Marshal(back)
+		b, _ := json.Marshal(cfg)
+		if string(a) != string(b) {
+			t.Errorf("%s read back as\n%s, want\n%s", body, a, b)
+		}
 	}
 }
