@@ -54,7 +54,7 @@ func judgeFleet(setup []string, groups fleetGroupCheck, runs []fleetInstanceRun)
 
 func msOrNone(v *float64) string {
 	if v == nil {
-		return fmt.Sprintf("— (not within the %s of readings)", fleetReadings)
+		return fmt.Sprintf("— (not within the %g s of readings)", fleetReadings.Seconds())
 	}
 	return fmt.Sprintf("%.1f ms", *v)
 }
