@@ -20,7 +20,18 @@ import (
 
 const chaosBuild = true
 
-type experiment struct{ *chaos.Experiment }
+type experiment struct {
+	*chaos.Experiment
+	fleet bool // join the fleet's control plane (CHAOS_FLEET)
+}
+
+// shopCommands are the Redis commands the shop sends: its read, the
+// compare-and-set script (EVALSHA, EVAL after a NOSCRIPT, SCRIPT LOAD at
+// start), PING (for whoever names it), the handshake of each connection
+// (HELLO, AUTH, SELECT, CLIENT SETNAME) and, on a cluster, go-redis's own
+// (CLUSTER SLOTS, COMMAND, READONLY, ASKING).
+var shopCommands = []string{"get", "evalsha", "eval", "script", "ping", "hello", "auth", "select", "client",
+	"cluster", "command", "readonly", "asking"}
 
 // newExperiment reads the experiment the environment asks for, and the
 // control token (none: chaos.New writes one to the file it logs).
@@ -33,17 +44,15 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 	if err != nil {
 		return nil, usageError(err.Error())
 	}
+	fleet, err := fleetWanted(getenv)
+	if err != nil {
+		return nil, err
+	}
 	e, err := chaos.New(cfg, chaos.Options{
 		Logger:    logger,
 		Namespace: metricsNamespace,
 		Token:     token,
-		// What the shop sends: its read, the compare-and-set script
-		// (EVALSHA, EVAL after a NOSCRIPT, SCRIPT LOAD at start), PING (for
-		// whoever names it), the handshake of each connection (HELLO, AUTH, SELECT,
-		// CLIENT SETNAME) and, on a cluster, go-redis's own (CLUSTER SLOTS,
-		// COMMAND, READONLY, ASKING).
-		Commands: []string{"get", "evalsha", "eval", "script", "ping", "hello", "auth", "select", "client",
-			"cluster", "command", "readonly", "asking"},
+		Commands:  shopCommands,
 		// The error experiment fails the read of a session's interests.
 		Reads: func(c chaos.Command) bool { return c.Name == "get" && strings.HasPrefix(c.Key, sessionKeyPrefix) },
 		// /readyz's canaries: a probe that waits for them must not fail.
@@ -59,7 +68,7 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 	if err != nil {
 		return nil, usageError(err.Error())
 	}
-	return &experiment{e}, nil
+	return &experiment{e, fleet}, nil
 }
 
 func (e *experiment) instrument(rdb redis.UniversalClient) { e.Instrument(rdb) }

@@ -57,6 +57,9 @@ func shutdownGrace(redisTimeout time.Duration) time.Duration {
 
 // run serves until ctx is done, then drains in-flight requests and returns.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "ctl" {
+		return runCtl(ctx, args[1:], getenv, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, errHelpShown) {
 		return nil
@@ -76,6 +79,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer closeRedis()
+	// In the chaos build, the fleet's control plane on the same Redis, through
+	// a client of its own; in production a no-op.
+	leaveFleet, err := experiment.joinFleet(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer leaveFleet()
 
 	var m *metrics // nil, recording nothing, when no admin listener would serve them
 	if cfg.adminAddr != "" {

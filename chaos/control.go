@@ -52,6 +52,10 @@ func (e *Experiment) Handler() http.Handler {
 			if cfg, err = FromJSON(body); err == nil {
 				err = e.Use(cfg)
 			}
+			var refused *refusal
+			if errors.As(err, &refused) {
+				code = http.StatusConflict
+			}
 		} else {
 			code, err = e.patch(body)
 		}
@@ -103,6 +107,9 @@ func (e *Experiment) patch(body []byte) (int, error) {
 	e.swap.Lock()
 	defer e.swap.Unlock()
 	p := e.active.Load()
+	if err := e.fleetOwns(); err != nil {
+		return http.StatusConflict, err
+	}
 	if !p.injects() {
 		return http.StatusConflict, errors.New("no experiment is running (" + e.Status("").State + "): PATCH changes a running one; start one with PUT")
 	}
@@ -125,15 +132,19 @@ func (e *Experiment) patch(body []byte) (int, error) {
 	}
 	for _, field := range runFields {
 		if names(fields, field) {
-			e.install(cfg, !names(fields, "duration_seconds"))
+			var end time.Time
+			if !names(fields, "duration_seconds") {
+				end = p.run.end()
+			}
+			e.install(cfg, end, 0)
 			return http.StatusOK, nil
 		}
 	}
-	var d time.Duration
+	var end time.Time
 	if names(fields, "duration_seconds") {
-		d = time.Duration(cfg.DurationSeconds * float64(time.Second))
+		end = e.now().Add(time.Duration(cfg.DurationSeconds * float64(time.Second)))
 	}
-	e.continueRun(cfg, d)
+	e.continueRun(cfg, end, 0)
 	return http.StatusOK, nil
 }
 

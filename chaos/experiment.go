@@ -150,6 +150,12 @@ type Experiment struct {
 	// groupTotals count every run's pages by group since the experiment was
 	// made, for the metrics, which must only grow; each run counts its own.
 	groupTotals [2]groupCounters
+
+	// The fleet (fleet_apply.go): a halt in force, the fleet's versions that
+	// are over here (under swap), and this instance's name once it joined.
+	halt       atomic.Pointer[Halt]
+	fleetFloor int64
+	instance   atomic.Pointer[string]
 }
 
 // New starts cfg (from FromEnv, FromJSON or Off) with the service's
@@ -223,45 +229,53 @@ func (e *Experiment) Use(cfg Config) error {
 	}
 	e.swap.Lock()
 	defer e.swap.Unlock()
-	e.install(cfg, false)
+	if err := e.refusesLocal(cfg); err != nil {
+		return err
+	}
+	e.install(cfg, time.Time{}, 0)
 	return nil
 }
 
-// install makes the checked cfg the running experiment; keepEnd keeps the
-// running one's end time (a PATCH that does not name the duration). The
-// caller holds e.swap.
-func (e *Experiment) install(cfg Config, keepEnd bool) {
+// install makes the checked cfg the running experiment, of the fleet's
+// version fleetVersion (0: the instance's own); end, if not zero, is its end
+// time instead of its duration's (a PATCH that does not name the duration
+// keeps the running one's; a fleet record names it). The caller holds
+// e.swap.
+func (e *Experiment) install(cfg Config, end time.Time, fleetVersion int64) *plan {
 	p := newPlan(cfg)
+	p.fleetVersion = fleetVersion
 	old := e.active.Load()
-	if keepEnd {
-		p.run.setEnd(old.run.end())
+	if !end.IsZero() {
+		p.run.setEnd(end)
 	}
 	p.succeeded(old, time.Now())
 	e.started(p, old)
 	e.active.Store(p)
 	e.logPlan("chaos experiment replaced", cfg)
+	return p
 }
 
 // continueRun makes the checked cfg, which changes only the running
 // experiment's faults (a PATCH), the running experiment on the same run: its
 // pages, its stop conditions' window and judge, its start and its end stay,
 // so that changing a delay neither restarts the stop conditions' count nor
-// the clock. newDuration, if not zero, sets the end that far from now. The
-// caller holds e.swap.
-func (e *Experiment) continueRun(cfg Config, newDuration time.Duration) {
+// the clock. end, if not zero, is its new end time. The caller holds e.swap.
+func (e *Experiment) continueRun(cfg Config, end time.Time, fleetVersion int64) *plan {
 	old := e.active.Load()
 	r := old.run
 	p := planOn(cfg, r)
+	p.fleetVersion = fleetVersion
 	p.succeeded(old, time.Now())
 	r.cfg.DurationSeconds = cfg.DurationSeconds
-	if newDuration > 0 {
+	if !end.IsZero() && !end.Equal(r.end()) {
 		r.stopTimer()
-		r.setEnd(e.now().Add(newDuration))
-		r.stopTimer = e.guardClock().AfterFunc(newDuration, func() { e.end(p, nil) })
+		r.setEnd(end)
+		r.stopTimer = e.guardClock().AfterFunc(end.Sub(e.now()), func() { e.end(p, nil) })
 	}
 	old.retired()
 	e.active.Store(p)
 	e.logPlan("chaos experiment changed", cfg)
+	return p
 }
 
 // Stop ends the running experiment: no injection until the next Use.

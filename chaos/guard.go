@@ -51,6 +51,10 @@ type run struct {
 
 	ended time.Time
 	abort *Abort // nil: not aborted
+	// lease is the fleet's lease on a fleet experiment's run (fleet_apply.go);
+	// nil: the instance's own experiment.
+	lease  *lease
+	lapsed bool // its lease lapsed
 }
 
 // end is when the run's duration ends it; zero: not set yet.
@@ -161,6 +165,9 @@ func (e *Experiment) started(p, old *plan) {
 	if old != nil && old.run.stopTimer != nil {
 		old.run.stopTimer()
 	}
+	if old != nil && old.run != p.run {
+		old.run.lease.stop()
+	}
 	r := p.run
 	r.started = e.now()
 	e.judge(p, old)
@@ -186,6 +193,12 @@ func (e *Experiment) started(p, old *plan) {
 func (e *Experiment) end(p *plan, abort *Abort) {
 	e.swap.Lock()
 	defer e.swap.Unlock()
+	e.endLocked(p, abort, false)
+}
+
+// endLocked is end, and a fleet lease's lapse (lapsed); the caller holds
+// e.swap.
+func (e *Experiment) endLocked(p *plan, abort *Abort, lapsed bool) {
 	cur := e.active.Load()
 	if cur.run != p.run || !cur.injects() {
 		return // replaced, or already ended
@@ -196,16 +209,27 @@ func (e *Experiment) end(p *plan, abort *Abort) {
 	if r.stopTimer != nil {
 		r.stopTimer()
 	}
-	r.abort = abort
+	r.abort, r.lapsed = abort, lapsed
+	r.lease.stop()
+	if !lapsed {
+		// A fleet experiment that ended here is over here: the same version
+		// read again does not start it again. One whose lease lapsed is
+		// applied again when a renewed lease is read.
+		e.fleetDone(p.fleetVersion)
+	}
 	r.window.stopJudging()
 	e.active.Store(p.stopped())
 	p.retired()
-	if abort != nil {
+	switch {
+	case lapsed:
+		e.logger.Warn("chaos fleet experiment stopped: its lease lapsed (its controller stopped renewing it, or the control plane is unreachable); no injection until a lease is read again",
+			"fleet_version", p.fleetVersion, "experiment", p.config.Experiment)
+	case abort != nil:
 		e.logger.Warn("chaos experiment aborted by a stop condition; no injection until the next PUT /debug/chaos",
 			"experiment", p.config.Experiment, "condition", abort.Condition, "observed", abort.Observed,
 			"threshold", abort.Threshold, "window_searches", abort.Window)
-		return
+	default:
+		e.logger.Warn("chaos experiment ended: its duration ran out; no injection until the next PUT /debug/chaos",
+			"experiment", p.config.Experiment, "duration_seconds", r.cfg.DurationSeconds)
 	}
-	e.logger.Warn("chaos experiment ended: its duration ran out; no injection until the next PUT /debug/chaos",
-		"experiment", p.config.Experiment, "duration_seconds", r.cfg.DurationSeconds)
 }

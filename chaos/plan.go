@@ -14,6 +14,9 @@ type plan struct {
 	command *faults // injected around go-redis's commands
 	conn    *faults // injected on the connections go-redis dials
 	run     *run    // the guardrails' state, which the plan that ends it shares
+	// fleetVersion is the version of the fleet's record this plan runs; 0:
+	// the instance's own experiment (New, Use, PUT, PATCH).
+	fleetVersion int64
 	// live is done when the plan stops being the active one, however it
 	// stops (Use, Stop, an abort, the end of the duration), always under
 	// Experiment.swap: every delay it injected that is still waiting ends
@@ -53,7 +56,7 @@ func planOn(c Config, r *run) *plan {
 // stopped is p with nothing injected, sharing its run, so the status still
 // shows what it did.
 func (p *plan) stopped() *plan {
-	s := &plan{config: p.config, run: p.run}
+	s := &plan{config: p.config, run: p.run, fleetVersion: p.fleetVersion}
 	s.live, s.retire = context.WithCancel(context.Background())
 	return s
 }

@@ -14,7 +14,8 @@ type Status struct {
 	Warning string `json:"warning"`
 	Config
 	// State is running, ended (its duration ran out), aborted (a stop
-	// condition broke) or off.
+	// condition broke), lapsed (a fleet experiment whose lease lapsed) or
+	// off.
 	State   string                  `json:"state"`
 	EndsAt  *time.Time              `json:"ends_at,omitempty"`
 	EndedAt *time.Time              `json:"ended_at,omitempty"`
@@ -27,6 +28,21 @@ type Status struct {
 	// RedisPool is go-redis's pool since it was made: what the connection
 	// layer does to it, and the command layer does not.
 	RedisPool PoolStats `json:"redis_pool"`
+	// Fleet is what the fleet's control plane has this instance do; nil:
+	// it joined none.
+	Fleet *FleetState `json:"fleet,omitempty"`
+}
+
+// FleetState is an instance's part in its fleet.
+type FleetState struct {
+	Instance string `json:"instance"`
+	// Version is the fleet experiment's version the experiment runs or
+	// last ran; 0: the instance's own.
+	Version int64 `json:"version"`
+	// LeaseUntil is when the fleet experiment stops here unless a renewed
+	// lease is read first.
+	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	Halt       *Halt      `json:"halt,omitempty"`
 }
 
 // The states of Status.State.
@@ -34,6 +50,7 @@ const (
 	StateRunning = "running"
 	StateEnded   = "ended"
 	StateAborted = "aborted"
+	StateLapsed  = "lapsed"
 	StateOff     = "off"
 )
 
@@ -146,6 +163,8 @@ func (e *Experiment) Status(unit string) Status {
 		}
 	case r.abort != nil:
 		s.State, s.EndedAt, s.Abort = StateAborted, &r.ended, r.abort
+	case r.lapsed:
+		s.State, s.EndedAt = StateLapsed, &r.ended
 	case !r.ended.IsZero():
 		s.State, s.EndedAt = StateEnded, &r.ended
 	}
@@ -157,6 +176,13 @@ func (e *Experiment) Status(unit string) Status {
 	}
 	if unit != "" {
 		s.Session = &UnitGroup{ID: unit, Group: r.groupOf(unit).String()}
+	}
+	if id := e.instance.Load(); id != nil {
+		s.Fleet = &FleetState{Instance: *id, Version: p.fleetVersion, Halt: e.halt.Load()}
+		if p.injects() && r.lease != nil {
+			t := r.lease.expiry()
+			s.Fleet.LeaseUntil = &t
+		}
 	}
 	if p.latency() {
 		s.ActiveSince.Latency = &p.latencySince
