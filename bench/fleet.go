@@ -282,8 +282,8 @@ func (b *bench) fleetRun(ctx context.Context, f *fleet, cookies map[string]strin
 }
 
 // statuses reads every instance's status.
-func (f *fleet) statuses() ([]instanceStatus, error) {
-	out := make([]instanceStatus, len(f.apps))
+func (f *fleet) statuses() ([]chaos.Status, error) {
+	out := make([]chaos.Status, len(f.apps))
 	for i, a := range f.apps {
 		var err error
 		if out[i], err = a.instanceStatus(); err != nil {
@@ -295,7 +295,7 @@ func (f *fleet) statuses() ([]instanceStatus, error) {
 
 // poll reads every instance at once from from, each until enough (given its
 // delays begun by base) or fleetReadings, and returns the wait for them.
-func (f *fleet) poll(ctx context.Context, from time.Time, base []instanceStatus, enough func(int64) func([]fleetSample) bool) func() ([][]fleetSample, error) {
+func (f *fleet) poll(ctx context.Context, from time.Time, base []chaos.Status, enough func(int64) func([]fleetSample) bool) func() ([][]fleetSample, error) {
 	samples, errs := make([][]fleetSample, len(f.apps)), make([]error, len(f.apps))
 	finished := make(chan struct{})
 	for i, a := range f.apps {

@@ -93,12 +93,13 @@ export REDIS_URL=%s
 export CHAOS_CONTROL_TOKEN=%s
 echo '%s' | %s ctl start -lease 30s
 %s ctl status
-curl -s -b sessionID=fleet-1 -d query=Apples %s/search -o /dev/null -w '%%{time_total} s\n'
+for s in fleet-0 fleet-1; do curl -s -b sessionID=$s -d query=Apples %s/search -o /dev/null -w "$s %%{time_total} s\n"; done
 curl -s %s/debug/chaos | grep -o '"fleet":{[^}]*}'
 %s ctl halt -reason 'trying the halt'
 %s ctl resume
 %s ctl stop
 
+With seed 22, fleet-0 is in the experiment group and fleet-1 in the control group.
 ctl start holds the lease until Ctrl-C (it then stops the experiment) or until the experiment's
 duration ends; kill -9 it and every instance stops at the lease's end by itself.
 Ctrl-C here stops the three instances and redis-server.

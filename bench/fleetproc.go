@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -196,41 +194,16 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// instanceStatus is what the fleet scenario reads of an instance's GET
-// /debug/chaos: its delays, its groups, and the fleet experiment it applies
-// (version 0: none).
-type instanceStatus struct {
-	State    string `json:"state"`
-	Counters struct {
-		DelaysInjected   int64 `json:"delays_injected"`
-		DelaysInProgress int64 `json:"delays_in_progress"`
-	} `json:"counters"`
-	Groups map[string]chaos.GroupFigures `json:"groups"`
-	Fleet  *struct {
-		Instance string `json:"instance"`
-		Version  int64  `json:"version"`
-	} `json:"fleet"`
-}
-
 var errNoFleet = errors.New(`GET /debug/chaos has no "fleet" object: the chaos build does not join a fleet (built before the fleet control plane, or CHAOS_FLEET=off)`)
 
-func (a *appProcess) instanceStatus() (instanceStatus, error) {
-	var s instanceStatus
-	resp, err := http.Get(a.admin + "/debug/chaos")
-	if err != nil {
-		return s, err
+// instanceStatus is an instance's status, which must say what the fleet
+// has it do (Fleet.Version 0: no fleet experiment).
+func (a *appProcess) instanceStatus() (chaos.Status, error) {
+	s, err := a.chaosStatus("")
+	if err == nil && s.Fleet == nil {
+		err = errNoFleet
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("GET /debug/chaos: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		return s, fmt.Errorf("GET /debug/chaos: %w", err)
-	}
-	if s.Fleet == nil {
-		return s, errNoFleet
-	}
-	return s, nil
+	return s, err
 }
 
 // waitVersion waits until every instance applies version (0: none).
