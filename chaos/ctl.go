@@ -237,7 +237,9 @@ func (c *Ctl) start(ctx context.Context, key [32]byte, body []byte, lease time.D
 		return refusedByHalt(res[1])
 	case "running":
 		var cur experimentRecord
-		json.Unmarshal([]byte(res[1]), &cur)
+		if json.Unmarshal([]byte(res[1]), &cur) != nil || cur.Version == 0 {
+			return errors.New("refused: the fleet's experiment key holds a record ctl cannot read: ctl stop removes it")
+		}
 		return fmt.Errorf("refused: fleet experiment version %d runs (started by %s, ends at %s): ctl patch changes it, ctl stop stops it",
 			cur.Version, cur.Owner, cur.EndsAt.Format(time.RFC3339))
 	}
