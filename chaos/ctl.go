@@ -266,6 +266,11 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 	renewed := time.Now()
 	tick := time.NewTicker(lease / 3)
 	defer tick.Stop()
+	// A change announced (another ctl's stop, a halt) is looked at now,
+	// not at the next renewal.
+	sub := c.Fleet.Redis.Subscribe(ctx, k.channel)
+	defer sub.Close()
+	changes := sub.Channel()
 	ends := time.NewTimer(time.Until(end))
 	defer ends.Stop()
 	var unreachable error
@@ -276,6 +281,7 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 		case <-ends.C:
 			return c.stopOwn(leaseID, "its duration ran out")
 		case <-tick.C:
+		case <-changes:
 		}
 		sent := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, lease/3)
