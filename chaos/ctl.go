@@ -101,8 +101,13 @@ func (c *Ctl) Run(ctx context.Context, args []string) error {
 		return UsageError(fmt.Sprintf("%s %s: unexpected argument %q", c.Program, args[0], fs.Arg(0)))
 	}
 	key := tokenDigest(c.Token)
+	named := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { named[f.Name] = true })
 	switch args[0] {
 	case "start":
+		if *detach && named["lease"] {
+			return UsageError(c.Program + " start: -lease with -detach: a detached experiment's lease is its duration; give one or the other")
+		}
 		if !*detach && (*lease < minLease || *lease > maxLease) {
 			return UsageError(fmt.Sprintf("invalid -lease %s: want a duration from 2s to 10m, such as 30s", *lease))
 		}

@@ -142,6 +142,10 @@ func (e *Experiment) Join(f Fleet) (leave func(), err error) {
 	return func() {
 		m.stop()
 		m.finished.Wait()
+		// Leaving, it hears of no stop any more: its part ends now.
+		e.swap.Lock()
+		e.stopFleet(e.active.Load().fleetVersion, "this instance left the fleet")
+		e.swap.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 		defer cancel()
 		f.Redis.HDel(ctx, m.k.instances, id)
