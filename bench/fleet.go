@@ -16,8 +16,9 @@ import (
 // The fleet scenario: three instances of the chaos build on one
 // redis-server of their own; a latency on half the sessions started on all
 // three by shopsession-chaos ctl start, which holds the lease until it is
-// sent SIGTERM; two ab clients on each instance at once, one with a session
-// in each group, as in the blast radius. Per instance: the experiment
+// sent SIGTERM; on each instance at once an ab client with a session of
+// the experiment group and a paced client with one of the control group
+// (fleetpace.go). Per instance: the experiment
 // group's service time per search minus the control group's, in the same
 // seconds, and how long the instance took to delay its first page after ctl
 // start and to end its last delay after ctl's SIGTERM.
@@ -104,7 +105,7 @@ func (b *bench) fleetScenarios(ctx context.Context) ([]scenario, error) {
 	setup := []string{
 		fmt.Sprintf("%d instances of the chaos build, REDIS_URL=%s, one CHAOS_CONTROL_TOKEN", fleetSize, f.redis.url),
 		fmt.Sprintf("echo '%s' | shopsession-chaos ctl start -lease %s, ended by SIGTERM", fleetBody, fleetLease),
-		fmt.Sprintf("two ab clients on each instance at once: %s and %s", cookies["experiment"], cookies["control"]),
+		fmt.Sprintf("on each instance at once: ab with %s, and a paced client (one search every %v) with %s", cookies["experiment"], fleetControlEvery, cookies["control"]),
 	}
 	return judgeFleet(setup, groups, runs), nil
 }
@@ -191,6 +192,11 @@ func (b *bench) fleetRun(ctx context.Context, f *fleet, cookies map[string]strin
 				return nil, err
 			}
 			go func() {
+				if group == "control" {
+					r, err := pacedSearches(ctx, a, cookie, fleetControlEvery, time.Duration(b.seconds+fleetABSlack)*time.Second)
+					done <- abDone{i, group, r, err}
+					return
+				}
 				r, err := runAB(ctx, abOptions{url: a.url + "/search", seconds: b.seconds + fleetABSlack, concurrency: b.concurrency,
 					postFile: b.postFile, cookie: cookie}, dir)
 				done <- abDone{i, group, r, err}
@@ -216,7 +222,7 @@ func (b *bench) fleetRun(ctx context.Context, f *fleet, cookies map[string]strin
 		return nil, err
 	}
 	runs := make([]fleetInstanceRun, n)
-	b.progress.note("fleet: ctl start while %d ab clients run", 2*n)
+	b.progress.note("fleet: ctl start while %d ab and %d paced clients run", n, n)
 	t0 := time.Now()
 	waitStart := f.poll(ctx, t0, base, startSeen)
 	held, err := f.ctlStart(fleetBody, fleetLease)
