@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_FLAGS := -trimpath
 
-.PHONY: build build-chaos build-slow run run-chaos test lint fuzz deps bench clean
+.PHONY: build build-chaos build-slow run run-chaos test lint fuzz deps bench fleet clean
 
 build:
 	$(GO) build $(BUILD_FLAGS) -o bin/shopsession .
@@ -32,11 +32,18 @@ test: deps
 
 # bench runs Apache Bench against both builds and says whether each
 # experiment's hypothesis held. BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_PAIRS,
-# BENCH_DELAYS, BENCH_LOAD_SECONDS and REDIS_URL change what it does (see README). bin/bench exits
+# BENCH_DELAYS, BENCH_LOAD_SECONDS, BENCH_ONLY and REDIS_URL change what it does (see docs/benchmark.md). bin/bench exits
 # 0 (held), 1 (deviated) or 2 (could not run); make reports either failure as 2.
 bench: deps build build-chaos build-slow
 	$(GO) build -o bin/bench ./bench
 	./bin/bench -prod bin/shopsession -chaos bin/shopsession-chaos -slow bin/shopsession-slow
+
+# fleet serves a redis-server and three chaos instances on loopback ports,
+# for trying `bin/shopsession-chaos ctl` by hand; it prints the addresses, the
+# REDIS_URL and token to export, and example commands. Ctrl-C stops them all.
+fleet: deps build-chaos
+	$(GO) build -o bin/bench ./bench
+	./bin/bench -fleet -chaos bin/shopsession-chaos
 
 # fuzz runs each fuzz target for FUZZTIME.
 FUZZTIME ?= 10s

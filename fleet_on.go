@@ -99,6 +99,8 @@ func runCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return usageError(err.Error())
 	}
+	// go-redis logs a failed dial on its own; ctl says what failed in one line.
+	redis.SetLogger(quietRedis{})
 	rdb := controlClient(cfg)
 	defer rdb.Close()
 	c := &chaos.Ctl{Fleet: chaos.Fleet{Redis: rdb, Name: metricsNamespace}, Token: token, Commands: shopCommands,
@@ -110,3 +112,7 @@ func runCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	return err
 }
+
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}

@@ -79,13 +79,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer closeRedis()
-	// In the chaos build, the fleet's control plane on the same Redis, through
-	// a client of its own; in production a no-op.
-	leaveFleet, err := experiment.joinFleet(cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer leaveFleet()
 
 	var m *metrics // nil, recording nothing, when no admin listener would serve them
 	if cfg.adminAddr != "" {
@@ -98,6 +91,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// client as go-redis creates it.
 	m.watchRedis(rdb)
 	experiment.instrument(rdb)
+	// In the chaos build, the fleet's control plane on the same Redis, through
+	// a client of its own, once the experiment has its client; in production
+	// a no-op.
+	leaveFleet, err := experiment.joinFleet(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer leaveFleet()
 	st := newStore(rdb, cfg.redisTimeout, cfg.sessionTTL, cfg.breaker, logger, m)
 	m.watchBreaker(st.cacheState().String())
 	m.watchDegraded(st.degraded)

@@ -548,7 +548,10 @@ func declaredIn(t *testing.T, file, pkgPath string) ([]declaredName, []string) {
 			for _, spec := range decl.Specs {
 				switch spec := spec.(type) {
 				case *ast.TypeSpec:
-					names = append(names, declaredName{needles: slices.Compact([]string{prefix + spec.Name.Name, typePrefix + spec.Name.Name})})
+					// A type's name reaches a binary in its descriptor, or in its
+					// methods' symbols.
+					names = append(names, declaredName{needles: slices.Compact([]string{prefix + spec.Name.Name, typePrefix + spec.Name.Name,
+						prefix + "(*" + spec.Name.Name + ").", prefix + spec.Name.Name + "."})})
 				case *ast.ValueSpec:
 					for _, n := range spec.Names {
 						if n.Name != "_" {

@@ -4,6 +4,10 @@
 //
 // Exit status: 0 when every hypothesis held, 1 when any deviated, 2 when the
 // bench could not run.
+//
+// bench -fleet -chaos BINARY (make fleet) instead starts the fleet
+// scenario's redis-server and three chaos instances and leaves them serving,
+// for trying shopsession-chaos ctl by hand, until SIGINT or SIGTERM.
 package main
 
 import (
@@ -48,6 +52,7 @@ type settings struct {
 	pairs       int
 	loadSeconds int       // the 64-client load scenario; 0 skips it
 	delays      []float64 // the latency sweep, in seconds
+	only        string    // BENCH_ONLY: one scenario alone ("fleet"); "" runs them all
 }
 
 // Exit statuses.
@@ -58,6 +63,9 @@ const (
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "-fleet" {
+		return runFleetMode(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 2 && args[0] == "-redraw" {
 		if err := redraw(args[1]); err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
@@ -134,6 +142,11 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		whole("BENCH_LOAD_SECONDS", &s.loadSeconds, 0, 3600),
 	); err != nil {
 		return s, err
+	}
+	switch s.only = getenv("BENCH_ONLY"); s.only {
+	case "", "fleet":
+	default:
+		return s, fmt.Errorf("invalid BENCH_ONLY %q: want fleet (the one scenario that runs alone), or unset for all", s.only)
 	}
 	if raw := getenv("BENCH_DELAYS"); raw != "" {
 		for part := range strings.SplitSeq(raw, ",") {

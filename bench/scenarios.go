@@ -71,6 +71,8 @@ type scenario struct {
 	// recommendations, over the pages the service counted in all runs.
 	Pages            *pageCounts `json:"pages,omitempty"`
 	RecommendedShare *float64    `json:"recommended_share,omitempty"`
+	// Fleet is how fast the instance followed ctl (the fleet scenario).
+	Fleet *fleetTiming `json:"fleet,omitempty"`
 }
 
 // Shares of search pages with recommendations that the scenarios expect.
@@ -230,6 +232,15 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 
 	r := &report{Started: time.Now().UTC(), Seconds: s.seconds, Concurrency: s.concurrency, Pairs: s.pairs,
 		Machine: machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), RedisVersion: b.redis.version, RedisSource: b.redis.source}}
+	if s.only == "fleet" {
+		fleet, err := b.fleetScenarios(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = fleet
+		p.done()
+		return r, nil
+	}
 
 	steady := scenario{Name: "steady", Build: "production",
 		Hypothesis: fmt.Sprintf("the business steady state: recommendations on ≥ %.1f %% of search pages", steadyRecommended*100)}
@@ -350,6 +361,11 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		return nil, err
 	}
 	r.Scenarios = append(r.Scenarios, validations...)
+	fleet, err := b.fleetScenarios(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, fleet...)
 	p.done()
 	return r, nil
 }

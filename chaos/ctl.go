@@ -101,8 +101,13 @@ func (c *Ctl) Run(ctx context.Context, args []string) error {
 		return UsageError(fmt.Sprintf("%s %s: unexpected argument %q", c.Program, args[0], fs.Arg(0)))
 	}
 	key := tokenDigest(c.Token)
+	named := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { named[f.Name] = true })
 	switch args[0] {
 	case "start":
+		if *detach && named["lease"] {
+			return UsageError(c.Program + " start: -lease with -detach: a detached experiment's lease is its duration; give one or the other")
+		}
 		if !*detach && (*lease < minLease || *lease > maxLease) {
 			return UsageError(fmt.Sprintf("invalid -lease %s: want a duration from 2s to 10m, such as 30s", *lease))
 		}
@@ -237,7 +242,9 @@ func (c *Ctl) start(ctx context.Context, key [32]byte, body []byte, lease time.D
 		return refusedByHalt(res[1])
 	case "running":
 		var cur experimentRecord
-		json.Unmarshal([]byte(res[1]), &cur)
+		if json.Unmarshal([]byte(res[1]), &cur) != nil || cur.Version == 0 {
+			return errors.New("refused: the fleet's experiment key holds a record ctl cannot read: ctl stop removes it")
+		}
 		return fmt.Errorf("refused: fleet experiment version %d runs (started by %s, ends at %s): ctl patch changes it, ctl stop stops it",
 			cur.Version, cur.Owner, cur.EndsAt.Format(time.RFC3339))
 	}
@@ -264,6 +271,11 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 	renewed := time.Now()
 	tick := time.NewTicker(lease / 3)
 	defer tick.Stop()
+	// A change announced (another ctl's stop, a halt) is looked at now,
+	// not at the next renewal.
+	sub := c.Fleet.Redis.Subscribe(ctx, k.channel)
+	defer sub.Close()
+	changes := sub.Channel()
 	ends := time.NewTimer(time.Until(end))
 	defer ends.Stop()
 	var unreachable error
@@ -274,6 +286,7 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 		case <-ends.C:
 			return c.stopOwn(leaseID, "its duration ran out")
 		case <-tick.C:
+		case <-changes:
 		}
 		sent := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, lease/3)

@@ -38,24 +38,42 @@
 // TokenFromEnv reads; none: New writes one to a file only its user can
 // read, and logs the file's path); Register exports its metrics.
 //
+// # A fleet
+//
+// Join makes an Experiment follow the experiment its fleet keeps in the
+// Redis the instances share (Fleet): a record signed with the control token,
+// under a key whose TTL is a lease that its controller (Ctl, the ctl
+// command) renews. Every instance applies it within a second, and stops by
+// the lease's expiry as it last read it when nobody renews it, whatever
+// became of the controller or of Redis. A halt stops every experiment and
+// refuses new ones until a resume. While the fleet's experiment runs here, or
+// a halt is in force, the instance's own Use, PUT and PATCH are refused; its
+// Stop and DELETE always work.
+//
 // # Files
 //
-//	config.go      Config and Guardrails, FromJSON, Off, check
-//	settings.go    the one table of settings: env name, JSON field, range; FromEnv
-//	plan.go        a checked Config as the hooks use it; the layer chosen once
-//	latency.go     the latency fault: delay, jitter, targeted commands, the delay
-//	wait.go        the one wait of both layers, ended by whatever ends its reason
-//	wait_linux.go  the wait on a timerfd: no spin, no millisecond rounding
-//	wait_other.go  the wait elsewhere: a Go timer
-//	failure.go     the failing-reads fault: every Nth or at a rate; the errors
-//	conn.go        the connection layer: the wrapped net.Conn, round trips, RESP parsing
-//	redis.go       Instrument and the go-redis hooks of the command layer
-//	experiment.go  Options, Experiment, New, Use, Stop
-//	guard.go       the duration, the stop conditions' once-a-second judge, the end of a run
-//	stop.go        the stop conditions: each group's window, its judgement, Abort
-//	blast.go       the blast radius, the request's unit and outcome in its context, Middleware
-//	status.go      Status and the types it is made of
-//	control.go     Handler: GET, PUT, PATCH, DELETE, and the loopback-only guard
-//	token.go       the control token: TokenFromEnv, the generated one, the check
-//	metrics.go     Register: every metric of the package
+//	config.go       Config and Guardrails, FromJSON, Off, check
+//	settings.go     the one table of settings: env name, JSON field, range; FromEnv
+//	plan.go         a checked Config as the hooks use it; the layer chosen once
+//	latency.go      the latency fault: delay, jitter, targeted commands, the delay
+//	wait.go         the one wait of both layers, ended by whatever ends its reason
+//	wait_linux.go   the wait on a timerfd: no spin, no millisecond rounding
+//	wait_other.go   the wait elsewhere: a Go timer
+//	failure.go      the failing-reads fault: every Nth or at a rate; the errors
+//	conn.go         the connection layer: the wrapped net.Conn, round trips, RESP parsing
+//	redis.go        Instrument and the go-redis hooks of the command layer
+//	experiment.go   Options, Experiment, New, Use, Stop
+//	guard.go        the duration, the stop conditions' once-a-second judge, the end of a run
+//	stop.go         the stop conditions: each group's window, its judgement, Abort
+//	blast.go        the blast radius, the request's unit and outcome in its context, Middleware
+//	status.go       Status and the types it is made of
+//	control.go      Handler: GET, PUT, PATCH, DELETE, and the loopback-only guard
+//	token.go        the control token: TokenFromEnv, the generated one, the check
+//	metrics.go      Register: every metric of the package
+//	fleet.go        Fleet, Join: an instance follows the fleet's control plane in Redis
+//	fleet_apply.go  a fleet record applied on a lease, the halt, the fleet beside local control
+//	fleet_record.go the keys, the signed records, the scripts that change them
+//	heartbeat.go    heartbeats, and the fleet's one status
+//	ctl.go          Ctl: the fleet's command line; start and its lease
+//	ctl_commands.go patch, stop, halt, resume, status
 package chaos

@@ -132,10 +132,13 @@ type Experiment struct {
 	opts        Options
 	logger      *slog.Logger
 	tokenDigest [sha256.Size]byte
-	active      atomic.Pointer[plan]
-	swap        sync.Mutex // serialises replacements, which read the plan they replace
-	rdb         redis.UniversalClient
-	clock       clock // nil: the real one
+	// tokenGenerated: no fleet shares this instance's token, so no fleet
+	// record verifies.
+	tokenGenerated bool
+	active         atomic.Pointer[plan]
+	swap           sync.Mutex // serialises replacements, which read the plan they replace
+	rdb            redis.UniversalClient
+	clock          clock // nil: the real one
 
 	roundTrips     atomic.Int64
 	reads          atomic.Int64
@@ -156,6 +159,8 @@ type Experiment struct {
 	halt       atomic.Pointer[Halt]
 	fleetFloor int64
 	instance   atomic.Pointer[string]
+	member     atomic.Pointer[member] // nil: it joined none
+	fleetReads atomic.Int64           // readings of the control plane followed
 }
 
 // New starts cfg (from FromEnv, FromJSON or Off) with the service's
@@ -191,6 +196,7 @@ func newExperiment(cfg Config, opts Options, c clock) (*Experiment, error) {
 		return nil, fmt.Errorf("invalid chaos.Options.Token: %s", want)
 	}
 	e.tokenDigest = tokenDigest(token)
+	e.tokenGenerated = tokenFile != ""
 	p := newPlan(cfg)
 	p.succeeded(nil, time.Now())
 	e.swap.Lock()
@@ -244,6 +250,9 @@ func (e *Experiment) Use(cfg Config) error {
 func (e *Experiment) install(cfg Config, end time.Time, fleetVersion int64) *plan {
 	p := newPlan(cfg)
 	p.fleetVersion = fleetVersion
+	if fleetVersion != 0 {
+		p.run.lease = &lease{} // extended by applyFleet
+	}
 	old := e.active.Load()
 	if !end.IsZero() {
 		p.run.setEnd(end)
@@ -251,6 +260,7 @@ func (e *Experiment) install(cfg Config, end time.Time, fleetVersion int64) *pla
 	p.succeeded(old, time.Now())
 	e.started(p, old)
 	e.active.Store(p)
+	e.changed()
 	e.logPlan("chaos experiment replaced", cfg)
 	return p
 }
@@ -274,6 +284,7 @@ func (e *Experiment) continueRun(cfg Config, end time.Time, fleetVersion int64) 
 	}
 	old.retired()
 	e.active.Store(p)
+	e.changed()
 	e.logPlan("chaos experiment changed", cfg)
 	return p
 }

@@ -2,8 +2,11 @@ package chaos
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -67,20 +70,33 @@ func (f *Fleet) build() string {
 	if f.Build != "" {
 		return f.Build
 	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	build := info.Main.Version
-	for _, s := range info.Settings {
-		switch {
-		case s.Key == "vcs.revision" && len(s.Value) >= 12:
-			build += " " + s.Value[:12]
-		case s.Key == "vcs.modified" && s.Value == "true":
-			build += "+dirty"
+	info, _ := debug.ReadBuildInfo()
+	var revision, modified string
+	if info != nil {
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision" && len(s.Value) >= 12:
+				revision = s.Value[:12]
+			case s.Key == "vcs.modified" && s.Value == "true":
+				modified = "+dirty"
+			}
 		}
 	}
-	return build
+	if revision != "" {
+		return revision + modified
+	}
+	// Built without VCS stamps (-buildvcs=false, a tarball): the binary's
+	// own digest tells one build from another.
+	if path, err := os.Executable(); err == nil {
+		if f, err := os.Open(path); err == nil {
+			defer f.Close()
+			h := sha256.New()
+			if _, err := io.Copy(h, f); err == nil {
+				return "sha256:" + hex.EncodeToString(h.Sum(nil))[:12]
+			}
+		}
+	}
+	return "unknown"
 }
 
 // member is an instance's part in the fleet: it watches the control plane
@@ -90,7 +106,7 @@ type member struct {
 	f        Fleet
 	k        fleetKeys
 	id       string
-	build    string
+	build    string          // the heartbeats' goroutine's: reading the binary takes a while
 	resumed  int64           // the latest resume read
 	warned   map[string]bool // what was logged once
 	beat     chan struct{}
@@ -102,8 +118,8 @@ type member struct {
 // fleet's status, until leave is called: it reads the control plane at once
 // and on every change announced, every half second anyway. A record e cannot
 // verify (signed with another control token than e's) or refuses (its
-// Options.Commands) is ignored and logged once. Call leave before closing
-// f.Redis.
+// Options.Commands) is ignored and logged once. Call it after Instrument,
+// and leave before closing f.Redis.
 func (e *Experiment) Join(f Fleet) (leave func(), err error) {
 	if f.Redis == nil {
 		return nil, errors.New("chaos.Fleet.Redis is nil: want a Redis client of the control plane's own")
@@ -113,15 +129,23 @@ func (e *Experiment) Join(f Fleet) (leave func(), err error) {
 		return nil, errors.New("chaos: this experiment has joined a fleet already")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{e: e, f: f, k: f.keys(), id: id, build: f.build(), warned: map[string]bool{},
+	m := &member{e: e, f: f, k: f.keys(), id: id, warned: map[string]bool{},
 		beat: make(chan struct{}, 1), stop: cancel}
+	e.member.Store(m)
 	e.logger.Info("chaos fleet joined", "instance", id, "fleet", m.k.experiment)
+	if e.tokenGenerated {
+		e.logger.Warn("chaos fleet: this instance generated its control token, so it verifies no fleet record and runs no fleet experiment; give every instance and ctl the same " + envToken + " or " + envTokenFile)
+	}
 	m.finished.Add(2)
 	go m.watch(ctx)
 	go m.heartbeats(ctx)
 	return func() {
 		m.stop()
 		m.finished.Wait()
+		// Leaving, it hears of no stop any more: its part ends now.
+		e.swap.Lock()
+		e.stopFleet(e.active.Load().fleetVersion, "this instance left the fleet")
+		e.swap.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 		defer cancel()
 		f.Redis.HDel(ctx, m.k.instances, id)
@@ -165,11 +189,8 @@ func (m *member) read(ctx context.Context) {
 	e := m.e
 	e.swap.Lock()
 	defer e.swap.Unlock()
-	before := e.active.Load()
 	m.follow(v, sent)
-	if e.active.Load() != before {
-		m.kick()
-	}
+	e.fleetReads.Add(1)
 }
 
 // follow applies reading v, made at sent. The caller holds e.swap.
@@ -206,7 +227,7 @@ func (m *member) follow(v controlView, sent time.Time) {
 	}
 	// PTTL: no expiry set (-1), or just expired (-2): no lease.
 	if v.leaseLeft > 0 {
-		e.applyFleet(rec.Version, cfg, rec.EndsAt, sent.Add(v.leaseLeft))
+		e.applyFleet(rec.Version, cfg, rec.EndsAt, v.leaseUntil(sent))
 	}
 	if e.active.Load() == cur && cur.fleetVersion != rec.Version {
 		e.stopFleet(cur.fleetVersion, "its record was replaced by a version this instance does not run")
@@ -223,6 +244,13 @@ func (m *member) once(key, msg string, attrs ...any) {
 	}
 	m.warned[key] = true
 	m.e.logger.Warn(msg, attrs...)
+}
+
+// changed has the fleet hear at once that the experiment changed here.
+func (e *Experiment) changed() {
+	if m := e.member.Load(); m != nil {
+		m.kick()
+	}
 }
 
 func (m *member) kick() {

@@ -82,7 +82,6 @@ func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) 
 		p = e.continueRun(cfg, end, v)
 	} else {
 		p = e.install(cfg, end, v)
-		p.run.lease = &lease{}
 	}
 	e.fleetFloor = max(e.fleetFloor, v-1)
 	p.run.lease.extend(e, p, leaseUntil)
@@ -93,8 +92,8 @@ func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) 
 // gone (why says how). The caller holds e.swap.
 func (e *Experiment) stopFleet(v int64, why string) {
 	cur := e.active.Load()
-	if cur.fleetVersion != v || !cur.injects() {
-		return
+	if v == 0 || cur.fleetVersion != v || !cur.injects() {
+		return // not the fleet's: the instance's own experiment goes on
 	}
 	e.fleetDone(v)
 	e.install(Off(), time.Time{}, 0)
@@ -116,6 +115,7 @@ func (e *Experiment) setHalt(h *Halt, resumed int64) {
 		e.fleetDone(cur.fleetVersion)
 		e.install(Off(), time.Time{}, 0)
 	}
+	e.changed()
 	e.logger.Warn("chaos halted fleet-wide: every experiment stopped, none starts until ctl resume",
 		"by", h.By, "reason", h.Reason, "at", h.At, "halt_version", h.Version)
 }
@@ -125,6 +125,7 @@ func (e *Experiment) setHalt(h *Halt, resumed int64) {
 func (e *Experiment) resume(v int64, by string) {
 	if h := e.halt.Load(); h != nil && v > h.Version {
 		e.halt.Store(nil)
+		e.changed()
 		e.logger.Warn("chaos halt lifted: experiments may start again", "by", by, "halted_by", h.By)
 	}
 }
@@ -173,7 +174,11 @@ func (e *Experiment) lapse(p *plan, l *lease) {
 	e.endLocked(p, nil, true)
 }
 
+// expiry is when the lease lapses; zero: no lease.
 func (l *lease) expiry() time.Time {
+	if l == nil {
+		return time.Time{}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.until

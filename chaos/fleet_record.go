@@ -93,6 +93,10 @@ type controlView struct {
 	halt, haltSig             string
 }
 
+// leaseUntil is when the lease read at sent lapses: counted from before the
+// reading left, so never later than Redis's own expiry.
+func (v controlView) leaseUntil(sent time.Time) time.Time { return sent.Add(v.leaseLeft) }
+
 var readScript = redis.NewScript(`
 local e = redis.call('HMGET', KEYS[1], 'record', 'sig')
 local h = redis.call('HMGET', KEYS[2], 'record', 'sig')

@@ -220,6 +220,7 @@ func (e *Experiment) endLocked(p *plan, abort *Abort, lapsed bool) {
 	r.window.stopJudging()
 	e.active.Store(p.stopped())
 	p.retired()
+	e.changed()
 	switch {
 	case lapsed:
 		e.logger.Warn("chaos fleet experiment stopped: its lease lapsed (its controller stopped renewing it, or the control plane is unreachable); no injection until a lease is read again",

@@ -28,10 +28,17 @@ type Heartbeat struct {
 	Groups     map[string]GroupFigures `json:"groups,omitempty"`
 }
 
-const instancesLive = 10 * time.Minute
+const (
+	// instancesLive is how long the heartbeats outlive the last one, and
+	// forgotten how old one must be to leave the status: an instance that
+	// stopped long ago, not one gone quiet.
+	instancesLive = 10 * time.Minute
+	forgotten     = 5 * time.Minute
+)
 
 func (m *member) heartbeats(ctx context.Context) {
 	defer m.finished.Done()
+	m.build = m.f.build()
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
 	for {
@@ -126,6 +133,10 @@ func (f *Fleet) status(ctx context.Context, key [32]byte) (FleetStatus, error) {
 		var hb Heartbeat
 		if err := json.Unmarshal([]byte(body), &hb); err != nil {
 			hb = Heartbeat{Instance: id, State: fmt.Sprintf("unreadable heartbeat: %v", err)}
+		}
+		if now.Sub(hb.At) > forgotten {
+			f.Redis.HDel(ctx, k.instances, id)
+			continue
 		}
 		is := InstanceStatus{Heartbeat: hb, AgeSeconds: now.Sub(hb.At).Seconds()}
 		is.Quiet = now.Sub(hb.At) > quietAfter

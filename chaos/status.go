@@ -179,8 +179,7 @@ func (e *Experiment) Status(unit string) Status {
 	}
 	if id := e.instance.Load(); id != nil {
 		s.Fleet = &FleetState{Instance: *id, Version: p.fleetVersion, Halt: e.halt.Load()}
-		if p.injects() && r.lease != nil {
-			t := r.lease.expiry()
+		if t := r.lease.expiry(); p.injects() && !t.IsZero() {
 			s.Fleet.LeaseUntil = &t
 		}
 	}
