@@ -115,10 +115,11 @@ func testFleetStartStop(t *testing.T, bin string, plane fleetPlane) {
 
 	stopped := f.watchEach(stopBound+time.Second, func(s chaos.Status) bool { return !running(s) })
 	stopAt := time.Now()
-	if r := f.ctl("stop"); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("stopped fleet experiment version %d", h.version)) {
+	r := f.ctl("stop")
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("stopped fleet experiment version %d", h.version)) {
 		t.Errorf("ctl stop: %s", r)
 	}
-	f.within(stopped(), stopAt, stopBound, "stopped after ctl stop began")
+	f.within(stopped(), stopAt, stopBound, fmt.Sprintf("stopped after ctl stop began (it ran %v)", r.took.Round(100*time.Microsecond)))
 	// The holder finds its record gone when interrupted, and says so.
 	if code, _ := h.interrupt(); code != 0 {
 		t.Errorf("the held ctl start exited %d after ctl stop, want 0; stderr: %s", code, h.stderr)
@@ -252,11 +253,12 @@ func testFleetHalt(t *testing.T, bin string, plane fleetPlane) {
 		return !running(s) && s.Fleet.Halt != nil && s.Fleet.Halt.Reason == reason
 	})
 	haltAt := time.Now()
-	if r := f.ctl("halt", "-reason", reason); r.code != 0 {
+	r := f.ctl("halt", "-reason", reason)
+	if r.code != 0 {
 		t.Fatalf("ctl halt: %s", r)
 	}
 	seen := halted()
-	f.within(seen, haltAt, stopBound, "halted after ctl halt began")
+	f.within(seen, haltAt, stopBound, fmt.Sprintf("halted after ctl halt began (it ran %v)", r.took.Round(100*time.Microsecond)))
 	if !seen[0].ok {
 		return
 	}
@@ -266,7 +268,7 @@ func testFleetHalt(t *testing.T, bin string, plane fleetPlane) {
 		t.Errorf("the held ctl start after the halt: exited %v with %d, stderr %q; want exit 1 naming the halt", ok, code, h.stderr)
 	}
 
-	r := f.ctl("start", "-detach", "-f", experimentFile(t, latencyOnHalf(fleetDelay)))
+	r = f.ctl("start", "-detach", "-f", experimentFile(t, latencyOnHalf(fleetDelay)))
 	if r.code != 1 || !r.oneLine() || !strings.Contains(r.stderr, by) || !strings.Contains(r.stderr, reason) {
 		t.Errorf("ctl start while halted: %s; want exit 1 and one line naming %q and %q", r, by, reason)
 	}

@@ -308,10 +308,11 @@ func timedSearch(app *testApp, session string) (time.Duration, error) {
 type ctlResult struct {
 	code           int
 	stdout, stderr string
+	took           time.Duration
 }
 
 func (r ctlResult) String() string {
-	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	return fmt.Sprintf("exit %d after %v, stdout %q, stderr %q", r.code, r.took.Round(100*time.Microsecond), r.stdout, r.stderr)
 }
 
 // oneLine reports whether r's stderr is one line, and stdout empty.
@@ -355,8 +356,7 @@ func runFleetCtl(t testing.TB, bin string, env []string, args ...string) ctlResu
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("ctl %s: %v", strings.Join(args, " "), err)
 	}
-	t.Logf("ctl %s: exit %d after %v", strings.Join(args, " "), cmd.ProcessState.ExitCode(), time.Since(began).Round(100*time.Microsecond))
-	return ctlResult{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+	return ctlResult{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String(), time.Since(began)}
 }
 
 // experimentFile writes an experiment for ctl's -f.
