@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -221,6 +222,9 @@ func (m *member) follow(v controlView, sent time.Time) {
 		}
 	}
 	if err != nil {
+		if errors.Is(err, errUnsigned) {
+			json.Unmarshal([]byte(v.experiment), &rec) // for the log line alone
+		}
 		m.once("experiment "+v.experimentSig, "chaos fleet experiment ignored: "+err.Error(), "fleet_version", rec.Version)
 		e.stopFleet(cur.fleetVersion, "its record was replaced by one this instance does not run")
 		return

@@ -317,3 +317,32 @@ func TestRecordConfigReadsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestPollAppliesWithoutTheChannel: a record written with no announcement
+// (a lost message, a subscription being re-established) is applied by the
+// poll within a second, and its removal stops it as soon.
+func TestPollAppliesWithoutTheChannel(t *testing.T) {
+	f := testFleet(t)
+	e, _ := joined(t, f, testToken, nil)
+	cfg, _ := FromJSON([]byte(latencyBody))
+	c := &Ctl{Fleet: f}
+	ctx := context.Background()
+	rec, sig, v, err := c.record(ctx, tokenDigest(testToken), cfg, time.Now().Add(time.Hour), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := f.keys()
+	start := time.Now()
+	f.Redis.HSet(ctx, k.experiment, "record", rec, "sig", sig, "lease", "x")
+	f.Redis.PExpire(ctx, k.experiment, time.Minute)
+	waitCondition(t, "the record applied", func() bool { return fleetVersion(e) == v })
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("applied %v after the record was written, want within 1 s", took)
+	}
+	start = time.Now()
+	f.Redis.Del(ctx, k.experiment)
+	waitCondition(t, "the removal applied", func() bool { return fleetVersion(e) == 0 })
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("stopped %v after the record was removed, want within 1 s", took)
+	}
+}
