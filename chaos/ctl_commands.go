@@ -144,6 +144,9 @@ func (c *Ctl) status(ctx context.Context, key [32]byte, asJSON bool) error {
 		if is.Quiet {
 			flags = append(flags, "QUIET")
 		}
+		if is.Halted {
+			flags = append(flags, "HALTED")
+		}
 		if is.OtherVersion {
 			flags = append(flags, "OTHER-VERSION")
 		}
