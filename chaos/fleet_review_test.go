@@ -1,0 +1,156 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The fleet's safety rules where a review found them failing open: a record
+// signed for one key or one fleet read as another, a halt written out of
+// order, a local stop of a lapsed run, and a halt the status did not show.
+
+// haltedHere waits for the halt to be in force on e.
+func haltedHere(t *testing.T, e *Experiment) {
+	t.Helper()
+	waitCondition(t, "the halt applied", func() bool { return e.Status("").Fleet.Halt != nil })
+}
+
+// TestExperimentRecordIsNoResume: a signed experiment record copied into the
+// halt's key (by someone who can write to Redis but lacks the token) is not
+// a signed resume: the halt stays in force.
+func TestExperimentRecordIsNoResume(t *testing.T) {
+	f := testFleet(t)
+	e, _ := joined(t, f, testToken, nil)
+	ctx := context.Background()
+	if _, err := ctl(ctx, f, testToken, "", "halt", "-reason", "incident 42"); err != nil {
+		t.Fatal(err)
+	}
+	haltedHere(t, e)
+	// Any experiment record signed after the halt has a later version: the
+	// one a ctl start writes once the halt's record is deleted, say.
+	cfg, _ := FromJSON([]byte(latencyBody))
+	c := &Ctl{Fleet: f}
+	rec, sig, _, err := c.record(ctx, tokenDigest(testToken), cfg, time.Now().Add(time.Hour), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Redis.HSet(ctx, f.keys().halt, "record", rec, "sig", sig, "halted", "0")
+	readsMore(t, e)
+	if h := e.Status("").Fleet.Halt; h == nil {
+		t.Fatal("an experiment record written in the halt's key lifted the halt: it was read as a signed resume")
+	}
+	if err := e.Use(cfg); err == nil {
+		t.Error("Use accepted while halted")
+	}
+}
+
+// TestRecordOfAnotherFleetDoesNotRun: two fleets that share a Redis and a
+// token keep apart by their name; a record signed for one, copied into the
+// other's key, runs nowhere.
+func TestRecordOfAnotherFleetDoesNotRun(t *testing.T) {
+	mine, other := testFleet(t), testFleet(t)
+	e, _ := joined(t, mine, testToken, nil)
+	_, rec, sig := writeRecord(t, other, tokenDigest(testToken), latencyBody, time.Minute)
+	ctx := context.Background()
+	k := mine.keys()
+	mine.Redis.HSet(ctx, k.experiment, "record", rec, "sig", sig, "lease", "x")
+	mine.Redis.PExpire(ctx, k.experiment, time.Minute)
+	readsMore(t, e)
+	if v := fleetVersion(e); v != 0 {
+		t.Errorf("version %d of another fleet runs here", v)
+	}
+}
+
+// TestHaltWrittenAfterAResumeHalts: a halt whose version is below the
+// resume an instance read (two operators' halt and resume at once, the
+// halt's write landing last; or the version counter lost with a Redis
+// restart and a ctl whose clock is behind) is the halt Redis holds: ctl
+// refuses to start, and so must every instance.
+func TestHaltWrittenAfterAResumeHalts(t *testing.T) {
+	f := testFleet(t)
+	e, _ := joined(t, f, testToken, nil)
+	ctx := context.Background()
+	if _, err := ctl(ctx, f, testToken, "", "halt", "-reason", "first"); err != nil {
+		t.Fatal(err)
+	}
+	haltedHere(t, e)
+	// A second operator's ctl halt takes its version, then the first's ctl
+	// resume is written, then the halt.
+	halt, err := (&Ctl{Fleet: f}).version(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl(ctx, f, testToken, "", "resume"); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, "the resume applied", func() bool { return e.Status("").Fleet.Halt == nil })
+	k := f.keys()
+	r, _ := json.Marshal(haltRecord{Halted: true, Halt: Halt{By: "op2", Reason: "incident 7", At: time.Now(), Version: halt}})
+	if err := haltScript.Run(ctx, f.Redis, []string{k.experiment, k.halt}, r, signedAs(f, k.halt, r), "1", k.channel).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl(ctx, f, testToken, latencyBody, "start", "-detach"); err == nil || !strings.Contains(err.Error(), "incident 7") {
+		t.Fatalf("ctl start: %v, want refused by the halt", err)
+	}
+	readsMore(t, e)
+	cfg, _ := FromJSON([]byte(latencyBody))
+	if err := e.Use(cfg); err == nil {
+		t.Error("Redis holds a halt and ctl refuses to start, but the instance's own Use was accepted: the halt was ignored")
+	}
+}
+
+// TestLocalStopOfALapsedRunHolds: a local stop of the fleet's experiment
+// that lapsed here (the instance could not read a renewal) holds until the
+// fleet's next version, as one of a running experiment does: the renewed
+// lease, read again, does not start the same version again.
+func TestLocalStopOfALapsedRunHolds(t *testing.T) {
+	f := testFleet(t)
+	e, _ := joined(t, f, testToken, nil)
+	v, _, _ := writeRecord(t, f, tokenDigest(testToken), latencyBody, 2*time.Second)
+	waitCondition(t, "the record applied", func() bool { return fleetVersion(e) == v })
+	ctx := context.Background()
+	k := f.keys()
+	// No lease to read: as if the instance could not read the renewals.
+	f.Redis.Persist(ctx, k.experiment)
+	waitCondition(t, "the lease lapsed", func() bool { return e.Status("").State == StateLapsed })
+	e.Stop()
+	// The control plane readable again, with the lease its controller renewed.
+	f.Redis.PExpire(ctx, k.experiment, time.Minute)
+	readsMore(t, e)
+	if got := fleetVersion(e); got != 0 {
+		t.Errorf("version %d started again after the instance's own stop", got)
+	}
+}
+
+// TestStatusShowsAHaltedInstance: an instance stays halted when the halt's
+// record is gone (a Redis restart without persistence lost it); the status
+// says so, since the fleet's records no longer do.
+func TestStatusShowsAHaltedInstance(t *testing.T) {
+	f := testFleet(t)
+	e, _ := joined(t, f, testToken, nil)
+	ctx := context.Background()
+	if _, err := ctl(ctx, f, testToken, "", "halt", "-reason", "incident 42"); err != nil {
+		t.Fatal(err)
+	}
+	haltedHere(t, e)
+	f.Redis.Del(ctx, f.keys().halt)
+	waitCondition(t, "a heartbeat of the halt", func() bool {
+		st, err := f.status(ctx, tokenDigest(testToken))
+		return err == nil && len(st.Instances) == 1 && st.Instances[0].Halted
+	})
+	out, err := ctl(ctx, f, testToken, "", "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "HALTED") {
+		t.Errorf("ctl status does not show the instance halted:\n%s", out)
+	}
+}
+
+// signedAs is record's signature with the tests' token, for f's key k.
+func signedAs(f Fleet, k string, record []byte) string {
+	return sign(tokenDigest(testToken), record)
+}
