@@ -193,7 +193,7 @@ func (c *Ctl) record(ctx context.Context, key [32]byte, cfg Config, end time.Tim
 		return "", "", 0, err
 	}
 	r, _ := json.Marshal(experimentRecord{Version: v, Config: recordConfig(cfg), EndsAt: end, Owner: by, At: time.Now()})
-	return string(r), sign(key, r), v, nil
+	return string(r), sign(key, c.Fleet.keys().experiment, r), v, nil
 }
 
 func (c *Ctl) printf(format string, a ...any) { fmt.Fprintf(c.Stdout, format+"\n", a...) }

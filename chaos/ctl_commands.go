@@ -26,7 +26,7 @@ func (c *Ctl) patch(ctx context.Context, key [32]byte, body []byte) error {
 		return errors.New("refused: no fleet experiment is running: ctl patch changes a running one; ctl start starts one")
 	}
 	var old experimentRecord
-	if err := verified(key, v.experiment, v.experimentSig, &old); err != nil {
+	if err := verified(key, k.experiment, v.experiment, v.experimentSig, &old); err != nil {
 		return fmt.Errorf("refused: the fleet experiment's record is %v: ctl stop removes it", err)
 	}
 	cfg, err := FromJSON(old.Config)
@@ -96,7 +96,7 @@ func (c *Ctl) halt(ctx context.Context, key [32]byte, on bool, reason string) er
 	k := c.Fleet.keys()
 	ctx, cancel := context.WithTimeout(ctx, ctlTimeout)
 	defer cancel()
-	if err := haltScript.Run(ctx, c.Fleet.Redis, []string{k.experiment, k.halt}, r, sign(key, r), flag, k.channel).Err(); err != nil {
+	if err := haltScript.Run(ctx, c.Fleet.Redis, []string{k.experiment, k.halt}, r, sign(key, k.halt, r), flag, k.channel).Err(); err != nil {
 		return fmt.Errorf("control plane: %v", err)
 	}
 	if on {

@@ -199,7 +199,7 @@ func (m *member) follow(v controlView, sent time.Time) {
 	e := m.e
 	if v.halt != "" {
 		var h haltRecord
-		if err := verified(e.tokenDigest, v.halt, v.haltSig, &h); err != nil {
+		if err := verified(e.tokenDigest, m.k.halt, v.halt, v.haltSig, &h); err != nil {
 			m.once("halt "+v.haltSig, "chaos fleet halt record ignored: "+err.Error())
 		} else if h.Halted {
 			e.setHalt(&h.Halt, m.resumed)
@@ -214,7 +214,7 @@ func (m *member) follow(v controlView, sent time.Time) {
 		return
 	}
 	var rec experimentRecord
-	err := verified(e.tokenDigest, v.experiment, v.experimentSig, &rec)
+	err := verified(e.tokenDigest, m.k.experiment, v.experiment, v.experimentSig, &rec)
 	var cfg Config
 	if err == nil {
 		if cfg, err = FromJSON(rec.Config); err == nil {

@@ -89,7 +89,7 @@ func TestHaltWrittenAfterAResumeHalts(t *testing.T) {
 	waitCondition(t, "the resume applied", func() bool { return e.Status("").Fleet.Halt == nil })
 	k := f.keys()
 	r, _ := json.Marshal(haltRecord{Halted: true, Halt: Halt{By: "op2", Reason: "incident 7", At: time.Now(), Version: halt}})
-	if err := haltScript.Run(ctx, f.Redis, []string{k.experiment, k.halt}, r, signedAs(f, k.halt, r), "1", k.channel).Err(); err != nil {
+	if err := haltScript.Run(ctx, f.Redis, []string{k.experiment, k.halt}, r, signedAs(k.halt, r), "1", k.channel).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ctl(ctx, f, testToken, latencyBody, "start", "-detach"); err == nil || !strings.Contains(err.Error(), "incident 7") {
@@ -150,7 +150,7 @@ func TestStatusShowsAHaltedInstance(t *testing.T) {
 	}
 }
 
-// signedAs is record's signature with the tests' token, for f's key k.
-func signedAs(f Fleet, k string, record []byte) string {
-	return sign(tokenDigest(testToken), record)
+// signedAs is record's signature with the tests' token, for the key k.
+func signedAs(k string, record []byte) string {
+	return sign(tokenDigest(testToken), k, record)
 }
