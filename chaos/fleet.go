@@ -108,7 +108,6 @@ type member struct {
 	k        fleetKeys
 	id       string
 	build    string          // the heartbeats' goroutine's: reading the binary takes a while
-	resumed  int64           // the latest resume read
 	warned   map[string]bool // what was logged once
 	beat     chan struct{}
 	stop     context.CancelFunc
@@ -202,10 +201,9 @@ func (m *member) follow(v controlView, sent time.Time) {
 		if err := verified(e.tokenDigest, m.k.halt, v.halt, v.haltSig, &h); err != nil {
 			m.once("halt "+v.haltSig, "chaos fleet halt record ignored: "+err.Error())
 		} else if h.Halted {
-			e.setHalt(&h.Halt, m.resumed)
+			e.setHalt(&h.Halt)
 		} else {
 			e.resume(h.Version, h.By)
-			m.resumed = max(m.resumed, h.Version)
 		}
 	}
 	cur := e.active.Load()

@@ -100,13 +100,13 @@ func (e *Experiment) stopFleet(v int64, why string) {
 	e.logger.Warn("chaos fleet experiment stopped: "+why, "fleet_version", v)
 }
 
-// setHalt puts h in force, unless a later halt or resume came first, and
-// stops whatever experiment runs here, the fleet's or the instance's own.
-// The caller holds e.swap.
-func (e *Experiment) setHalt(h *Halt, resumed int64) {
-	if h.Version <= resumed {
-		return
-	}
+// setHalt puts h in force, unless a later halt is, and stops whatever
+// experiment runs here, the fleet's or the instance's own. A halt below a
+// resume read here is put in force too: it is the halt the control plane
+// holds (its write came last, or the version counter was lost), and a halt
+// replayed only stops what a signed resume lets start again. The caller
+// holds e.swap.
+func (e *Experiment) setHalt(h *Halt) {
 	if cur := e.halt.Load(); cur != nil && cur.Version >= h.Version {
 		return
 	}
