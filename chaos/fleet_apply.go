@@ -42,13 +42,14 @@ func (e *Experiment) fleetOwns() error {
 }
 
 // refusesLocal is fleetOwns for a Use of cfg: stopping is never refused, and
-// a stop of the fleet's experiment keeps it stopped here. The caller holds
-// e.swap.
+// a stop of the fleet's experiment keeps it stopped here, also one whose
+// lease lapsed (a renewed lease read later would start it again). The caller
+// holds e.swap.
 func (e *Experiment) refusesLocal(cfg Config) error {
 	if cfg.Experiment != "none" {
 		return e.fleetOwns()
 	}
-	if p := e.active.Load(); p.fleetVersion != 0 && p.injects() {
+	if p := e.active.Load(); p.fleetVersion != 0 && (p.injects() || p.run.lapsed) {
 		e.fleetDone(p.fleetVersion)
 		e.logger.Warn("chaos fleet experiment stopped on this instance only, until the fleet's next version",
 			"fleet_version", p.fleetVersion)
