@@ -150,6 +150,11 @@ func (c *Ctl) status(ctx context.Context, key [32]byte, asJSON bool) error {
 		if is.OtherBuild {
 			flags = append(flags, "OTHER-BUILD")
 		}
+		if is.Halted {
+			// Said here too: an instance stays halted when the halt's
+			// record is lost (a Redis restart), and refuses what ctl starts.
+			flags = append(flags, "HALTED")
+		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%.1fs ago\t%s\n", is.Instance, is.Build, is.Version, is.State,
 			groupCell(is.Groups["experiment"]), groupCell(is.Groups["control"]), is.AgeSeconds, strings.Join(flags, ","))
 	}
