@@ -2,10 +2,15 @@ package chaos
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/json"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The fleet's safety rules where a review found them failing open: a record
@@ -153,4 +158,67 @@ func TestStatusShowsAHaltedInstance(t *testing.T) {
 // signedAs is record's signature with the tests' token, for the key k.
 func signedAs(k string, record []byte) string {
 	return sign(tokenDigest(testToken), k, record)
+}
+
+// lateRenewal holds ctl's first renewal of the lease back until the lease
+// has expired in Redis, as when ctl was paused (SIGSTOP, a VM paused).
+type lateRenewal struct {
+	t     *testing.T
+	watch Fleet
+	held  chan struct{} // closed once the renewal was held back
+}
+
+func (h lateRenewal) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h lateRenewal) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h lateRenewal) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		var renewal bool
+		if len(args) > 1 {
+			script := fmt.Sprint(args[1])
+			if args[0] == "eval" {
+				script = fmt.Sprintf("%x", sha1.Sum([]byte(script)))
+			}
+			renewal = script == renewScript.Hash()
+		}
+		if !renewal {
+			return next(ctx, cmd)
+		}
+		select {
+		case <-h.held: // the script's EVAL after its EVALSHA's NOSCRIPT, or a later renewal
+			return next(context.WithoutCancel(ctx), cmd)
+		default:
+		}
+		close(h.held)
+		deadline := time.Now().Add(10 * time.Second)
+		for h.watch.Redis.Exists(context.Background(), h.watch.keys().experiment).Val() != 0 {
+			if time.Now().After(deadline) {
+				h.t.Error("the lease did not expire in Redis")
+				break
+			}
+			runtime.Gosched()
+		}
+		// It reaches Redis late, not cancelled.
+		return next(context.WithoutCancel(ctx), cmd)
+	}
+}
+
+// TestHeldStartWhoseLeaseLapsedFails: a ctl start whose lease expired in
+// Redis before a renewal reached it did not run its experiment to its end:
+// it fails (exit 1), as it does when Redis is unreachable for the lease.
+func TestHeldStartWhoseLeaseLapsedFails(t *testing.T) {
+	f := testFleet(t)
+	rdb := redis.NewClient(&redis.Options{Addr: testRedis.Addr(), Protocol: 2, DisableIdentity: true})
+	t.Cleanup(func() { rdb.Close() })
+	rdb.AddHook(lateRenewal{t: t, watch: f, held: make(chan struct{})})
+	held := f
+	held.Redis = rdb
+	out, err := ctl(context.Background(), held, testToken, latencyBody, "start", "-lease", "2s")
+	if err == nil {
+		t.Errorf("ctl start returned no error (exit 0) though its lease expired after 2 s of the experiment's 30 min; it said:\n%s", out)
+	}
 }
