@@ -293,6 +293,12 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 		rec, err := renewScript.Run(rctx, c.Fleet.Redis, []string{k.experiment}, leaseID, lease.Milliseconds()).Text()
 		cancel()
 		switch {
+		case errors.Is(err, redis.Nil) && time.Since(renewed) > lease:
+			// Gone because no renewal reached Redis in time (ctl was paused,
+			// or its renewals were late): the experiment did not run its
+			// course, as when Redis is unreachable for the lease.
+			return fmt.Errorf("lost the lease: it expired in Redis, the last renewal at %s; every instance stopped by its expiry",
+				renewed.Format(time.RFC3339Nano))
 		case errors.Is(err, redis.Nil):
 			return c.gone()
 		case err != nil && ctx.Err() != nil:
