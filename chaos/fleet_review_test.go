@@ -222,3 +222,31 @@ func TestHeldStartWhoseLeaseLapsedFails(t *testing.T) {
 		t.Errorf("ctl start returned no error (exit 0) though its lease expired after 2 s of the experiment's 30 min; it said:\n%s", out)
 	}
 }
+
+// TestRecordEndedOnThisClockIsLogged: a record whose end time is already
+// past on this instance's clock (its clock is ahead of ctl's by more than
+// the experiment's duration) does not run here, and the log says why, once:
+// it was ignored without a word.
+func TestRecordEndedOnThisClockIsLogged(t *testing.T) {
+	f := testFleet(t)
+	e, log := joined(t, f, testToken, nil)
+	cfg, _ := FromJSON([]byte(latencyBody))
+	ctx := context.Background()
+	c := &Ctl{Fleet: f}
+	rec, sig, v, err := c.record(ctx, tokenDigest(testToken), cfg, time.Now().Add(-time.Minute), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := f.keys()
+	if err := startScript.Run(ctx, f.Redis, []string{k.experiment, k.halt}, rec, sig, "lease", time.Minute.Milliseconds(), "0", k.channel).Err(); err != nil {
+		t.Fatal(err)
+	}
+	readsMore(t, e)
+	readsMore(t, e)
+	if got := fleetVersion(e); got != 0 {
+		t.Fatalf("version %d runs past its end", got)
+	}
+	if n := strings.Count(log.String(), "past on this instance's clock"); n != 1 {
+		t.Errorf("version %d not applied, logged %d times, want once naming its end on this clock:\n%s", v, n, log)
+	}
+}
