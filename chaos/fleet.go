@@ -229,7 +229,9 @@ func (m *member) follow(v controlView, sent time.Time) {
 	}
 	// PTTL: no expiry set (-1), or just expired (-2): no lease.
 	if v.leaseLeft > 0 {
-		e.applyFleet(rec.Version, cfg, rec.EndsAt, v.leaseUntil(sent))
+		if why := e.applyFleet(rec.Version, cfg, rec.EndsAt, v.leaseUntil(sent)); why != "" {
+			m.once("not applied "+v.experimentSig, "chaos fleet experiment does not run here: "+why, "fleet_version", rec.Version)
+		}
 	}
 	if e.active.Load() == cur && cur.fleetVersion != rec.Version {
 		e.stopFleet(cur.fleetVersion, "its record was replaced by a version this instance does not run")

@@ -64,19 +64,27 @@ func (e *Experiment) fleetDone(v int64) { e.fleetFloor = max(e.fleetFloor, v) }
 // applyFleet runs the fleet's record of version v (cfg, checked, ending at
 // end) on a lease that lapses at leaseUntil, or extends the lease of the run
 // that already runs it. A record changing only the faults of the running
-// fleet experiment continues its run, as a PATCH does. The caller holds
+// fleet experiment continues its run, as a PATCH does. It says why it does
+// not run the record, for the log: ctl reports it started. The caller holds
 // e.swap.
-func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) {
+func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) (why string) {
 	now := time.Now()
 	cur := e.active.Load()
 	switch {
 	case e.halt.Load() != nil:
-		return
+		return "a halt is in force here: ctl resume lifts it"
 	case cur.fleetVersion == v && cur.injects():
 		cur.run.lease.extend(e, cur, leaseUntil)
-		return
-	case v <= e.fleetFloor, !leaseUntil.After(now), !end.After(now):
-		return
+		return ""
+	case v <= e.fleetFloor && cur.fleetVersion == v:
+		return "" // it ended here, its record not yet removed: no news
+	case v <= e.fleetFloor:
+		return "this version, or a later one, is over here (stopped, ended or replaced); the fleet's next version applies"
+	case !end.After(now):
+		// The end is ctl's clock's: this one is ahead of it.
+		return fmt.Sprintf("its end %s is past on this instance's clock", end.Format(time.RFC3339))
+	case !leaseUntil.After(now):
+		return ""
 	}
 	var p *plan
 	if cur.fleetVersion != 0 && cur.injects() && sameRun(cur.config, cfg) {
@@ -87,6 +95,7 @@ func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) 
 	e.fleetFloor = max(e.fleetFloor, v-1)
 	p.run.lease.extend(e, p, leaseUntil)
 	e.logger.Warn("chaos fleet experiment applied", "fleet_version", v, "lease_until", leaseUntil)
+	return ""
 }
 
 // stopFleet stops the fleet's experiment v here, if it runs: its record is
