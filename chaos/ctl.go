@@ -193,7 +193,7 @@ func (c *Ctl) record(ctx context.Context, key [32]byte, cfg Config, end time.Tim
 		return "", "", 0, err
 	}
 	r, _ := json.Marshal(experimentRecord{Version: v, Config: recordConfig(cfg), EndsAt: end, Owner: by, At: time.Now()})
-	return string(r), sign(key, r), v, nil
+	return string(r), sign(key, c.Fleet.keys().experiment, r), v, nil
 }
 
 func (c *Ctl) printf(format string, a ...any) { fmt.Fprintf(c.Stdout, format+"\n", a...) }
@@ -293,6 +293,12 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 		rec, err := renewScript.Run(rctx, c.Fleet.Redis, []string{k.experiment}, leaseID, lease.Milliseconds()).Text()
 		cancel()
 		switch {
+		case errors.Is(err, redis.Nil) && time.Since(renewed) > lease:
+			// Gone because no renewal reached Redis in time (ctl was paused,
+			// or its renewals were late): the experiment did not run its
+			// course, as when Redis is unreachable for the lease.
+			return fmt.Errorf("lost the lease: it expired in Redis, the last renewal at %s; every instance stopped by its expiry",
+				renewed.Format(time.RFC3339Nano))
 		case errors.Is(err, redis.Nil):
 			return c.gone()
 		case err != nil && ctx.Err() != nil:

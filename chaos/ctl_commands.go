@@ -26,7 +26,7 @@ func (c *Ctl) patch(ctx context.Context, key [32]byte, body []byte) error {
 		return errors.New("refused: no fleet experiment is running: ctl patch changes a running one; ctl start starts one")
 	}
 	var old experimentRecord
-	if err := verified(key, v.experiment, v.experimentSig, &old); err != nil {
+	if err := verified(key, k.experiment, v.experiment, v.experimentSig, &old); err != nil {
 		return fmt.Errorf("refused: the fleet experiment's record is %v: ctl stop removes it", err)
 	}
 	cfg, err := FromJSON(old.Config)
@@ -96,7 +96,7 @@ func (c *Ctl) halt(ctx context.Context, key [32]byte, on bool, reason string) er
 	k := c.Fleet.keys()
 	ctx, cancel := context.WithTimeout(ctx, ctlTimeout)
 	defer cancel()
-	if err := haltScript.Run(ctx, c.Fleet.Redis, []string{k.experiment, k.halt}, r, sign(key, r), flag, k.channel).Err(); err != nil {
+	if err := haltScript.Run(ctx, c.Fleet.Redis, []string{k.experiment, k.halt}, r, sign(key, k.halt, r), flag, k.channel).Err(); err != nil {
 		return fmt.Errorf("control plane: %v", err)
 	}
 	if on {
@@ -144,14 +144,16 @@ func (c *Ctl) status(ctx context.Context, key [32]byte, asJSON bool) error {
 		if is.Quiet {
 			flags = append(flags, "QUIET")
 		}
-		if is.Halted {
-			flags = append(flags, "HALTED")
-		}
 		if is.OtherVersion {
 			flags = append(flags, "OTHER-VERSION")
 		}
 		if is.OtherBuild {
 			flags = append(flags, "OTHER-BUILD")
+		}
+		if is.Halted {
+			// Said here too: an instance stays halted when the halt's
+			// record is lost (a Redis restart), and refuses what ctl starts.
+			flags = append(flags, "HALTED")
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%.1fs ago\t%s\n", is.Instance, is.Build, is.Version, is.State,
 			groupCell(is.Groups["experiment"]), groupCell(is.Groups["control"]), is.AgeSeconds, strings.Join(flags, ","))

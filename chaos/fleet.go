@@ -108,7 +108,6 @@ type member struct {
 	k        fleetKeys
 	id       string
 	build    string          // the heartbeats' goroutine's: reading the binary takes a while
-	resumed  int64           // the latest resume read
 	warned   map[string]bool // what was logged once
 	beat     chan struct{}
 	stop     context.CancelFunc
@@ -199,13 +198,12 @@ func (m *member) follow(v controlView, sent time.Time) {
 	e := m.e
 	if v.halt != "" {
 		var h haltRecord
-		if err := verified(e.tokenDigest, v.halt, v.haltSig, &h); err != nil {
+		if err := verified(e.tokenDigest, m.k.halt, v.halt, v.haltSig, &h); err != nil {
 			m.once("halt "+v.haltSig, "chaos fleet halt record ignored: "+err.Error())
 		} else if h.Halted {
-			e.setHalt(&h.Halt, m.resumed)
+			e.setHalt(&h.Halt)
 		} else {
 			e.resume(h.Version, h.By)
-			m.resumed = max(m.resumed, h.Version)
 		}
 	}
 	cur := e.active.Load()
@@ -214,7 +212,7 @@ func (m *member) follow(v controlView, sent time.Time) {
 		return
 	}
 	var rec experimentRecord
-	err := verified(e.tokenDigest, v.experiment, v.experimentSig, &rec)
+	err := verified(e.tokenDigest, m.k.experiment, v.experiment, v.experimentSig, &rec)
 	var cfg Config
 	if err == nil {
 		if cfg, err = FromJSON(rec.Config); err == nil {
@@ -231,7 +229,9 @@ func (m *member) follow(v controlView, sent time.Time) {
 	}
 	// PTTL: no expiry set (-1), or just expired (-2): no lease.
 	if v.leaseLeft > 0 {
-		e.applyFleet(rec.Version, cfg, rec.EndsAt, v.leaseUntil(sent))
+		if why := e.applyFleet(rec.Version, cfg, rec.EndsAt, v.leaseUntil(sent)); why != "" {
+			m.once("not applied "+v.experimentSig, "chaos fleet experiment does not run here: "+why, "fleet_version", rec.Version)
+		}
 	}
 	if e.active.Load() == cur && cur.fleetVersion != rec.Version {
 		e.stopFleet(cur.fleetVersion, "its record was replaced by a version this instance does not run")

@@ -42,13 +42,14 @@ func (e *Experiment) fleetOwns() error {
 }
 
 // refusesLocal is fleetOwns for a Use of cfg: stopping is never refused, and
-// a stop of the fleet's experiment keeps it stopped here. The caller holds
-// e.swap.
+// a stop of the fleet's experiment keeps it stopped here, also one whose
+// lease lapsed (a renewed lease read later would start it again). The caller
+// holds e.swap.
 func (e *Experiment) refusesLocal(cfg Config) error {
 	if cfg.Experiment != "none" {
 		return e.fleetOwns()
 	}
-	if p := e.active.Load(); p.fleetVersion != 0 && p.injects() {
+	if p := e.active.Load(); p.fleetVersion != 0 && (p.injects() || p.run.lapsed) {
 		e.fleetDone(p.fleetVersion)
 		e.logger.Warn("chaos fleet experiment stopped on this instance only, until the fleet's next version",
 			"fleet_version", p.fleetVersion)
@@ -63,19 +64,27 @@ func (e *Experiment) fleetDone(v int64) { e.fleetFloor = max(e.fleetFloor, v) }
 // applyFleet runs the fleet's record of version v (cfg, checked, ending at
 // end) on a lease that lapses at leaseUntil, or extends the lease of the run
 // that already runs it. A record changing only the faults of the running
-// fleet experiment continues its run, as a PATCH does. The caller holds
+// fleet experiment continues its run, as a PATCH does. It says why it does
+// not run the record, for the log: ctl reports it started. The caller holds
 // e.swap.
-func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) {
+func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) (why string) {
 	now := time.Now()
 	cur := e.active.Load()
 	switch {
 	case e.halt.Load() != nil:
-		return
+		return "a halt is in force here: ctl resume lifts it"
 	case cur.fleetVersion == v && cur.injects():
 		cur.run.lease.extend(e, cur, leaseUntil)
-		return
-	case v <= e.fleetFloor, !leaseUntil.After(now), !end.After(now):
-		return
+		return ""
+	case v <= e.fleetFloor && cur.fleetVersion == v:
+		return "" // it ended here, its record not yet removed: no news
+	case v <= e.fleetFloor:
+		return "this version, or a later one, is over here (stopped, ended or replaced); the fleet's next version applies"
+	case !end.After(now):
+		// The end is ctl's clock's: this one is ahead of it.
+		return fmt.Sprintf("its end %s is past on this instance's clock", end.Format(time.RFC3339))
+	case !leaseUntil.After(now):
+		return ""
 	}
 	var p *plan
 	if cur.fleetVersion != 0 && cur.injects() && sameRun(cur.config, cfg) {
@@ -86,6 +95,7 @@ func (e *Experiment) applyFleet(v int64, cfg Config, end, leaseUntil time.Time) 
 	e.fleetFloor = max(e.fleetFloor, v-1)
 	p.run.lease.extend(e, p, leaseUntil)
 	e.logger.Warn("chaos fleet experiment applied", "fleet_version", v, "lease_until", leaseUntil)
+	return ""
 }
 
 // stopFleet stops the fleet's experiment v here, if it runs: its record is
@@ -100,13 +110,13 @@ func (e *Experiment) stopFleet(v int64, why string) {
 	e.logger.Warn("chaos fleet experiment stopped: "+why, "fleet_version", v)
 }
 
-// setHalt puts h in force, unless a later halt or resume came first, and
-// stops whatever experiment runs here, the fleet's or the instance's own.
-// The caller holds e.swap.
-func (e *Experiment) setHalt(h *Halt, resumed int64) {
-	if h.Version <= resumed {
-		return
-	}
+// setHalt puts h in force, unless a later halt is, and stops whatever
+// experiment runs here, the fleet's or the instance's own. A halt below a
+// resume read here is put in force too: it is the halt the control plane
+// holds (its write came last, or the version counter was lost), and a halt
+// replayed only stops what a signed resume lets start again. The caller
+// holds e.swap.
+func (e *Experiment) setHalt(h *Halt) {
 	if cur := e.halt.Load(); cur != nil && cur.Version >= h.Version {
 		return
 	}

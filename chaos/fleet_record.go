@@ -25,7 +25,10 @@ import (
 //
 // A record is JSON, signed with an HMAC keyed by the control token's digest:
 // write access to Redis lets one delete a record (stop an experiment), never
-// start, change or lengthen one, nor lift a halt an instance has seen.
+// start, change or lengthen one, nor lift a halt an instance has seen. The
+// signature covers the key the record is for, so that one signed for
+// another key (an experiment's read as a resume) or another fleet sharing
+// the token does not verify.
 
 type fleetKeys struct{ experiment, halt, instances, version, channel string }
 
@@ -65,17 +68,20 @@ func recordConfig(cfg Config) json.RawMessage {
 	return body
 }
 
-func sign(key [sha256.Size]byte, record []byte) string {
+func sign(key [sha256.Size]byte, at string, record []byte) string {
 	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte(at))
+	m.Write([]byte{0}) // no key name holds a NUL: at and record stay apart
 	m.Write(record)
 	return hex.EncodeToString(m.Sum(nil))
 }
 
 var errUnsigned = errors.New("not signed with this fleet's control token")
 
-// verified decodes record into v if sig is its signature under key.
-func verified(key [sha256.Size]byte, record, sig string, v any) error {
-	want := sign(key, []byte(record))
+// verified decodes record into v if sig is its signature under key, for the
+// key at.
+func verified(key [sha256.Size]byte, at, record, sig string, v any) error {
+	want := sign(key, at, []byte(record))
 	if !hmac.Equal([]byte(want), []byte(sig)) {
 		return errUnsigned
 	}

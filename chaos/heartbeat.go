@@ -114,7 +114,7 @@ func (f *Fleet) status(ctx context.Context, key [32]byte) (FleetStatus, error) {
 	st := FleetStatus{Groups: map[string]GroupFigures{}}
 	if v.experiment != "" {
 		var rec experimentRecord
-		err := verified(key, v.experiment, v.experimentSig, &rec)
+		err := verified(key, k.experiment, v.experiment, v.experimentSig, &rec)
 		if err == errUnsigned {
 			json.Unmarshal([]byte(v.experiment), &rec)
 		}
@@ -123,7 +123,7 @@ func (f *Fleet) status(ctx context.Context, key [32]byte) (FleetStatus, error) {
 	}
 	if v.halt != "" {
 		var h haltRecord
-		if verified(key, v.halt, v.haltSig, &h) == nil && h.Halted {
+		if verified(key, k.halt, v.halt, v.haltSig, &h) == nil && h.Halted {
 			st.Halt = &h.Halt
 		}
 	}
