@@ -73,8 +73,14 @@ func runCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	redisURL := fs.String("redis-url", getenv("REDIS_URL"), "the fleet's Redis (env REDIS_URL)")
-	if err := fs.Parse(args); err != nil {
-		return usageError("shopsession-chaos ctl: " + err.Error() + "; want ctl [-redis-url URL] start|patch|stop|halt|resume|status [flags]")
+	const usage = "shopsession-chaos ctl [-redis-url URL] start|patch|stop|halt|resume|status [flags]"
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, "Usage: "+usage+"\nCOMMAND -h lists a command's flags; docs/fleet.md says what each does.")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil
+	} else if err != nil {
+		return usageError("shopsession-chaos ctl: " + err.Error() + "; want " + usage)
 	}
 	fromFlag := false
 	fs.Visit(func(*flag.Flag) { fromFlag = true })
@@ -106,9 +112,9 @@ func runCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	c := &chaos.Ctl{Fleet: chaos.Fleet{Redis: rdb, Name: metricsNamespace}, Token: token, Commands: shopCommands,
 		Program: "shopsession-chaos ctl", Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	err = c.Run(ctx, fs.Args())
-	var usage chaos.UsageError
-	if errors.As(err, &usage) {
-		return usageError(usage.Error())
+	var misuse chaos.UsageError
+	if errors.As(err, &misuse) {
+		return usageError(misuse.Error())
 	}
 	return err
 }

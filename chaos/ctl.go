@@ -13,8 +13,6 @@ import (
 	"os/user"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Ctl is the fleet's command line: the chaos build's ctl subcommand. It
@@ -64,6 +62,9 @@ func (c *Ctl) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return UsageError("missing command: want " + usage)
 	}
+	if err := c.Fleet.check(); err != nil {
+		return err
+	}
 	if c.Token == "" {
 		return UsageError(c.Program + " signs the fleet's records with the control token: set " + envToken + " or " + envTokenFile + " to the one every instance has")
 	}
@@ -94,7 +95,12 @@ func (c *Ctl) Run(ctx context.Context, args []string) error {
 	default:
 		return UsageError(fmt.Sprintf("unknown command %q: want %s", args[0], usage))
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(c.Stdout, "Usage: %s %s [flags]\n", c.Program, args[0])
+		fs.SetOutput(c.Stdout)
+		fs.PrintDefaults()
+		return nil
+	} else if err != nil {
 		return UsageError(fmt.Sprintf("%s %s: %v", c.Program, args[0], err))
 	}
 	if fs.NArg() > 0 {
@@ -230,7 +236,10 @@ func (c *Ctl) start(ctx context.Context, key [32]byte, body []byte, lease time.D
 		ttl, detached = time.Until(end), "1"
 	}
 	k := c.Fleet.keys()
-	wctx, cancel := context.WithTimeout(ctx, ctlTimeout)
+	// Not cut by the caller's interrupt: a write cut short may still land,
+	// and ctl would report a failure while the experiment runs. An
+	// interrupt during the write stops what it wrote, below.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ctlTimeout)
 	res, err := startScript.Run(wctx, c.Fleet.Redis, []string{k.experiment, k.halt},
 		rec, sig, leaseID, ttl.Milliseconds(), detached, k.channel).StringSlice()
 	cancel()
@@ -248,6 +257,9 @@ func (c *Ctl) start(ctx context.Context, key [32]byte, body []byte, lease time.D
 		return fmt.Errorf("refused: fleet experiment version %d runs (started by %s, ends at %s): ctl patch changes it, ctl stop stops it",
 			cur.Version, cur.Owner, cur.EndsAt.Format(time.RFC3339))
 	}
+	if ctx.Err() != nil {
+		return c.stopOwn(leaseID, "interrupted as it started")
+	}
 	if detach {
 		c.printf("started fleet experiment version %d: %s; detached, it ends at %s (ctl stop stops it)", v, describe(cfg), end.Format(time.RFC3339))
 		return nil
@@ -255,108 +267,4 @@ func (c *Ctl) start(ctx context.Context, key [32]byte, body []byte, lease time.D
 	c.printf("started fleet experiment version %d: %s; lease %s, renewed until it ends at %s (Ctrl-C stops it)",
 		v, describe(cfg), lease, end.Format(time.RFC3339))
 	return c.hold(ctx, key, leaseID, lease, end)
-}
-
-func refusedByHalt(record string) error {
-	var h haltRecord
-	json.Unmarshal([]byte(record), &h)
-	return fmt.Errorf("refused: chaos is halted fleet-wide by %s at %s (%s): ctl resume lifts it",
-		h.By, h.At.Format(time.RFC3339), h.Reason)
-}
-
-// hold renews the lease every third of it until the experiment's end (a
-// patch may move it), ctx's end, or its record's removal.
-func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time.Duration, end time.Time) error {
-	k := c.Fleet.keys()
-	renewed := time.Now()
-	tick := time.NewTicker(lease / 3)
-	defer tick.Stop()
-	// A change announced (another ctl's stop, a halt) is looked at now,
-	// not at the next renewal.
-	sub := c.Fleet.Redis.Subscribe(ctx, k.channel)
-	defer sub.Close()
-	changes := sub.Channel()
-	ends := time.NewTimer(time.Until(end))
-	defer ends.Stop()
-	var unreachable error
-	for {
-		select {
-		case <-ctx.Done():
-			return c.stopOwn(leaseID, "interrupted")
-		case <-ends.C:
-			return c.stopOwn(leaseID, "its duration ran out")
-		case <-tick.C:
-		case <-changes:
-		}
-		sent := time.Now()
-		rctx, cancel := context.WithTimeout(ctx, lease/3)
-		rec, err := renewScript.Run(rctx, c.Fleet.Redis, []string{k.experiment}, leaseID, lease.Milliseconds()).Text()
-		cancel()
-		switch {
-		case errors.Is(err, redis.Nil) && time.Since(renewed) > lease:
-			// Gone because no renewal reached Redis in time (ctl was paused,
-			// or its renewals were late): the experiment did not run its
-			// course, as when Redis is unreachable for the lease.
-			return fmt.Errorf("lost the lease: it expired in Redis, the last renewal at %s; every instance stopped by its expiry",
-				renewed.Format(time.RFC3339Nano))
-		case errors.Is(err, redis.Nil):
-			return c.gone()
-		case err != nil && ctx.Err() != nil:
-			return c.stopOwn(leaseID, "interrupted")
-		case err != nil:
-			if unreachable == nil {
-				fmt.Fprintf(c.Stderr, "cannot renew the lease: %v; every instance stops by %s unless it is renewed\n",
-					err, renewed.Add(lease).Format(time.RFC3339Nano))
-			}
-			unreachable = err
-			if time.Since(renewed) > lease {
-				return fmt.Errorf("lost the lease: the control plane has been unreachable since %s (%v); every instance stopped by its expiry",
-					renewed.Format(time.RFC3339), err)
-			}
-			continue
-		}
-		if unreachable != nil {
-			fmt.Fprintln(c.Stderr, "lease renewed again")
-			unreachable = nil
-		}
-		renewed = sent
-		var r experimentRecord
-		if json.Unmarshal([]byte(rec), &r) == nil && !r.EndsAt.Equal(end) {
-			end = r.EndsAt
-			ends.Reset(time.Until(end))
-		}
-	}
-}
-
-// gone says why the held experiment's record is gone: a halt (exit 1) or
-// another ctl's stop, or its lease expired in Redis.
-func (c *Ctl) gone() error {
-	k := c.Fleet.keys()
-	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
-	defer cancel()
-	h, err := c.Fleet.Redis.HMGet(ctx, k.halt, "record", "halted").Result()
-	if err == nil && h[1] == "1" {
-		rec, _ := h[0].(string)
-		return refusedByHalt(rec)
-	}
-	c.printf("the fleet experiment is gone: stopped by another ctl, or its lease expired before a renewal reached Redis")
-	return nil
-}
-
-// stopOwn removes the held experiment, if it is still this lease's.
-func (c *Ctl) stopOwn(leaseID, why string) error {
-	k := c.Fleet.keys()
-	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
-	defer cancel()
-	rec, err := stopScript.Run(ctx, c.Fleet.Redis, []string{k.experiment}, k.channel, leaseID).Text()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return c.gone()
-	case err != nil:
-		return fmt.Errorf("%s, but the control plane did not take the stop: %v; every instance stops when the lease lapses", why, err)
-	}
-	var r experimentRecord
-	json.Unmarshal([]byte(rec), &r)
-	c.printf("stopped fleet experiment version %d: %s", r.Version, why)
-	return nil
 }

@@ -74,6 +74,7 @@
 //	fleet_apply.go  a fleet record applied on a lease, the halt, the fleet beside local control
 //	fleet_record.go the keys, the signed records, the scripts that change them
 //	heartbeat.go    heartbeats, and the fleet's one status
-//	ctl.go          Ctl: the fleet's command line; start and its lease
+//	ctl.go          Ctl: the fleet's command line; start
+//	ctl_hold.go     the lease a held start renews, and how it ends
 //	ctl_commands.go patch, stop, halt, resume, status
 package chaos

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,14 @@ const (
 	// unanswering Redis does not hold the next one up.
 	readTimeout = time.Second
 )
+
+// check refuses a Name that would split the fleet's keys over slots.
+func (f *Fleet) check() error {
+	if strings.ContainsAny(f.Name, "{}") || len(f.Name) > 64 {
+		return fmt.Errorf("invalid chaos.Fleet.Name %q: want up to 64 characters without { or }: it is the keys' hash tag", f.Name)
+	}
+	return nil
+}
 
 func (f *Fleet) keys() fleetKeys {
 	if f.Name == "" {
@@ -123,6 +132,9 @@ type member struct {
 func (e *Experiment) Join(f Fleet) (leave func(), err error) {
 	if f.Redis == nil {
 		return nil, errors.New("chaos.Fleet.Redis is nil: want a Redis client of the control plane's own")
+	}
+	if err := f.check(); err != nil {
+		return nil, err
 	}
 	id := f.instance()
 	if !e.instance.CompareAndSwap(nil, &id) {

@@ -203,6 +203,9 @@ func (e *Experiment) endLocked(p *plan, abort *Abort, lapsed bool) {
 	if cur.run != p.run || !cur.injects() {
 		return // replaced, or already ended
 	}
+	if abort == nil && !lapsed && e.now().Before(cur.run.end()) {
+		return // a timer that fired as a PATCH moved the end later
+	}
 	p = cur
 	r := p.run
 	r.ended = e.now()
