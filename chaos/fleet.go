@@ -161,6 +161,7 @@ func (e *Experiment) Join(f Fleet) (leave func(), err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 		defer cancel()
 		f.Redis.HDel(ctx, m.k.instances, id)
+		f.Redis.HDel(ctx, m.k.seen, id)
 	}, nil
 }
 

@@ -20,6 +20,7 @@ import (
 //	{name:chaos}:experiment  hash: record, sig, lease, detached; its TTL is the lease
 //	{name:chaos}:halt        hash: record, sig, halted ("1" or "0"); no TTL
 //	{name:chaos}:instances   hash: instance id → heartbeat
+//	{name:chaos}:seen        hash: instance id → Redis's clock at its latest heartbeat, in ms
 //	{name:chaos}:version     the last version handed out
 //	{name:chaos}:control     the channel a change is announced on
 //
@@ -30,11 +31,11 @@ import (
 // another key (an experiment's read as a resume) or another fleet sharing
 // the token does not verify.
 
-type fleetKeys struct{ experiment, halt, instances, version, channel string }
+type fleetKeys struct{ experiment, halt, instances, seen, version, channel string }
 
 func keysOf(name string) fleetKeys {
 	tag := "{" + name + ":chaos}:"
-	return fleetKeys{tag + "experiment", tag + "halt", tag + "instances", tag + "version", tag + "control"}
+	return fleetKeys{tag + "experiment", tag + "halt", tag + "instances", tag + "seen", tag + "version", tag + "control"}
 }
 
 // experimentRecord is a fleet experiment: every instance runs the same

@@ -346,3 +346,35 @@ func TestPollAppliesWithoutTheChannel(t *testing.T) {
 		t.Errorf("stopped %v after the record was removed, want within 1 s", took)
 	}
 }
+
+// TestHeartbeatAgeIsOnRedisClock: an instance whose clock is an hour behind
+// is not flagged quiet while it reports, nor dropped; one that stopped
+// reporting is, whatever its clock said.
+func TestHeartbeatAgeIsOnRedisClock(t *testing.T) {
+	f := testFleet(t)
+	_, _ = joined(t, f, testToken, nil)
+	ctx := context.Background()
+	k := f.keys()
+	waitCondition(t, "a heartbeat", func() bool { return f.Redis.HExists(ctx, k.seen, f.Instance).Val() })
+	// The instance's clock an hour behind: its heartbeat says so.
+	late, _ := json.Marshal(Heartbeat{Instance: "behind", At: time.Now().Add(-time.Hour), State: StateOff})
+	beatScript.Run(ctx, f.Redis, []string{k.instances, k.seen}, "behind", late, time.Minute.Milliseconds())
+	// One that stopped 10 s ago, by Redis's clock, with a fresh clock of its own.
+	quiet, _ := json.Marshal(Heartbeat{Instance: "stopped", At: time.Now(), State: StateOff})
+	f.Redis.HSet(ctx, k.instances, "stopped", quiet)
+	f.Redis.HSet(ctx, k.seen, "stopped", time.Now().Add(-10*time.Second).UnixMilli())
+	st, err := f.status(ctx, tokenDigest(testToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]bool{}
+	for _, is := range st.Instances {
+		flags[is.Instance] = is.Quiet
+	}
+	if q, ok := flags["behind"]; !ok || q {
+		t.Errorf("an instance with its clock an hour behind: listed %v, quiet %v; want listed, not quiet", ok, q)
+	}
+	if !flags["stopped"] {
+		t.Errorf("an instance silent for 10 s by Redis's clock is not flagged quiet: %+v", flags)
+	}
+}

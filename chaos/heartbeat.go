@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Heartbeats and the fleet's one status: each instance writes what it runs
@@ -59,11 +62,20 @@ func (m *member) heartbeat(ctx context.Context) {
 	body, _ := json.Marshal(hb)
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	pipe := m.f.Redis.Pipeline()
-	pipe.HSet(ctx, m.k.instances, m.id, body)
-	pipe.PExpire(ctx, m.k.instances, instancesLive)
-	pipe.Exec(ctx) // the watch logs the control plane's outages
+	// The watch logs the control plane's outages.
+	beatScript.Run(ctx, m.f.Redis, []string{m.k.instances, m.k.seen}, m.id, body, instancesLive.Milliseconds())
 }
+
+// beatScript writes a heartbeat with the time Redis received it: its age
+// is then read on one clock, Redis's, whatever the instances' and ctl's
+// clocks say.
+var beatScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[2], ARGV[1], t[1] * 1000 + math.floor(t[2] / 1000))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1`)
 
 // FleetStatus is the fleet as its control plane has it: the running
 // experiment, the halt, and every instance's latest heartbeat.
@@ -110,6 +122,14 @@ func (f *Fleet) status(ctx context.Context, key [32]byte) (FleetStatus, error) {
 	if err != nil {
 		return FleetStatus{}, err
 	}
+	seen, err := f.Redis.HGetAll(ctx, k.seen).Result()
+	if err != nil {
+		return FleetStatus{}, err
+	}
+	now, err := f.Redis.Time(ctx).Result()
+	if err != nil {
+		return FleetStatus{}, err
+	}
 	detached, _ := f.Redis.HGet(ctx, k.experiment, "detached").Result()
 	st := FleetStatus{Groups: map[string]GroupFigures{}}
 	if v.experiment != "" {
@@ -127,19 +147,24 @@ func (f *Fleet) status(ctx context.Context, key [32]byte) (FleetStatus, error) {
 			st.Halt = &h.Halt
 		}
 	}
-	now := time.Now()
 	builds := map[string]int{}
 	for id, body := range beats {
 		var hb Heartbeat
 		if err := json.Unmarshal([]byte(body), &hb); err != nil {
 			hb = Heartbeat{Instance: id, State: fmt.Sprintf("unreadable heartbeat: %v", err)}
 		}
-		if now.Sub(hb.At) > forgotten {
+		at := hb.At // an instance of a build that did not stamp its heartbeats
+		if ms, err := strconv.ParseInt(seen[id], 10, 64); err == nil {
+			at = time.UnixMilli(ms)
+		}
+		age := now.Sub(at)
+		if age > forgotten {
 			f.Redis.HDel(ctx, k.instances, id)
+			f.Redis.HDel(ctx, k.seen, id)
 			continue
 		}
-		is := InstanceStatus{Heartbeat: hb, AgeSeconds: now.Sub(hb.At).Seconds()}
-		is.Quiet = now.Sub(hb.At) > quietAfter
+		is := InstanceStatus{Heartbeat: hb, AgeSeconds: age.Seconds()}
+		is.Quiet = age > quietAfter
 		if st.Experiment != nil {
 			is.OtherVersion = hb.Version != st.Experiment.Version || hb.State != StateRunning
 		} else {
