@@ -46,6 +46,9 @@ type UsageError string
 
 func (e UsageError) Error() string { return string(e) }
 
+// ExitCode is 2, as for a bad flag.
+func (e UsageError) ExitCode() int { return 2 }
+
 const (
 	defaultLease = 30 * time.Second
 	minLease     = 2 * time.Second

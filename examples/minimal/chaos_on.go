@@ -17,6 +17,9 @@ import (
 
 type experiment struct{ *chaos.Experiment }
 
+// commands are the Redis commands this service sends.
+var commands = []string{"incr", "ping", "hello", "client"}
+
 // newExperiment starts the experiment that CHAOS and CHAOS_* ask for.
 func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment, error) {
 	cfg, err := chaos.FromEnv(getenv)
@@ -32,8 +35,7 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 		Logger:    logger,
 		Namespace: "visits", // visits_chaos_delays_injected_total, …
 		Token:     token,    // PUT, PATCH and DELETE need it
-		// What it sends: a latency on any other command would do nothing.
-		Commands: []string{"incr", "ping", "hello", "client"},
+		Commands:  commands, // a latency on any other would do nothing
 		// The error experiment fails the counter's one command.
 		Reads: func(c chaos.Command) bool { return c.Name == "incr" },
 		// The guardrails count and judge the one page.

@@ -121,6 +121,58 @@ func TestExample(t *testing.T) {
 	})
 }
 
+// TestFleet: two chaos instances on one Redis follow one experiment that
+// the chaos build's ctl starts and stops; the production build has no ctl.
+func TestFleet(t *testing.T) {
+	dir := t.TempDir()
+	prod, chaos := goBuild(t, filepath.Join(dir, "prod")), goBuild(t, filepath.Join(dir, "chaos"), "-tags", "chaos")
+	const delay = 50 * time.Millisecond
+	env := []string{"REDIS_ADDR=" + redistest.Own(t).Addr(), "CHAOS_CONTROL_TOKEN=example-test-token-0123456789abcdef"}
+	urls := []string{start(t, chaos, env), start(t, chaos, env)}
+	ctl := func(binary, stdin string, args ...string) (int, string) {
+		cmd := exec.Command(binary, append([]string{"ctl"}, args...)...)
+		cmd.Env, cmd.Stdin = env, strings.NewReader(stdin)
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	state := func(want string) {
+		t.Helper()
+		for _, url := range urls {
+			for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if _, body := get(t, url+"/debug/chaos"); strings.Contains(body, `"state":"`+want+`"`) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s/debug/chaos not %s within 1 s", url, want)
+				}
+			}
+		}
+	}
+	if code, out := ctl(chaos, `{"experiment":"latency","delay_seconds":0.05,"commands":["incr"]}`, "start", "-detach"); code != 0 {
+		t.Fatalf("ctl start -detach: exit %d: %s", code, out)
+	}
+	state("running")
+	for _, url := range urls {
+		begun := time.Now()
+		if status, _ := get(t, url+"/visits?user=ann"); status != http.StatusOK {
+			t.Fatalf("GET %s/visits = %d", url, status)
+		}
+		if took := time.Since(begun); took < delay {
+			t.Errorf("%s: a visit took %v during the fleet's experiment, want ≥ %v", url, took, delay)
+		}
+	}
+	if code, out := ctl(chaos, "", "stop"); code != 0 {
+		t.Fatalf("ctl stop: exit %d: %s", code, out)
+	}
+	state("off")
+	if code, out := ctl(chaos, "", "launch"); code != 2 {
+		t.Errorf("ctl launch: exit %d (%s), want 2", code, out)
+	}
+	if code, out := ctl(prod, "", "status"); code == 0 || !strings.Contains(out, "chaos build only") {
+		t.Errorf("production ctl status: exit %d: %s; want a refusal naming the chaos build", code, out)
+	}
+}
+
 // TestREADMEShowsTheExample keeps the README's "Use it in your service"
 // from going stale: its two Go blocks are chaos_on.go and chaos_off.go, byte
 // for byte.

@@ -32,12 +32,21 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		// ctl's usage errors say 2, as the flag package's do.
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			os.Exit(coded.ExitCode())
+		}
 		os.Exit(1)
 	}
 }
 
 // run serves until ctx is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	redisAddr := cmp.Or(getenv("REDIS_ADDR"), "127.0.0.1:6379")
+	if len(args) > 0 && args[0] == "ctl" { // the chaos build's fleet control
+		return runCtl(ctx, args[1:], redisAddr, getenv, stdout, stderr)
+	}
 	flags := flag.NewFlagSet("minimal", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	addr := flags.String("addr", "127.0.0.1:8080", "address to serve on")
@@ -50,9 +59,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	rdb := redis.NewClient(&redis.Options{Addr: cmp.Or(getenv("REDIS_ADDR"), "127.0.0.1:6379")})
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
 	experiment.instrument(rdb)
+	leave, err := experiment.joinFleet(redisAddr) // the fleet's experiment, in the same Redis
+	if err != nil {
+		return err
+	}
+	defer leave()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
