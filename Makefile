@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_FLAGS := -trimpath
 
-.PHONY: build build-chaos build-slow run run-chaos test lint fuzz deps bench fleet clean
+.PHONY: build build-chaos build-slow run run-chaos test lint fuzz deps bench profile fleet clean
 
 build:
 	$(GO) build $(BUILD_FLAGS) -o bin/shopsession .
@@ -44,6 +44,13 @@ bench: deps build build-chaos build-slow
 fleet: deps build-chaos
 	$(GO) build -o bin/bench ./bench
 	./bin/bench -fleet -chaos bin/shopsession-chaos
+
+# profile writes a CPU and an allocation profile of production under the
+# bench's -c 16 load to bench/results/, and prints their top entries.
+PROFILE_SECONDS ?= 10
+profile: deps build
+	$(GO) build -o bin/bench ./bench
+	./bin/bench -profile -prod bin/shopsession -seconds $(PROFILE_SECONDS)
 
 # fuzz runs each fuzz target for FUZZTIME.
 FUZZTIME ?= 10s

@@ -5,7 +5,8 @@
 // Exit status: 0 when every hypothesis held, 1 when any deviated, 2 when the
 // bench could not run.
 //
-// bench -fleet -chaos BINARY (make fleet) instead starts the fleet
+// bench -profile -prod BINARY (make profile) profiles production under the
+// -c 16 load instead; bench -fleet -chaos BINARY (make fleet) instead starts the fleet
 // scenario's redis-server and three chaos instances and leaves them serving,
 // for trying shopsession-chaos ctl by hand, until SIGINT or SIGTERM.
 package main
@@ -65,6 +66,9 @@ const (
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "-fleet" {
 		return runFleetMode(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "-profile" {
+		return runProfileMode(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 2 && args[0] == "-redraw" {
 		if err := redraw(args[1]); err != nil {
