@@ -5,19 +5,35 @@ import (
 	"html/template"
 	"net/http"
 	"runtime"
+	"sync"
 )
 
 // The shop's pages: their templates and the renderers that execute them.
 
 func (a *app) render(w http.ResponseWriter, name string, data any) {
-	var buf bytes.Buffer
-	if err := renderPage(&buf, name, data); err != nil {
+	buf := pageBuffers.Get().(*bytes.Buffer)
+	defer putPageBuffer(buf)
+	if err := renderPage(buf, name, data); err != nil {
 		a.logger.Error("render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Write(buf.Bytes())
+}
+
+// pageBuffers hold pages as they are executed, already as large as a page:
+// a new buffer grew five times for each page, 11.5 % of the bytes the
+// process allocated under ab -c 16 (make profile). w.Write copies the page
+// out, so the buffer is free again when render returns.
+var pageBuffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 4<<10)) }}
+
+func putPageBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > 64<<10 { // a page that grew it that far is not the usual one
+		return
+	}
+	buf.Reset()
+	pageBuffers.Put(buf)
 }
 
 // renderJob is one page for a renderer to execute.
