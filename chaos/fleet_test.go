@@ -153,12 +153,20 @@ func TestUnsignedRecordsAreIgnored(t *testing.T) {
 	if n := strings.Count(log.String(), "ignored"); n != 1 {
 		t.Errorf("refusal logged %d times, want once", n)
 	}
+	// A record signed with the token, changed before it is written: the
+	// instance never sees the signed one, which it would run.
+	ctx := context.Background()
 	k := f.keys()
-	f.Redis.Del(context.Background(), k.experiment)
-	_, rec, sig := writeRecord(t, f, tokenDigest(testToken), latencyBody, time.Minute)
+	cfg, _ := FromJSON([]byte(latencyBody))
+	rec, sig, _, err := (&Ctl{Fleet: f}).record(ctx, tokenDigest(testToken), cfg, time.Now().Add(time.Hour), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tampered := strings.Replace(rec, `"delay_seconds":5`, `"delay_seconds":50`, 1)
-	f.Redis.HSet(context.Background(), k.experiment, "record", tampered, "sig", sig)
+	f.Redis.HSet(ctx, k.experiment, "record", tampered, "sig", sig, "lease", "x")
+	f.Redis.PExpire(ctx, k.experiment, time.Minute)
 	waitCondition(t, "the tampered record refused", func() bool { return strings.Count(log.String(), "ignored") == 2 })
+	readsMore(t, e)
 	if v := fleetVersion(e); v != 0 {
 		t.Errorf("a tampered record runs (version %d)", v)
 	}
