@@ -36,18 +36,13 @@ func TestExperimentRecordIsNoResume(t *testing.T) {
 	haltedHere(t, e)
 	// Any experiment record signed after the halt has a later version: the
 	// one a ctl start writes once the halt's record is deleted, say.
-	cfg, _ := FromJSON([]byte(latencyBody))
-	c := &Ctl{Fleet: f}
-	rec, sig, _, err := c.record(ctx, tokenDigest(testToken), cfg, time.Now().Add(time.Hour), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, rec, sig := signedRecord(t, f, tokenDigest(testToken), latencyBody)
 	f.Redis.HSet(ctx, f.keys().halt, "record", rec, "sig", sig, "halted", "0")
 	readsMore(t, e)
 	if h := e.Status("").Fleet.Halt; h == nil {
 		t.Fatal("an experiment record written in the halt's key lifted the halt: it was read as a signed resume")
 	}
-	if err := e.Use(cfg); err == nil {
+	if cfg, _ := FromJSON([]byte(latencyBody)); e.Use(cfg) == nil {
 		t.Error("Use accepted while halted")
 	}
 }
@@ -59,10 +54,7 @@ func TestRecordOfAnotherFleetDoesNotRun(t *testing.T) {
 	mine, other := testFleet(t), testFleet(t)
 	e, _ := joined(t, mine, testToken, nil)
 	_, rec, sig := writeRecord(t, other, tokenDigest(testToken), latencyBody, time.Minute)
-	ctx := context.Background()
-	k := mine.keys()
-	mine.Redis.HSet(ctx, k.experiment, "record", rec, "sig", sig, "lease", "x")
-	mine.Redis.PExpire(ctx, k.experiment, time.Minute)
+	putRecord(mine, rec, sig)
 	readsMore(t, e)
 	if v := fleetVersion(e); v != 0 {
 		t.Errorf("version %d of another fleet runs here", v)

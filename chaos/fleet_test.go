@@ -1,13 +1,11 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +17,6 @@ import (
 // signature, replays, the halt, and the instance's own control beside the
 // fleet's. fleet_chaos_test.go at the root runs three instances and ctl.
 
-// lockedBuffer is a log or an output several goroutines write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testFleet is a fleet of its own on the shared redis-server.
 func testFleet(t *testing.T) Fleet {
 	t.Helper()
@@ -47,9 +27,9 @@ func testFleet(t *testing.T) Fleet {
 
 // joined is an experiment with nothing running, instrumenting rdb if not
 // nil, that joined f, and its log.
-func joined(t *testing.T, f Fleet, token string, rdb *redis.Client) (*Experiment, *lockedBuffer) {
+func joined(t *testing.T, f Fleet, token string, rdb *redis.Client) (*Experiment, *syncLog) {
 	t.Helper()
-	log := &lockedBuffer{}
+	log := &syncLog{}
 	e := testExperiment(t, nil, Options{Token: token, Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if rdb != nil {
 		e.Instrument(rdb)
@@ -64,31 +44,45 @@ func joined(t *testing.T, f Fleet, token string, rdb *redis.Client) (*Experiment
 
 // ctl runs one ctl command on f with token and returns its output.
 func ctl(ctx context.Context, f Fleet, token, stdin string, args ...string) (string, error) {
-	out := &lockedBuffer{}
+	out := &syncLog{}
 	c := &Ctl{Fleet: f, Token: token, Program: "ctl", Stdin: strings.NewReader(stdin), Stdout: out, Stderr: io.Discard}
 	err := c.Run(ctx, args)
 	return out.String(), err
+}
+
+// signedRecord is an experiment record of body signed with key, ending in
+// an hour, as ctl would write it, and not written.
+func signedRecord(t *testing.T, f Fleet, key [32]byte, body string) (version int64, rec, sig string) {
+	t.Helper()
+	cfg, err := FromJSON([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, sig, version, err = (&Ctl{Fleet: f}).record(context.Background(), key, cfg, time.Now().Add(time.Hour), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return version, rec, sig
 }
 
 // writeRecord writes a signed experiment record with key under a lease of
 // ttl that nobody renews, as a controller that died would leave it.
 func writeRecord(t *testing.T, f Fleet, key [32]byte, body string, ttl time.Duration) (version int64, rec, sig string) {
 	t.Helper()
-	cfg, err := FromJSON([]byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Ctl{Fleet: f}
-	ctx := context.Background()
-	rec, sig, version, err = c.record(ctx, key, cfg, time.Now().Add(time.Hour), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	version, rec, sig = signedRecord(t, f, key, body)
 	k := f.keys()
-	if err := startScript.Run(ctx, f.Redis, []string{k.experiment, k.halt}, rec, sig, "lease", ttl.Milliseconds(), "0", k.channel).Err(); err != nil {
+	if err := startScript.Run(context.Background(), f.Redis, []string{k.experiment, k.halt}, rec, sig, "lease", ttl.Milliseconds(), "0", k.channel).Err(); err != nil {
 		t.Fatal(err)
 	}
 	return version, rec, sig
+}
+
+// putRecord puts rec and sig in f's experiment key under a minute's lease,
+// unannounced: what someone who can write to Redis leaves there.
+func putRecord(f Fleet, rec, sig string) {
+	ctx, k := context.Background(), f.keys()
+	f.Redis.HSet(ctx, k.experiment, "record", rec, "sig", sig, "lease", "x")
+	f.Redis.PExpire(ctx, k.experiment, time.Minute)
 }
 
 // readsMore waits for e to follow two more readings of the control plane,
@@ -155,16 +149,8 @@ func TestUnsignedRecordsAreIgnored(t *testing.T) {
 	}
 	// A record signed with the token, changed before it is written: the
 	// instance never sees the signed one, which it would run.
-	ctx := context.Background()
-	k := f.keys()
-	cfg, _ := FromJSON([]byte(latencyBody))
-	rec, sig, _, err := (&Ctl{Fleet: f}).record(ctx, tokenDigest(testToken), cfg, time.Now().Add(time.Hour), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tampered := strings.Replace(rec, `"delay_seconds":5`, `"delay_seconds":50`, 1)
-	f.Redis.HSet(ctx, k.experiment, "record", tampered, "sig", sig, "lease", "x")
-	f.Redis.PExpire(ctx, k.experiment, time.Minute)
+	_, rec, sig := signedRecord(t, f, tokenDigest(testToken), latencyBody)
+	putRecord(f, strings.Replace(rec, `"delay_seconds":5`, `"delay_seconds":50`, 1), sig)
 	waitCondition(t, "the tampered record refused", func() bool { return strings.Count(log.String(), "ignored") == 2 })
 	readsMore(t, e)
 	if v := fleetVersion(e); v != 0 {
@@ -183,9 +169,7 @@ func TestReplayedRecordDoesNotRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCondition(t, "the stop applied", func() bool { return fleetVersion(e) == 0 })
-	k := f.keys()
-	f.Redis.HSet(context.Background(), k.experiment, "record", rec, "sig", sig, "lease", "x")
-	f.Redis.PExpire(context.Background(), k.experiment, time.Minute)
+	putRecord(f, rec, sig)
 	before := strings.Count(log.String(), "applied")
 	readsMore(t, e)
 	if got := fleetVersion(e); got != 0 || strings.Count(log.String(), "applied") != before {
@@ -332,17 +316,10 @@ func TestRecordConfigReadsBack(t *testing.T) {
 func TestPollAppliesWithoutTheChannel(t *testing.T) {
 	f := testFleet(t)
 	e, _ := joined(t, f, testToken, nil)
-	cfg, _ := FromJSON([]byte(latencyBody))
-	c := &Ctl{Fleet: f}
-	ctx := context.Background()
-	rec, sig, v, err := c.record(ctx, tokenDigest(testToken), cfg, time.Now().Add(time.Hour), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := f.keys()
+	v, rec, sig := signedRecord(t, f, tokenDigest(testToken), latencyBody)
+	ctx, k := context.Background(), f.keys()
 	start := time.Now()
-	f.Redis.HSet(ctx, k.experiment, "record", rec, "sig", sig, "lease", "x")
-	f.Redis.PExpire(ctx, k.experiment, time.Minute)
+	putRecord(f, rec, sig)
 	waitCondition(t, "the record applied", func() bool { return fleetVersion(e) == v })
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("applied %v after the record was written, want within 1 s", took)
