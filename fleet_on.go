@@ -53,14 +53,17 @@ func fleetWanted(getenv func(string) string) (bool, error) {
 }
 
 // controlClient is a client of the control plane's own, with the service's
-// settings and a small pool: no experiment is hooked into it.
+// settings (set here on a copy of REDIS_URL's options, not left to
+// openRedis's) and a small pool: no experiment is hooked into it.
 func controlClient(cfg config) redis.UniversalClient {
 	if cfg.redisCluster != nil {
 		o := *cfg.redisCluster
+		redisclient.ClusterDefaults(&o)
 		o.PoolSize, o.MinIdleConns = 4, 0
 		return redis.NewClusterClient(&o)
 	}
 	o := *cfg.redisOptions
+	redisclient.Defaults(&o)
 	o.PoolSize, o.MinIdleConns = 4, 0
 	return redis.NewClient(&o)
 }
@@ -95,11 +98,6 @@ func runCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	var want string
 	if cfg.redisOptions, cfg.redisCluster, want = parseRedisURL(*redisURL); want != "" {
 		return usageError(fmt.Sprintf("invalid %s %q: want %s", name, redactURL(*redisURL), want))
-	}
-	if cfg.redisCluster != nil {
-		redisclient.ClusterDefaults(cfg.redisCluster)
-	} else {
-		redisclient.Defaults(cfg.redisOptions)
 	}
 	token, err := chaos.TokenFromEnv(getenv)
 	if err != nil {

@@ -97,6 +97,7 @@ func verified(key [sha256.Size]byte, at, record, sig string, v any) error {
 type controlView struct {
 	experiment, experimentSig string // "" when there is none
 	leaseLeft                 time.Duration
+	detached                  bool // its lease is its duration
 	halt, haltSig             string
 }
 
@@ -105,22 +106,22 @@ type controlView struct {
 func (v controlView) leaseUntil(sent time.Time) time.Time { return sent.Add(v.leaseLeft) }
 
 var readScript = redis.NewScript(`
-local e = redis.call('HMGET', KEYS[1], 'record', 'sig')
+local e = redis.call('HMGET', KEYS[1], 'record', 'sig', 'detached')
 local h = redis.call('HMGET', KEYS[2], 'record', 'sig')
-return {e[1] or '', e[2] or '', redis.call('PTTL', KEYS[1]), h[1] or '', h[2] or ''}`)
+return {e[1] or '', e[2] or '', redis.call('PTTL', KEYS[1]), h[1] or '', h[2] or '', e[3] or ''}`)
 
 func readControl(ctx context.Context, rdb redis.Scripter, k fleetKeys) (controlView, error) {
 	res, err := readScript.Run(ctx, rdb, []string{k.experiment, k.halt}).Slice()
 	if err != nil {
 		return controlView{}, err
 	}
-	if len(res) != 5 {
-		return controlView{}, fmt.Errorf("control plane read: %d values, want 5", len(res))
+	if len(res) != 6 {
+		return controlView{}, fmt.Errorf("control plane read: %d values, want 6", len(res))
 	}
 	str := func(v any) string { s, _ := v.(string); return s }
 	ttl, _ := res[2].(int64)
 	return controlView{experiment: str(res[0]), experimentSig: str(res[1]), leaseLeft: time.Duration(ttl) * time.Millisecond,
-		halt: str(res[3]), haltSig: str(res[4])}, nil
+		detached: str(res[5]) == "1", halt: str(res[3]), haltSig: str(res[4])}, nil
 }
 
 // nextVersion hands out a version above every one before it, and above the

@@ -265,6 +265,9 @@ func TestPatchOfTheFaultsContinuesTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCondition(t, "the start applied", func() bool { return fleetVersion(e) != 0 })
+	if st, err := f.status(ctx, tokenDigest(testToken)); err != nil || st.Experiment == nil || !st.Experiment.Detached {
+		t.Errorf("status of a detached start: %+v, %v; want it detached", st.Experiment, err)
+	}
 	first := e.active.Load()
 	if _, err := ctl(ctx, f, testToken, `{"delay_seconds":3}`, "patch"); err != nil {
 		t.Fatal(err)

@@ -130,7 +130,6 @@ func (f *Fleet) status(ctx context.Context, key [32]byte) (FleetStatus, error) {
 	if err != nil {
 		return FleetStatus{}, err
 	}
-	detached, _ := f.Redis.HGet(ctx, k.experiment, "detached").Result()
 	st := FleetStatus{Groups: map[string]GroupFigures{}}
 	if v.experiment != "" {
 		var rec experimentRecord
@@ -139,7 +138,7 @@ func (f *Fleet) status(ctx context.Context, key [32]byte) (FleetStatus, error) {
 			json.Unmarshal([]byte(v.experiment), &rec)
 		}
 		st.Experiment = &FleetExperiment{Version: rec.Version, Config: rec.Config, EndsAt: rec.EndsAt,
-			Owner: rec.Owner, At: rec.At, LeaseLeft: v.leaseLeft.Seconds(), Detached: detached == "1", Unverified: err != nil}
+			Owner: rec.Owner, At: rec.At, LeaseLeft: v.leaseLeft.Seconds(), Detached: v.detached, Unverified: err != nil}
 	}
 	if v.halt != "" {
 		var h haltRecord
