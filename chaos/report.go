@@ -28,6 +28,8 @@ var reportTemplate = template.Must(template.New("report").Parse(reportHTML))
 // absent is how the report shows a value the journal has not got.
 const absent = "—"
 
+// reportView is what the template shows, every value already written out,
+// so that the template holds no logic beyond the order of the page.
 type reportView struct {
 	Verdict, VerdictClass, Message, Exit string
 	Title, Hypothesis, File, Run, Seed   string
@@ -78,7 +80,7 @@ func writeReport(w io.Writer, events []JournalEvent) error {
 }
 
 func buildReport(events []JournalEvent) *reportView {
-	v := &reportView{Events: len(events), Title: absent, Hypothesis: "", File: absent, Run: absent, Seed: absent,
+	v := &reportView{Events: len(events), Title: absent, File: absent, Run: absent, Seed: absent,
 		Start: absent, End: absent, Duration: absent, Rollback: absent}
 	if len(events) == 0 {
 		v.Verdict, v.VerdictClass = "DID NOT FINISH", "unfinished"
@@ -220,8 +222,12 @@ func (st *reportStep) fill(t0 time.Time, dryRun bool, probeMetric map[string]str
 		if m == st.Metric {
 			bound = a.Bound
 		}
-		st.Abort = fmt.Sprintf("Aborted at %.1f s: probe %q over the %s group measured %s, beyond its bound %s.",
-			a.At.Sub(t0).Seconds(), a.Probe, a.Group, formatValue(m, a.Value, false), formatValue(m, a.Bound, false))
+		over := "over the " + a.Group + " group"
+		if a.Group == "prometheus" {
+			over = "from Prometheus"
+		}
+		st.Abort = fmt.Sprintf("Aborted at %.1f s: probe %q %s measured %s, beyond its bound %s.",
+			a.At.Sub(t0).Seconds(), a.Probe, over, formatValue(m, a.Value, false), formatValue(m, a.Bound, false))
 	}
 	if dryRun {
 		var d, e int64

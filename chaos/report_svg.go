@@ -53,7 +53,7 @@ func unit(metric string) (scale float64, suffix string) {
 }
 
 func formatValue(metric string, x *float64, signed bool) string {
-	if x == nil || math.IsNaN(*x) || math.IsInf(*x, 0) {
+	if !finite(x) {
 		return absent
 	}
 	scale, suffix := unit(metric)
@@ -68,7 +68,7 @@ func formatValue(metric string, x *float64, signed bool) string {
 }
 
 func formatInterval(metric string, lo, hi *float64) string {
-	if lo == nil || hi == nil {
+	if !finite(lo) || !finite(hi) {
 		return absent
 	}
 	_, suffix := unit(metric)
