@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -227,7 +228,9 @@ func paletted(shot []byte) ([]byte, error) {
 		}
 	}
 	colours := slices.Collect(maps.Keys(count))
-	slices.SortFunc(colours, func(a, b color.RGBA) int { return count[b] - count[a] })
+	slices.SortFunc(colours, func(a, b color.RGBA) int { // ties in a fixed order: the same page, the same file
+		return cmp.Or(count[b]-count[a], cmp.Compare(a.R, b.R), cmp.Compare(a.G, b.G), cmp.Compare(a.B, b.B), cmp.Compare(a.A, b.A))
+	})
 	pal := color.Palette{}
 	for _, c := range colours[:min(256, len(colours))] {
 		pal = append(pal, c)
