@@ -33,7 +33,9 @@ func neighbourRatios(a, b []float64) []float64 {
 	return out
 }
 
-func bootstrapRatio(ratios []float64, rng *rand.Rand) ratioCI { return stats.BootstrapRatio(ratios, rng) }
+func bootstrapRatio(ratios []float64, rng *rand.Rand) ratioCI {
+	return stats.BootstrapRatio(ratios, rng)
+}
 
 func meanOf(v []float64) float64 { return stats.Mean(v) }
 
