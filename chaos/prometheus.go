@@ -38,12 +38,12 @@ func checkPrometheusProbe(rawURL, query string) error {
 	case u.Host == "" || u.Hostname() == "":
 		return fmt.Errorf("url: %q has no host: %s", shown, prometheusURLWant)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		// The API client replaces the query string with the request's own
+		// Each request sets the query string to its own
 		// parameters: one here would be dropped without a word.
 		return fmt.Errorf("url: %q has a query string or fragment, which the API requests would drop: %s", shown, prometheusURLWant)
 	}
 	if strings.TrimSpace(query) == "" {
-		return fmt.Errorf("query: is empty: want a PromQL expression with one value, such as histogram_quantile(0.99, sum by (le) (rate(shop_search_seconds_bucket[1m])))")
+		return fmt.Errorf("query: is empty: want a PromQL expression with one value, such as histogram_quantile(0.99, sum by (le) (rate(shopsession_http_request_duration_seconds_bucket[1m])))")
 	}
 	return nil
 }
