@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"example.com/shopsession/chaos"
+	"example.com/shopsession/internal/promtest"
+	"github.com/prometheus/common/model"
 )
 
 // ctl run end to end: the experiment files of experiments/ on three
@@ -30,8 +32,14 @@ func TestRun(t *testing.T) {
 	server := ownRedisServer(t)
 	f := startFleet(t, bin, singlePlane(server), nil)
 	f.redis = server
+	var targets []string
+	for _, app := range f.instances {
+		targets = append(targets, strings.TrimPrefix(app.admin.url, "http://"))
+	}
+	prom := promtest.Start(t, targets...)
 	stop := f.load()
 	defer stop()
+	prom.WaitFor(t, 30*time.Second, pagesRate, func(v model.Vector) bool { return len(v) == 1 && v[0].Value > 0 })
 	for _, tc := range []struct {
 		name string
 		test func(*testing.T, *fleet)
@@ -42,6 +50,7 @@ func TestRun(t *testing.T) {
 		{"RampStopsAtTheStepThatDeviates", testRunRampStops},
 		{"StopConditionAborts", testRunStopCondition},
 		{"SIGTERMRollsBack", testRunSIGTERM},
+		{"PrometheusProbe", func(t *testing.T, f *fleet) { testRunPrometheusProbe(t, f, prom.URL()) }},
 		{"BrokenSteadyStateRefuses", testRunBrokenSteadyState},
 	} {
 		if !t.Run(tc.name, func(t *testing.T) { tc.test(t, f) }) {
@@ -272,6 +281,31 @@ func testRunSIGTERM(t *testing.T, f *fleet) {
 	}
 	if !rolled {
 		t.Errorf("the journal has no rollback of version %d", version)
+	}
+}
+
+const pagesRate = "sum(rate(" + metricsNamespace + "_search_pages_total[5s]))"
+
+// testRunPrometheusProbe: a probe read from a real Prometheus scraping the
+// instances judges the steady state, and refuses a run when out of bounds.
+func testRunPrometheusProbe(t *testing.T, f *fleet, promURL string) {
+	probe := func(min string) string {
+		return "    - name: Prometheus sees pages\n      prometheus: {url: '" + promURL + "', query: '" + pagesRate + "'}\n      min: " + min + "\nsteps:"
+	}
+	file := edited(t, "experiments/redis-latency.yaml", "steps:", probe("5"), "duration: 10s", "duration: 4s")
+	r := f.run(t, file)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	for _, ss := range r.events("steady_state") {
+		p := ss.Probes[len(ss.Probes)-1]
+		if p.Group != "prometheus" || p.Value == nil || *p.Value < 5 || !p.Holds {
+			t.Errorf("%s: the Prometheus probe %+v", ss.Phase, p)
+		}
+	}
+	file = edited(t, "experiments/redis-latency.yaml", "steps:", probe("1e9"))
+	if r := f.run(t, file); r.code != 2 || len(r.events("step_start")) != 0 {
+		t.Fatalf("a Prometheus probe out of bounds: %s", r)
 	}
 }
 
