@@ -91,6 +91,7 @@ func buildReport(events []JournalEvent) *reportView {
 	var end *JournalEvent
 	probeMetric := map[string]string{} // an abort names its probe; its unit is the probe's metric's
 	steps := map[int]*reportStep{}
+	var current *reportStep // the step started last
 	planned := 0
 	for i := range events {
 		ev := &events[i]
@@ -104,6 +105,9 @@ func buildReport(events []JournalEvent) *reportView {
 				steps[ev.Step] = st
 			}
 			st.add(ev)
+			if ev.Event == "step_start" {
+				current = st
+			}
 			continue
 		}
 		switch ev.Event {
@@ -118,6 +122,11 @@ func buildReport(events []JournalEvent) *reportView {
 			}
 			v.Checks = append(v.Checks, steadyCheck(ev))
 		case "rollback":
+			// The runner writes no step_end for the step the run ends in:
+			// the rollback ends it.
+			if current != nil && current.end.IsZero() {
+				current.end, current.Ended = ev.At, "stopped by the rollback"
+			}
 			v.Rollback = ev.Reason
 			if ev.StoppedVersion != 0 {
 				v.Rollback += fmt.Sprintf(" (stopped version %d)", ev.StoppedVersion)
@@ -192,7 +201,7 @@ func (st *reportStep) fill(t0 time.Time, dryRun bool, probeMetric map[string]str
 		return
 	}
 	if j := st.judged; j != nil {
-		st.Prediction, st.MetricLabel = prediction(j, dryRun), metricLabel(j.Metric)
+		st.Prediction, st.MetricLabel = predictionText(j, dryRun), metricLabel(j.Metric)
 		st.Difference = formatValue(j.Metric, j.Difference, true)
 		st.Interval = formatInterval(j.Metric, j.Low, j.High)
 		st.Samples = fmt.Sprint(j.Samples)
@@ -205,7 +214,7 @@ func (st *reportStep) fill(t0 time.Time, dryRun bool, probeMetric map[string]str
 		}
 		st.Samples = fmt.Sprint(len(st.samples))
 		if b := st.begun; b.Predicted != nil || b.Tolerance != nil { // a step_start may carry its prediction
-			st.Prediction, st.MetricLabel = prediction(b, dryRun), metricLabel(b.Metric)
+			st.Prediction, st.MetricLabel = predictionText(b, dryRun), metricLabel(b.Metric)
 		}
 	}
 	st.VerdictClass = strings.ToLower(strings.ReplaceAll(st.Verdict, " ", "-"))
@@ -228,6 +237,9 @@ func (st *reportStep) fill(t0 time.Time, dryRun bool, probeMetric map[string]str
 		}
 		st.Abort = fmt.Sprintf("Aborted at %.1f s: probe %q %s measured %s, beyond its bound %s.",
 			a.At.Sub(t0).Seconds(), a.Probe, over, formatValue(m, a.Value, false), formatValue(m, a.Bound, false))
+		if a.Probe == "" { // not a stop condition: the step's experiment ended under it
+			st.Abort = fmt.Sprintf("Aborted at %.1f s: %s.", a.At.Sub(t0).Seconds(), cmp.Or(a.Reason, "no reason given"))
+		}
 	}
 	if dryRun {
 		var d, e int64
@@ -241,7 +253,7 @@ func (st *reportStep) fill(t0 time.Time, dryRun bool, probeMetric map[string]str
 	st.Chart = seriesChart(st, t0, end, bound)
 }
 
-func prediction(j *JournalEvent, dryRun bool) string {
+func predictionText(j *JournalEvent, dryRun bool) string {
 	tol := formatValue(j.Metric, j.Tolerance, false)
 	if j.Tolerance != nil && j.Predicted != nil && *j.Predicted != 0 && j.Metric == "search_ms" {
 		tol += fmt.Sprintf(" (%.3g %%)", 100**j.Tolerance/math.Abs(*j.Predicted))
@@ -255,7 +267,7 @@ func prediction(j *JournalEvent, dryRun bool) string {
 func steadyCheck(ev *JournalEvent) reportCheck {
 	c := reportCheck{Phase: ev.Phase, At: reportTime(ev.At), Holds: absent, HoldsClass: "none"}
 	if ev.Holds != nil {
-		c.Holds, c.HoldsClass = holds(*ev.Holds)
+		c.Holds, c.HoldsClass = holdsTag(*ev.Holds)
 	}
 	for _, p := range ev.Probes {
 		r := reportProbe{Name: p.Name, What: p.Metric, Group: p.Group, Value: formatValue(p.Metric, p.Value, false),
@@ -266,13 +278,13 @@ func steadyCheck(ev *JournalEvent) reportCheck {
 		if p.Searches > 0 {
 			r.Searches = fmt.Sprint(p.Searches)
 		}
-		r.Holds, r.HoldsClass = holds(p.Holds)
+		r.Holds, r.HoldsClass = holdsTag(p.Holds)
 		c.Probes = append(c.Probes, r)
 	}
 	return c
 }
 
-func holds(ok bool) (string, string) {
+func holdsTag(ok bool) (string, string) {
 	if ok {
 		return "holds", "pass"
 	}

@@ -40,9 +40,9 @@ func metricLabel(metric string) string {
 	return metric
 }
 
-// unit scales a metric's journal value to what the report shows: times in
+// metricUnit scales a metric's journal value to what the report shows: times in
 // ms, shares (fractions in the journal) in per cent.
-func unit(metric string) (scale float64, suffix string) {
+func metricUnit(metric string) (scale float64, suffix string) {
 	switch {
 	case metric == "search_ms":
 		return 1, " ms"
@@ -53,10 +53,10 @@ func unit(metric string) (scale float64, suffix string) {
 }
 
 func formatValue(metric string, x *float64, signed bool) string {
-	if !finite(x) {
+	if !drawable(x) {
 		return absent
 	}
-	scale, suffix := unit(metric)
+	scale, suffix := metricUnit(metric)
 	format := "%.1f"
 	if suffix == "" {
 		format = "%.4g"
@@ -68,28 +68,28 @@ func formatValue(metric string, x *float64, signed bool) string {
 }
 
 func formatInterval(metric string, lo, hi *float64) string {
-	if !finite(lo) || !finite(hi) {
+	if !drawable(lo) || !drawable(hi) {
 		return absent
 	}
-	_, suffix := unit(metric)
+	_, suffix := metricUnit(metric)
 	a, b := formatValue(metric, lo, true), formatValue(metric, hi, true)
 	return "[" + strings.TrimSuffix(a, suffix) + ", " + strings.TrimSuffix(b, suffix) + "]" + suffix
 }
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
 
-// finite reports whether x is a value that can be drawn.
-func finite(x *float64) bool { return x != nil && !math.IsNaN(*x) && !math.IsInf(*x, 0) }
+// drawable reports whether x is a value that can be drawn.
+func drawable(x *float64) bool { return x != nil && !math.IsNaN(*x) && !math.IsInf(*x, 0) }
 
 // intervalBar draws a judgement: the tolerance band around the prediction
 // (around zero for a dry run), and the measured difference with its interval
 // on the same scale, so a reader sees at once whether it lies inside.
 func intervalBar(j *JournalEvent, dryRun bool) template.HTML {
-	if !finite(j.Low) || !finite(j.High) || !finite(j.Tolerance) {
+	if !drawable(j.Low) || !drawable(j.High) || !drawable(j.Tolerance) {
 		return ""
 	}
 	center := 0.0
-	if !dryRun && finite(j.Predicted) {
+	if !dryRun && drawable(j.Predicted) {
 		center = *j.Predicted
 	}
 	tol := math.Abs(*j.Tolerance)
@@ -119,7 +119,7 @@ func intervalBar(j *JournalEvent, dryRun bool) template.HTML {
 	l, r := x(*j.Low), x(*j.High)
 	fmt.Fprintf(&b, `<g stroke="%s" stroke-width="2.5"><line x1="%.1f" x2="%.1f" y1="%g" y2="%g"/>`, colour, l, r, h/2, h/2)
 	fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="9" y2="%g"/><line x1="%.1f" x2="%.1f" y1="9" y2="%g"/></g>`, l, l, h-9, r, r, h-9)
-	if finite(j.Difference) {
+	if drawable(j.Difference) {
 		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%g" r="3.5" fill="%s"/>`, x(*j.Difference), h/2, colour)
 	}
 	b.WriteString(`</svg>`)
@@ -135,7 +135,7 @@ type chartPoint struct{ x, y float64 }
 // the seconds since the run started, with the step's start and end and its
 // abort marked.
 func seriesChart(st *reportStep, t0, end time.Time, bound *float64) template.HTML {
-	scale, suffix := unit(st.Metric)
+	scale, suffix := metricUnit(st.Metric)
 	since := func(t time.Time) float64 { return t.Sub(t0).Seconds() }
 	var exp, ctl []chartPoint
 	var expPages, ctlPages int64
@@ -152,7 +152,7 @@ func seriesChart(st *reportStep, t0, end time.Time, bound *float64) template.HTM
 			pts   *[]chartPoint
 			pages *int64
 		}{{s.Experiment, &exp, &expPages}, {s.Control, &ctl, &ctlPages}} {
-			if g.s == nil || g.s.Searches == 0 || !finite(&g.s.Value) {
+			if g.s == nil || g.s.Searches == 0 || !drawable(&g.s.Value) {
 				*g.pts = append(*g.pts, chartPoint{x, math.NaN()}) // a gap in the line
 				continue
 			}
@@ -161,7 +161,7 @@ func seriesChart(st *reportStep, t0, end time.Time, bound *float64) template.HTM
 			yMin, yMax = min(yMin, g.s.Value*scale), max(yMax, g.s.Value*scale)
 		}
 	}
-	if finite(bound) {
+	if drawable(bound) {
 		yMax = max(yMax, *bound*scale)
 	}
 	if x1 <= x0 {
@@ -213,7 +213,7 @@ func seriesChart(st *reportStep, t0, end time.Time, bound *float64) template.HTM
 	}
 	if st.abort != nil {
 		marker(since(st.abort.At), colourAbort, "abort", "", top-5, "end")
-		if finite(bound) {
+		if drawable(bound) {
 			fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="6 3"/><text x="%g" y="%.1f" fill="%s" text-anchor="end" dy="-4">bound %s</text>`,
 				left, w-right, py(*bound*scale), py(*bound*scale), colourAbort, w-right, py(*bound*scale), colourAbort, esc(formatValue(st.Metric, bound, false)))
 		}

@@ -61,12 +61,13 @@ type reportCase struct {
 var reportCases = []reportCase{
 	{"run-one-step.jsonl", "HELD", 1, []string{"exit 0", "Redis latency", "+200.0 ms ± 10.0 ms (5 %)", "PASS", "half the sessions"}},
 	{"run-ramp.jsonl", "HELD", 3, []string{"1 % of the sessions", "10 % of the sessions", "50 % of the sessions", "+203.1 ms", "[+201.1, +205.3] ms", "step 3 ends"}},
-	{"run-ramp-deviated.jsonl", "DEVIATED", 2, []string{"exit 1", "+231.3 ms", "DEVIATED", "NOT RUN", "step 3 was not run"}},
+	{"run-ramp-deviated.jsonl", "DEVIATED", 2, []string{"exit 1", "+231.3 ms", "DEVIATED", "NOT RUN", "the run goes no further", "step 2 ends"}},
 	{"run-aborted.jsonl", "ABORTED", 1, []string{"exit 1", "ABORTED", "Aborted at 7.1 s", "measured 803.4 ms, beyond its bound 500.0 ms", "bound 500.0 ms", ">abort<"}},
-	{"run-interrupted.jsonl", "INTERRUPTED", 1, []string{"interrupted: SIGTERM", "-50.0 % ± 2.0 %", "pages with recommendations (%)", "stopped version"}},
+	{"run-interrupted.jsonl", "INTERRUPTED", 1, []string{"interrupted in step 1", "stopped by the rollback", "pages with recommendations (%)", "stopped version"}},
 	{"run-failed.jsonl", "FAILED", 0, []string{"exit 2", "does not hold", "100.0 %", "≤ 1.0 %", "NOT RUN"}},
+	{"run-failed-unmeasured.jsonl", "FAILED", 0, []string{"exit 2", "could not be measured", "no steady-state check", "NOT RUN"}}, // as the runner wrote it
 	{"run-dry.jsonl", "HELD", 1, []string{"A dry run", "no difference ± 10.0 ms", "Would have injected into the experiment group: ", " delays and 0 errors"}},
-	{"run-killed.jsonl", "DID NOT FINISH", 1, []string{"no run_end", "+200.0 ms ± 10.0 ms", "the step did not finish", "NOT JUDGED"}},
+	{"run-killed.jsonl", "DID NOT FINISH", 1, []string{"no run_end", "the step did not finish", "NOT JUDGED"}},
 	{"", "DID NOT FINISH", 0, []string{"no events"}},
 }
 
@@ -122,7 +123,7 @@ func TestReportOrder(t *testing.T) {
 	page := renderReport(t, loadJournal(t, "testdata/run-ramp.jsonl"))
 	order := []string{`id="verdict"`, "Widen the blast radius", "Two Redis round trips", `id="steps"`,
 		`id="step-1"`, `id="step-2"`, `id="step-3"`, ">Steady state<", ">before: ", ">after: ", ">Instances and builds<", "vm:30509", "sha256:47c486c94310",
-		">run id<", "ramp-20261201-100000", ">seed<", "experiments/ramp.yaml", "2026-12-01 10:00:00.113 UTC"}
+		">run id<", "run-20261201T100000-3f9c1a2b", ">seed<", "experiments/ramp.yaml", "2026-12-01 10:00:00.113 UTC"}
 	at := 0
 	for _, s := range order {
 		i := strings.Index(page[at:], s)
@@ -229,5 +230,19 @@ func TestReportOddJournals(t *testing.T) {
 	}
 	if !strings.Contains(page, `<h1 id="verdict">UNKNOWN</h1>`) {
 		t.Error("a run_end without a verdict is not shown as UNKNOWN")
+	}
+}
+
+// TestReportUnjudgedPrediction: a step that ended before its judgement
+// shows its prediction when its step_start carries it.
+func TestReportUnjudgedPrediction(t *testing.T) {
+	events := loadJournal(t, "testdata/run-killed.jsonl")
+	for i := range events {
+		if events[i].Event == "step_start" {
+			events[i].Metric, events[i].Predicted, events[i].Tolerance = "search_ms", new(200.0), new(10.0)
+		}
+	}
+	if page := html.UnescapeString(renderReport(t, events)); !strings.Contains(page, "+200.0 ms ± 10.0 ms (5 %)") {
+		t.Error("the unjudged step's prediction is not shown")
 	}
 }
