@@ -137,8 +137,11 @@ func (j *journal) add(ev JournalEvent) {
 	if j.f == nil || j.err != nil {
 		return
 	}
-	line, _ := json.Marshal(ev)
-	if _, err := j.f.Write(append(line, '\n')); err != nil {
+	line, err := json.Marshal(ev)
+	if err == nil {
+		_, err = j.f.Write(append(line, '\n'))
+	}
+	if err != nil {
 		j.err = err
 	}
 }

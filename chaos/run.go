@@ -268,8 +268,12 @@ func (r *runner) step(ctx context.Context, i int) (verdict, why string) {
 		return RunFailed, fmt.Sprintf("step %d could not start: %v", n, err)
 	}
 	r.c.printf("step %d/%d %q: version %d, %g %% of sessions for %s", n, len(r.f.Steps), st.Name, h.version, st.SessionsPercent, st.Duration)
+	want := st.Prediction.Difference
+	if r.dry {
+		want = 0
+	}
 	r.log(JournalEvent{Event: "step_start", Step: n, Name: st.Name, Version: h.version, SessionsPercent: st.SessionsPercent,
-		DurationSeconds: st.Duration.Seconds(), Config: raw})
+		DurationSeconds: st.Duration.Seconds(), Config: raw, Metric: st.Prediction.Metric, Predicted: &want, Tolerance: fp(st.Prediction.Tolerance)})
 	m := newMeter(h.version)
 	began := time.Now()
 	tick := time.NewTicker(runTick)
