@@ -41,6 +41,20 @@ func (f *failure) fails() bool {
 	return f.reads.Add(1)%f.every == 0
 }
 
+// failRead counts a read that p fails at the command layer and returns its
+// error; in a dry run it counts it as one p would have failed and returns
+// nil: the read goes on to Redis.
+func (e *Experiment) failRead(p *plan, req *request) error {
+	if p.dryRun {
+		e.errorsWouldInject.Add(1)
+		req.errorWouldInject()
+		return nil
+	}
+	e.errorsInjected.Add(1)
+	req.errorInjected()
+	return p.command.failure.commandError()
+}
+
 // errorReplies are the error replies a failed read can get, byte for byte
 // as a Redis server sends them. go-redis retries all three when it is
 // configured to retry; READONLY also makes it close the connection.

@@ -70,11 +70,10 @@ func (h readHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		h.e.reads.Add(1)
 		p := h.e.active.Load()
 		if f := p.command; f != nil && f.failure != nil && p.run.reaches(ctx) && f.failure.fails() {
-			h.e.errorsInjected.Add(1)
-			req.errorInjected()
-			err := f.failure.commandError()
-			req.done(err)
-			return err
+			if err := h.e.failRead(p, req); err != nil {
+				req.done(err)
+				return err
+			}
 		}
 		err := next(ctx, cmd)
 		req.read(err)
@@ -140,11 +139,9 @@ func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 		return nil
 	}
 	d := f.latency.next()
-	if d == 0 {
+	if d == 0 || !e.delayDecided(p, requestOf(ctx)) {
 		return nil
 	}
-	e.delaysInjected.Add(1)
-	requestOf(ctx).delayInjected()
 	start := time.Now()
 	if err := e.delay(ctx, p.live, context.Background(), start, start.Add(d)); err != errPlanEnded {
 		return err
