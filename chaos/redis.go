@@ -70,7 +70,8 @@ func (h readHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		h.e.reads.Add(1)
 		p := h.e.active.Load()
 		if f := p.command; f != nil && f.failure != nil && p.run.reaches(ctx) && f.failure.fails() {
-			if err := h.e.failRead(p, req); err != nil {
+			var err error
+			if ctx, err = h.e.failRead(ctx, p, req); err != nil {
 				req.done(err)
 				return err
 			}
@@ -129,7 +130,7 @@ func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 	p := e.active.Load()
 	f := p.command
-	if f == nil || f.latency == nil {
+	if f == nil || f.latency == nil || p.dryRun && wouldFail(ctx) {
 		return nil
 	}
 	if !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return f.latency.targets(c.Name()) }) || !p.run.reaches(ctx) {
