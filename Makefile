@@ -67,12 +67,14 @@ lint:
 	$(GO) run $(STATICCHECK) -tags chaos ./...
 
 # deps installs the tests' and the benchmark's programs with apt-get, only
-# when they are missing: Redis, Apache Bench, and Chromium for the browser tests.
+# when they are missing: Redis, Apache Bench, Chromium for the browser tests,
+# and Prometheus for the experiment files' Prometheus probes.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
 	command -v chromium >/dev/null || missing="$$missing chromium fonts-liberation"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \

@@ -93,7 +93,8 @@ type fleet struct {
 	t         *testing.T
 	bin       string
 	plane     fleetPlane
-	instances []*testApp // their admin listeners serve /debug/chaos
+	instances []*testApp   // their admin listeners serve /debug/chaos
+	redis     *redisServer // a single plane's server, when a test stops it
 }
 
 // startFleet starts three chaos instances in this process (run, under the

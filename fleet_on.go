@@ -76,7 +76,7 @@ func runCtl(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	redisURL := fs.String("redis-url", getenv("REDIS_URL"), "the fleet's Redis (env REDIS_URL)")
-	const usage = "shopsession-chaos ctl [-redis-url URL] start|patch|stop|halt|resume|status [flags]"
+	const usage = "shopsession-chaos ctl [-redis-url URL] start|patch|stop|halt|resume|status|run [flags]"
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stdout, "Usage: "+usage+"\nCOMMAND -h lists a command's flags; docs/fleet.md says what each does.")
 		fs.SetOutput(stdout)

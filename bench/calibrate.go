@@ -123,7 +123,7 @@ func aaFlagRate(runs []float64, trials int) float64 {
 				b = append(b, shuffled[i])
 			}
 		}
-		if bootstrapRatio(neighbourRatios(a, b), rng).differs() {
+		if bootstrapRatio(neighbourRatios(a, b), rng).Differs() {
 			flagged++
 		}
 	}

@@ -30,7 +30,7 @@ func flagRate(pairs int, noise, slowdown float64, trials int) float64 {
 	flagged := 0
 	for range trials {
 		a, b := alternatedRuns(rng, pairs, noise, slowdown)
-		if bootstrapRatio(neighbourRatios(a, b), rng).differs() {
+		if bootstrapRatio(neighbourRatios(a, b), rng).Differs() {
 			flagged++
 		}
 	}
@@ -62,13 +62,13 @@ func TestBootstrapRatioDetectsTwoPercent(t *testing.T) {
 
 func TestBootstrapRatio(t *testing.T) {
 	ci := bootstrapRatio([]float64{1.02, 1.03, 1.01, 1.02, 1.025}, newRand())
-	if math.Abs(ci.Ratio-1.021) > 0.001 || !(ci.Low < ci.Ratio && ci.Ratio < ci.High) || !ci.differs() || ci.Pairs != 5 {
+	if math.Abs(ci.Ratio-1.021) > 0.001 || !(ci.Low < ci.Ratio && ci.Ratio < ci.High) || !ci.Differs() || ci.Pairs != 5 {
 		t.Errorf("ci = %v", ci)
 	}
 	if got := neighbourRatios([]float64{100, 102, 104}, []float64{101, 103}); len(got) != 2 || got[0] != 1 || got[1] != 1 {
 		t.Errorf("neighbourRatios = %v", got)
 	}
-	if ci := bootstrapRatio([]float64{1.5, 1.4}, newRand()); math.Abs(ci.Ratio-1.449) > 0.001 || !math.IsNaN(ci.Low) || ci.differs() {
+	if ci := bootstrapRatio([]float64{1.5, 1.4}, newRand()); math.Abs(ci.Ratio-1.449) > 0.001 || !math.IsNaN(ci.Low) || ci.Differs() {
 		t.Errorf("two pairs: %v; want a ratio and no interval", ci)
 	}
 }

@@ -25,6 +25,8 @@ import (
 //	halt -reason TEXT                        stop every experiment, refuse new ones until resume
 //	resume                                   lift the halt
 //	status [-json]                           the experiment, the halt, every instance
+//	run FILE [-dry-run] [-journal PATH] [-report PATH]
+//	                                         an experiment file's steps, judged (docs/experiment-files.md)
 type Ctl struct {
 	Fleet Fleet
 	// Token is the fleet's control token (TokenFromEnv), the one every
@@ -61,7 +63,7 @@ const (
 // lease until the experiment's end or until ctx is done (the caller's
 // SIGINT or SIGTERM), then stops the experiment and returns nil.
 func (c *Ctl) Run(ctx context.Context, args []string) error {
-	usage := c.Program + " start|patch|stop|halt|resume|status [flags]"
+	usage := c.Program + " start|patch|stop|halt|resume|status|run [flags]"
 	if len(args) == 0 {
 		return UsageError("missing command: want " + usage)
 	}
@@ -82,6 +84,9 @@ func (c *Ctl) Run(ctx context.Context, args []string) error {
 		detach = new(bool)
 		reason = new(string)
 		asJSON = new(bool)
+		dry    = new(bool)
+		jpath  = new(string)
+		rpath  = new(string)
 	)
 	switch args[0] {
 	case "start":
@@ -94,6 +99,10 @@ func (c *Ctl) Run(ctx context.Context, args []string) error {
 		fs.StringVar(reason, "reason", "", "why, for every instance's log and the fleet's status")
 	case "status":
 		fs.BoolVar(asJSON, "json", false, "print JSON")
+	case "run":
+		fs.BoolVar(dry, "dry-run", false, "inject nothing: count what each step would have injected, and judge that the groups do not differ")
+		fs.StringVar(jpath, "journal", "", "append every event as a JSON line to this file, as it happens")
+		fs.StringVar(rpath, "report", "", "write the run's report, one HTML file, here at the end")
 	case "stop", "resume":
 	default:
 		return UsageError(fmt.Sprintf("unknown command %q: want %s", args[0], usage))
@@ -105,6 +114,14 @@ func (c *Ctl) Run(ctx context.Context, args []string) error {
 		return nil
 	} else if err != nil {
 		return UsageError(fmt.Sprintf("%s %s: %v", c.Program, args[0], err))
+	}
+	var runPath string
+	if args[0] == "run" && fs.NArg() > 0 {
+		// ctl run FILE -flags: the file may come before the flags.
+		runPath = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return UsageError(fmt.Sprintf("%s run: %v", c.Program, err))
+		}
 	}
 	if fs.NArg() > 0 {
 		return UsageError(fmt.Sprintf("%s %s: unexpected argument %q", c.Program, args[0], fs.Arg(0)))
@@ -140,6 +157,11 @@ func (c *Ctl) Run(ctx context.Context, args []string) error {
 		return c.halt(ctx, key, true, *reason)
 	case "resume":
 		return c.halt(ctx, key, false, "")
+	case "run":
+		if runPath == "" {
+			return UsageError(c.Program + " run: missing experiment file: want run FILE [-dry-run] [-journal PATH] [-report PATH]")
+		}
+		return c.runFile(ctx, key, runPath, *dry, *jpath, *rpath)
 	default:
 		return c.status(ctx, key, *asJSON)
 	}
@@ -226,10 +248,35 @@ func (c *Ctl) start(ctx context.Context, key [32]byte, body []byte, lease time.D
 	if err != nil {
 		return err
 	}
+	l, err := c.begin(ctx, key, cfg, lease, detach)
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return c.stopOwn(l.id, "interrupted as it started")
+	}
+	if detach {
+		c.printf("started fleet experiment version %d: %s; detached, it ends at %s (ctl stop stops it)", l.version, describe(cfg), l.end.Format(time.RFC3339))
+		return nil
+	}
+	c.printf("started fleet experiment version %d: %s; lease %s, renewed until it ends at %s (Ctrl-C stops it)",
+		l.version, describe(cfg), lease, l.end.Format(time.RFC3339))
+	return c.hold(ctx, key, l.id, lease, l.end)
+}
+
+// leased is a fleet experiment ctl wrote.
+type leased struct {
+	version int64
+	id      string // the lease's, which only this ctl's stop and renewals name
+	end     time.Time
+}
+
+// begin writes cfg as the fleet's experiment on a lease, or refused.
+func (c *Ctl) begin(ctx context.Context, key [32]byte, cfg Config, lease time.Duration, detach bool) (leased, error) {
 	end := time.Now().Add(time.Duration(cfg.DurationSeconds * float64(time.Second)))
 	rec, sig, v, err := c.record(ctx, key, cfg, end, owner())
 	if err != nil {
-		return fmt.Errorf("control plane: %v", err)
+		return leased{}, fmt.Errorf("control plane: %v", err)
 	}
 	id := make([]byte, 16)
 	rand.Read(id)
@@ -241,33 +288,24 @@ func (c *Ctl) start(ctx context.Context, key [32]byte, body []byte, lease time.D
 	k := c.Fleet.keys()
 	// Not cut by the caller's interrupt: a write cut short may still land,
 	// and ctl would report a failure while the experiment runs. An
-	// interrupt during the write stops what it wrote, below.
+	// interrupt during the write stops what it wrote, after.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ctlTimeout)
 	res, err := startScript.Run(wctx, c.Fleet.Redis, []string{k.experiment, k.halt},
 		rec, sig, leaseID, ttl.Milliseconds(), detached, k.channel).StringSlice()
 	cancel()
 	if err != nil {
-		return fmt.Errorf("control plane: %v", err)
+		return leased{}, fmt.Errorf("control plane: %v", err)
 	}
 	switch res[0] {
 	case "halted":
-		return refusedByHalt(res[1])
+		return leased{}, refusedByHalt(res[1])
 	case "running":
 		var cur experimentRecord
 		if json.Unmarshal([]byte(res[1]), &cur) != nil || cur.Version == 0 {
-			return errors.New("refused: the fleet's experiment key holds a record ctl cannot read: ctl stop removes it")
+			return leased{}, errors.New("refused: the fleet's experiment key holds a record ctl cannot read: ctl stop removes it")
 		}
-		return fmt.Errorf("refused: fleet experiment version %d runs (started by %s, ends at %s): ctl patch changes it, ctl stop stops it",
+		return leased{}, fmt.Errorf("refused: fleet experiment version %d runs (started by %s, ends at %s): ctl patch changes it, ctl stop stops it",
 			cur.Version, cur.Owner, cur.EndsAt.Format(time.RFC3339))
 	}
-	if ctx.Err() != nil {
-		return c.stopOwn(leaseID, "interrupted as it started")
-	}
-	if detach {
-		c.printf("started fleet experiment version %d: %s; detached, it ends at %s (ctl stop stops it)", v, describe(cfg), end.Format(time.RFC3339))
-		return nil
-	}
-	c.printf("started fleet experiment version %d: %s; lease %s, renewed until it ends at %s (Ctrl-C stops it)",
-		v, describe(cfg), lease, end.Format(time.RFC3339))
-	return c.hold(ctx, key, leaseID, lease, end)
+	return leased{v, leaseID, end}, nil
 }

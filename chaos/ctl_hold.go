@@ -38,7 +38,7 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 	for {
 		select {
 		case <-ctx.Done():
-			return c.stopOwn(leaseID, "interrupted")
+			return c.stopOwn(leaseID, interruption(ctx))
 		case <-ends.C:
 			return c.stopOwn(leaseID, "its duration ran out")
 		case <-tick.C:
@@ -58,7 +58,7 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 		case errors.Is(err, redis.Nil):
 			return c.gone()
 		case err != nil && ctx.Err() != nil:
-			return c.stopOwn(leaseID, "interrupted")
+			return c.stopOwn(leaseID, interruption(ctx))
 		case err != nil:
 			if unreachable == nil {
 				fmt.Fprintf(c.Stderr, "cannot renew the lease: %v; every instance stops by %s unless it is renewed\n",
@@ -82,6 +82,21 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 			ends.Reset(time.Until(end))
 		}
 	}
+}
+
+// stopReason ends a hold for a reason of ctl run's, which the stop reports.
+type stopReason string
+
+func (r stopReason) Error() string { return string(r) }
+
+// interruption is why ctx ended: ctl run's reason, or the caller's
+// interrupt.
+func interruption(ctx context.Context) string {
+	var r stopReason
+	if errors.As(context.Cause(ctx), &r) {
+		return string(r)
+	}
+	return "interrupted"
 }
 
 // gone says why the held experiment's record is gone: a halt (exit 1) or

@@ -1,0 +1,336 @@
+//go:build chaos && unix
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"example.com/shopsession/chaos"
+	"example.com/shopsession/internal/promtest"
+	"github.com/prometheus/common/model"
+)
+
+// ctl run end to end: the experiment files of experiments/ on three
+// instances on a real redis-server, under a load of many sessions, each run
+// a child process whose exit code, output and journal the test reads.
+
+// TestRun runs its cases one after the other on one fleet.
+func TestRun(t *testing.T) {
+	bin := buildFleetBinary(t)
+	server := ownRedisServer(t)
+	f := startFleet(t, bin, singlePlane(server), nil)
+	f.redis = server
+	var targets []string
+	for _, app := range f.instances {
+		targets = append(targets, strings.TrimPrefix(app.admin.url, "http://"))
+	}
+	prom := promtest.Start(t, targets...)
+	stop := f.load()
+	defer stop()
+	prom.WaitFor(t, 30*time.Second, pagesRate, func(v model.Vector) bool { return len(v) == 1 && v[0].Value > 0 })
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, *fleet)
+	}{
+		{"Experiment1Holds", testRunExperiment1Holds},
+		{"Experiment2Holds", testRunExperiment2Holds},
+		{"DryRunJudgesNoDifference", testRunDryRun},
+		{"RampStopsAtTheStepThatDeviates", testRunRampStops},
+		{"StopConditionAborts", testRunStopCondition},
+		{"SIGTERMRollsBack", testRunSIGTERM},
+		{"PrometheusProbe", func(t *testing.T, f *fleet) { testRunPrometheusProbe(t, f, prom.URL()) }},
+		{"BrokenSteadyStateRefuses", testRunBrokenSteadyState},
+	} {
+		if !t.Run(tc.name, func(t *testing.T) { tc.test(t, f) }) {
+			return
+		}
+	}
+}
+
+// load searches on every instance until stop, from eight clients, each
+// page a session of its own: a blast radius of 1 % still gets pages.
+func (f *fleet) load() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range 8 {
+		app := f.instances[i%len(f.instances)]
+		wg.Go(func() {
+			// Paced, so that three instances, Redis and the runner share
+			// two cores without the load being all the machine does.
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			b := make([]byte, 8)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				rand.Read(b)
+				timedSearch(app, "load-"+hex.EncodeToString(b))
+			}
+		})
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// runResult is a ctl run that ended.
+type runResult struct {
+	ctlResult
+	journal []chaos.JournalEvent
+}
+
+func (r runResult) events(kind string) []chaos.JournalEvent {
+	var out []chaos.JournalEvent
+	for _, ev := range r.journal {
+		if ev.Event == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (r runResult) last() chaos.JournalEvent {
+	if len(r.journal) == 0 {
+		return chaos.JournalEvent{}
+	}
+	return r.journal[len(r.journal)-1]
+}
+
+// run runs ctl run on file with flags and a journal of its own.
+func (f *fleet) run(t *testing.T, file string, flags ...string) runResult {
+	t.Helper()
+	journal := filepath.Join(t.TempDir(), "journal.jsonl")
+	r := runFleetCtl(t, f.bin, ctlEnv(f.plane.url, testControlToken), append([]string{"run", file, "-journal", journal}, flags...)...)
+	res := runResult{ctlResult: r, journal: readJournal(t, journal)}
+	if st := f.fleetStatus(); st.Experiment != nil {
+		t.Errorf("after the run the fleet still runs version %d", st.Experiment.Version)
+	}
+	return res
+}
+
+func readJournal(t *testing.T, path string) []chaos.JournalEvent {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []chaos.JournalEvent
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	for sc.Scan() {
+		var ev chaos.JournalEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("journal line %q: %v", sc.Text(), err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// edited writes a copy of an experiment file with replacements made.
+func edited(t *testing.T, file string, oldNew ...string) string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	for i := 0; i+1 < len(oldNew); i += 2 {
+		if !strings.Contains(s, oldNew[i]) {
+			t.Fatalf("%s has no %q", file, oldNew[i])
+		}
+		s = strings.ReplaceAll(s, oldNew[i], oldNew[i+1])
+	}
+	p := filepath.Join(t.TempDir(), filepath.Base(file))
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func judgements(r runResult) []string {
+	var out []string
+	for _, j := range r.events("judgement") {
+		out = append(out, j.Verdict)
+	}
+	return out
+}
+
+func testRunExperiment1Holds(t *testing.T, f *fleet) {
+	r := f.run(t, "experiments/redis-latency.yaml")
+	if r.code != 0 || r.last().Verdict != chaos.RunHeld || !equal(judgements(r), "PASS") {
+		t.Fatalf("%s\njudgements %v", r, judgements(r))
+	}
+	j := r.events("judgement")[0]
+	t.Logf("experiment − control %+.2f ms (%.2f to %.2f), %d seconds", *j.Difference, *j.Low, *j.High, j.Samples)
+	if len(r.last().Instances) != 3 {
+		t.Errorf("the run reached instances %v, want the three", r.last().Instances)
+	}
+}
+
+func testRunExperiment2Holds(t *testing.T, f *fleet) {
+	r := f.run(t, "experiments/failing-reads.yaml")
+	if r.code != 0 || !equal(judgements(r), "PASS") {
+		t.Fatalf("%s\njudgements %v", r, judgements(r))
+	}
+}
+
+func testRunDryRun(t *testing.T, f *fleet) {
+	r := f.run(t, "experiments/redis-latency.yaml", "-dry-run")
+	if r.code != 0 || !equal(judgements(r), "PASS") || !r.journal[0].DryRun {
+		t.Fatalf("%s\njudgements %v", r, judgements(r))
+	}
+	var would, searches int64
+	for _, s := range r.events("sample") {
+		would += s.Would.Delays
+		searches += s.Experiment.Searches
+		if s.Experiment.Searches > 0 && s.Experiment.Value > 50 {
+			t.Errorf("a dry run's experiment group took %.1f ms a search in a second", s.Experiment.Value)
+		}
+	}
+	if would < searches || searches == 0 {
+		t.Errorf("the dry run would have delayed %d round trips in %d searches of the experiment group, want two a search", would, searches)
+	}
+}
+
+func testRunRampStops(t *testing.T, f *fleet) {
+	// The second step's fault is twice the prediction's: it deviates, and
+	// the third, wider one never starts.
+	file := edited(t, "experiments/redis-latency-ramp.yaml", "duration: 10s", "duration: 4s")
+	data, _ := os.ReadFile(file)
+	second := strings.Index(string(data), "- name: 10 %")
+	s := string(data[:second]) + strings.Replace(string(data[second:]), "delay_seconds: 0.1", "delay_seconds: 0.2", 1)
+	os.WriteFile(file, []byte(s), 0o644)
+	r := f.run(t, file)
+	if r.code != 1 || r.last().Verdict != chaos.RunDeviated || !equal(judgements(r), "PASS", "DEVIATED") {
+		t.Fatalf("%s\njudgements %v", r, judgements(r))
+	}
+	if n := len(r.events("step_start")); n != 2 {
+		t.Errorf("%d steps started, want 2: the run must not widen past a deviation", n)
+	}
+	if len(r.events("rollback")) != 1 {
+		t.Errorf("no rollback in the journal")
+	}
+}
+
+func testRunStopCondition(t *testing.T, f *fleet) {
+	file := edited(t, "experiments/redis-latency.yaml", "experiment_max: 400", "experiment_max: 150")
+	r := f.run(t, file)
+	aborts := r.events("abort")
+	if r.code != 1 || r.last().Verdict != chaos.RunAborted || len(aborts) != 1 || aborts[0].Value == nil || *aborts[0].Value < 150 {
+		t.Fatalf("%s\naborts %+v", r, aborts)
+	}
+	if len(r.events("judgement")) != 0 || len(r.events("rollback")) != 1 {
+		t.Errorf("an aborted step is not judged, and the rollback runs: %d judgements, %d rollbacks", len(r.events("judgement")), len(r.events("rollback")))
+	}
+	if after := r.events("steady_state"); len(after) < 2 || !*after[len(after)-1].Holds {
+		t.Errorf("the steady state after the rollback: %+v", after)
+	}
+}
+
+// testRunSIGTERM: the runner's SIGTERM mid-step ends the experiment on
+// every instance within a second, and the journal has the rollback.
+func testRunSIGTERM(t *testing.T, f *fleet) {
+	journal := filepath.Join(t.TempDir(), "journal.jsonl")
+	cmd := exec.Command(f.bin, "ctl", "run", "experiments/redis-latency.yaml", "-journal", journal)
+	cmd.Env = ctlEnv(f.plane.url, testControlToken)
+	out := newLogBuffer()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var version int64
+	if !pollUntil(20*time.Second, func() bool {
+		for _, ev := range readJournal(t, journal) {
+			if ev.Event == "step_start" {
+				version = ev.Version
+			}
+		}
+		return version != 0
+	}) {
+		cmd.Process.Kill()
+		t.Fatalf("no step started in 20 s:\n%s", out)
+	}
+	f.waitRunning(version)
+	wait := f.watchEach(5*time.Second, func(s chaos.Status) bool { return s.Fleet.Version != version || !running(s) })
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	stopped := f.within(wait(), sent, time.Second, "the step's experiment to stop after the runner's SIGTERM")
+	t.Logf("SIGTERM → stopped on each instance: %v", roundAll(stopped))
+	err := cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	j := readJournal(t, journal)
+	if code != 1 || err == nil || j[len(j)-1].Verdict != chaos.RunInterrupted {
+		t.Fatalf("exit %d, last event %+v:\n%s", code, j[len(j)-1], out)
+	}
+	rolled := false
+	for _, ev := range j {
+		rolled = rolled || ev.Event == "rollback" && ev.StoppedVersion == version
+	}
+	if !rolled {
+		t.Errorf("the journal has no rollback of version %d", version)
+	}
+}
+
+const pagesRate = "sum(rate(" + metricsNamespace + "_search_pages_total[5s]))"
+
+// testRunPrometheusProbe: a probe read from a real Prometheus scraping the
+// instances judges the steady state, and refuses a run when out of bounds.
+func testRunPrometheusProbe(t *testing.T, f *fleet, promURL string) {
+	probe := func(min string) string {
+		return "    - name: Prometheus sees pages\n      prometheus: {url: '" + promURL + "', query: '" + pagesRate + "'}\n      min: " + min + "\nsteps:"
+	}
+	file := edited(t, "experiments/redis-latency.yaml", "steps:", probe("5"), "duration: 10s", "duration: 4s")
+	r := f.run(t, file)
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	for _, ss := range r.events("steady_state") {
+		p := ss.Probes[len(ss.Probes)-1]
+		if p.Group != "prometheus" || p.Value == nil || *p.Value < 5 || !p.Holds {
+			t.Errorf("%s: the Prometheus probe %+v", ss.Phase, p)
+		}
+	}
+	file = edited(t, "experiments/redis-latency.yaml", "steps:", probe("1e9"))
+	if r := f.run(t, file); r.code != 2 || len(r.events("step_start")) != 0 {
+		t.Fatalf("a Prometheus probe out of bounds: %s", r)
+	}
+}
+
+func testRunBrokenSteadyState(t *testing.T, f *fleet) {
+	file := edited(t, "experiments/redis-latency.yaml", "max: 50", "max: 0.001")
+	r := f.run(t, file)
+	if r.code != 2 || len(r.events("step_start")) != 0 || r.last().Verdict != chaos.RunFailed {
+		t.Fatalf("steady state broken: %s", r)
+	}
+	// Redis stopped: the steady state cannot even be read.
+	f.redis.stop()
+	r2 := runFleetCtl(t, f.bin, ctlEnv(f.plane.url, testControlToken), "run", "experiments/redis-latency.yaml")
+	if r2.code != 2 || !strings.Contains(r2.stdout+r2.stderr, "cannot read the fleet") {
+		t.Fatalf("Redis stopped: %s", r2)
+	}
+}
+
+func equal(got []string, want ...string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
