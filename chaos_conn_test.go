@@ -53,10 +53,10 @@ func TestConnectionLayerInTheApp(t *testing.T) {
 	}
 	app.logs.waitFor(t, regexp.MustCompile(`msg="redis error EOF" op=read`))
 	m := scrape(t, app)
-	m.expect(t, 1, "shopsession_chaos_connection_layer")
-	m.expect(t, 2, "shopsession_chaos_connections_dropped_total")
-	m.expect(t, float64(s.Counters.Connection.DelaysInjected), "shopsession_chaos_connection_delays_injected_total")
-	m.expect(t, float64(s.Counters.Connection.DelaysInjected), "shopsession_chaos_delays_injected_total")
-	m.expect(t, 2, "shopsession_chaos_errors_injected_total")
-	m.expect(t, 2, "shopsession_chaos_group_errors_injected_total", "chaos_group", "experiment")
+	m.expect(t, 1, "shopsession_chaos_connection_layer", "run_id", "")
+	m.expect(t, 2, "shopsession_chaos_connections_dropped_total", "run_id", "")
+	m.expect(t, float64(s.Counters.Connection.DelaysInjected), "shopsession_chaos_connection_delays_injected_total", "run_id", "")
+	m.expect(t, float64(s.Counters.Connection.DelaysInjected), "shopsession_chaos_delays_injected_total", "run_id", "")
+	m.expect(t, 2, "shopsession_chaos_errors_injected_total", "run_id", "")
+	m.expect(t, 2, "shopsession_chaos_group_errors_injected_total", "chaos_group", "experiment", "run_id", "")
 }

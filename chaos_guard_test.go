@@ -294,16 +294,16 @@ func TestGroupMetrics(t *testing.T) {
 	putChaos(t, app, `{"experiment":"error","error_every":1,"sessions_percent":50,"seed":7}`)
 	app.searchFor(t, experiment[0], "apple")
 	s := scrape(t, app)
-	s.expect(t, 3, "shopsession_chaos_group_searches_total", "chaos_group", "experiment")
-	s.expect(t, 3, "shopsession_chaos_group_failed_reads_total", "chaos_group", "experiment")
-	s.expect(t, 3, "shopsession_chaos_group_errors_injected_total", "chaos_group", "experiment")
-	s.expect(t, 3, "shopsession_chaos_group_degraded_searches_total", "chaos_group", "experiment")
-	s.expect(t, 0, "shopsession_chaos_group_degraded_searches_total", "chaos_group", "control")
-	s.expect(t, 2, "shopsession_chaos_group_searches_total", "chaos_group", "control")
-	s.expect(t, 0, "shopsession_chaos_group_failed_reads_total", "chaos_group", "control")
-	s.expect(t, 0, "shopsession_chaos_group_errors_injected_total", "chaos_group", "control")
-	s.expect(t, 0, "shopsession_chaos_group_delays_injected_total", "chaos_group", "control")
-	if v := s.value("shopsession_chaos_group_search_seconds_total", "chaos_group", "control"); v <= 0 {
+	s.expect(t, 3, "shopsession_chaos_group_searches_total", "chaos_group", "experiment", "run_id", "")
+	s.expect(t, 3, "shopsession_chaos_group_failed_reads_total", "chaos_group", "experiment", "run_id", "")
+	s.expect(t, 3, "shopsession_chaos_group_errors_injected_total", "chaos_group", "experiment", "run_id", "")
+	s.expect(t, 3, "shopsession_chaos_group_degraded_searches_total", "chaos_group", "experiment", "run_id", "")
+	s.expect(t, 0, "shopsession_chaos_group_degraded_searches_total", "chaos_group", "control", "run_id", "")
+	s.expect(t, 2, "shopsession_chaos_group_searches_total", "chaos_group", "control", "run_id", "")
+	s.expect(t, 0, "shopsession_chaos_group_failed_reads_total", "chaos_group", "control", "run_id", "")
+	s.expect(t, 0, "shopsession_chaos_group_errors_injected_total", "chaos_group", "control", "run_id", "")
+	s.expect(t, 0, "shopsession_chaos_group_delays_injected_total", "chaos_group", "control", "run_id", "")
+	if v := s.value("shopsession_chaos_group_search_seconds_total", "chaos_group", "control", "run_id", ""); v <= 0 {
 		t.Errorf("control group search seconds %v, want above 0", v)
 	}
 	if g := chaosStatusOf(t, app).Groups["experiment"]; g.Searches != 1 {

@@ -23,6 +23,8 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 	return nil, nil
 }
 
+func (*experiment) withRunID(logger *slog.Logger) *slog.Logger { return logger }
+
 func (*experiment) instrument(rdb redis.UniversalClient) {}
 
 func (*experiment) observe(shop http.Handler) http.Handler { return shop }

@@ -71,6 +71,13 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 	return &experiment{e, fleet}, nil
 }
 
+// withRunID is the shop's logger with the run id of the experiment running,
+// if it has one, on every line: the access and the Redis errors' lines say
+// which run they were written during.
+func (e *experiment) withRunID(logger *slog.Logger) *slog.Logger {
+	return slog.New(e.LogHandler(logger.Handler()))
+}
+
 func (e *experiment) instrument(rdb redis.UniversalClient) { e.Instrument(rdb) }
 
 func (e *experiment) observe(shop http.Handler) http.Handler { return e.Middleware(shop) }

@@ -73,6 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// In the chaos build every line from here on names the run id of the
+	// experiment running, if it has one; in production the logger as it is.
+	logger = experiment.withRunID(logger)
 
 	rdb, closeRedis, err := openRedis(cfg, logger)
 	if err != nil {

@@ -74,6 +74,9 @@ type request struct {
 	failed         atomic.Bool // a Redis operation of the request failed
 	delaysInjected atomic.Int64
 	errorsInjected atomic.Int64
+	// What a dry run decided for it and did not inject.
+	delaysWouldInject atomic.Int64
+	errorsWouldInject atomic.Int64
 }
 
 type requestKey struct{}
@@ -126,6 +129,18 @@ func (r *request) delayInjected() {
 func (r *request) errorInjected() {
 	if r != nil {
 		r.errorsInjected.Add(1)
+	}
+}
+
+func (r *request) delayWouldInject() {
+	if r != nil {
+		r.delaysWouldInject.Add(1)
+	}
+}
+
+func (r *request) errorWouldInject() {
+	if r != nil {
+		r.errorsWouldInject.Add(1)
 	}
 }
 
@@ -239,6 +254,9 @@ type groupCounters struct {
 	searchNanos      atomic.Int64
 	delaysInjected   atomic.Int64
 	errorsInjected   atomic.Int64
+	// A dry run's: what it would have injected.
+	delaysWouldInject atomic.Int64
+	errorsWouldInject atomic.Int64
 }
 
 func (g *groupCounters) add(r *request, o outcome) {
@@ -246,6 +264,8 @@ func (g *groupCounters) add(r *request, o outcome) {
 	g.searchNanos.Add(int64(o.took))
 	g.delaysInjected.Add(r.delaysInjected.Load())
 	g.errorsInjected.Add(r.errorsInjected.Load())
+	g.delaysWouldInject.Add(r.delaysWouldInject.Load())
+	g.errorsWouldInject.Add(r.errorsWouldInject.Load())
 	if o.failedRead {
 		g.failedReads.Add(1)
 	}
@@ -257,6 +277,7 @@ func (g *groupCounters) add(r *request, o outcome) {
 func (g *groupCounters) figures() GroupFigures {
 	f := GroupFigures{Searches: g.searches.Load(), FailedReads: g.failedReads.Load(), DegradedSearches: g.degradedSearches.Load(),
 		DelaysInjected: g.delaysInjected.Load(), ErrorsInjected: g.errorsInjected.Load(),
+		DelaysWouldInject: g.delaysWouldInject.Load(), ErrorsWouldInject: g.errorsWouldInject.Load(),
 		SearchSeconds: time.Duration(g.searchNanos.Load()).Seconds()}
 	if f.Searches > 0 {
 		f.MeanSearchMS = f.SearchSeconds * 1000 / float64(f.Searches)

@@ -36,6 +36,17 @@ type Config struct {
 	// layer, a dropped connection at the connection layer), LOADING, READONLY
 	// or CLUSTERDOWN.
 	ErrorReply string `json:"error_reply"`
+	// DryRun decides everything as the experiment would (its groups, its
+	// every Nth read, its draws, its stop conditions, its end) and injects
+	// nothing: each group counts what it would have injected instead. The
+	// first run of an experiment on real traffic, and the comparison's A/A
+	// check: with nothing injected the groups must not differ.
+	DryRun bool `json:"dry_run"`
+	// RunID names the run this experiment is part of (ctl run sets it): while
+	// it runs, the status, the heartbeat, every log line and every chaos
+	// metric carry it, so what a run touched can be found afterwards. Up to
+	// 64 characters of A-Z a-z 0-9 . _ -; empty: none.
+	RunID string `json:"run_id,omitempty"`
 	Guardrails
 
 	readAs  string // how a truthy CHAOS was read, for a warning at start-up
@@ -208,6 +219,9 @@ func (c Config) logAttrs() []any {
 		"delay_jitter_seconds", c.JitterSeconds, "commands", strings.Join(c.Commands, ","),
 		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed,
 		"layer", c.Layer, "error_reply", c.ErrorReply}
+	if c.DryRun {
+		attrs = append(attrs, "dry_run", true)
+	}
 	g := c.Guardrails
 	attrs = append(attrs, "duration_seconds", g.DurationSeconds)
 	if g.SessionsPercent != nil {

@@ -120,6 +120,11 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		return c.Conn.Write(b)
 	}
 	if f.failure != nil && len(cmds) == 1 && c.e.opts.isRead(cmds[0].Command) && f.failure.fails() {
+		if p.dryRun {
+			// As in a real run, a failed read draws no delay.
+			c.e.connWouldFail(p)
+			return c.Conn.Write(b)
+		}
 		// The read never reaches Redis, as when Redis is gone or answers
 		// with an error before running it.
 		c.e.connFailed(p)
@@ -139,7 +144,9 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 	}
 	for _, cmd := range cmds {
 		if f.latency.targets(cmd.Name) {
-			if d := f.latency.next(); d > 0 {
+			if d := f.latency.next(); d > 0 && p.dryRun {
+				c.e.connWouldDelay(p)
+			} else if d > 0 {
 				c.e.connDelayed(p)
 				c.pending.Store(&connFault{until: written.Add(d), plan: p.live})
 			}
@@ -214,6 +221,20 @@ func (e *Experiment) connFailed(p *plan) {
 	e.errorsInjected.Add(1)
 	p.run.groups[experimentGroup].errorsInjected.Add(1)
 	e.groupTotals[experimentGroup].errorsInjected.Add(1)
+}
+
+// connWouldDelay and connWouldFail count a fault a dry run decided at the
+// connection layer, and did not inject, as connDelayed and connFailed do.
+func (e *Experiment) connWouldDelay(p *plan) {
+	e.delaysWouldInject.Add(1)
+	p.run.groups[experimentGroup].delaysWouldInject.Add(1)
+	e.groupTotals[experimentGroup].delaysWouldInject.Add(1)
+}
+
+func (e *Experiment) connWouldFail(p *plan) {
+	e.errorsWouldInject.Add(1)
+	p.run.groups[experimentGroup].errorsWouldInject.Add(1)
+	e.groupTotals[experimentGroup].errorsWouldInject.Add(1)
 }
 
 func (c *faultyConn) SetDeadline(t time.Time) error {

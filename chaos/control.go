@@ -100,7 +100,8 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // duration; the result is checked whole. A PATCH of the faults alone
 // continues the run (its pages, its stop conditions' window, its end); one
 // that names what the run is made of (the blast radius, the seed, a stop
-// condition) starts a new run, as a PUT does, with the same end. Nothing
+// condition, a dry run, the run id) starts a new run, as a PUT does, with
+// the same end. Nothing
 // running is a conflict: an experiment that ended or was stopped is not
 // resumed, as on AWS FIS; a PUT starts a new one.
 func (e *Experiment) patch(body []byte) (int, error) {
@@ -150,6 +151,7 @@ func (e *Experiment) patch(body []byte) (int, error) {
 
 // runFields are the fields a run is made of: a PATCH that names one starts
 // a new run. The others change what is injected, not whom, nor how it is
-// judged.
+// judged. A dry run's figures are of faults it would have injected, a real
+// run's of faults it did: one run never holds both.
 var runFields = []string{"sessions_percent", "seed", "stop_window_searches", "stop_min_searches",
-	"stop_failed_reads_share", "stop_degraded_share", "stop_search_p99_seconds"}
+	"stop_failed_reads_share", "stop_degraded_share", "stop_search_p99_seconds", "dry_run", "run_id"}

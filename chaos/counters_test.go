@@ -38,10 +38,10 @@ func TestConnectionLayerFaultsAreCounted(t *testing.T) {
 		t.Errorf("control group %+v; want nothing injected", g)
 	}
 	m := gather(t, reg)
-	m.expect(t, float64(conn.DelaysInjected), "chaos_delays_injected_total")
-	m.expect(t, float64(errs), "chaos_errors_injected_total")
-	m.expect(t, float64(conn.DelaysInjected), "chaos_group_delays_injected_total chaos_group=experiment")
-	m.expect(t, float64(errs), "chaos_group_errors_injected_total chaos_group=experiment")
+	m.expect(t, float64(conn.DelaysInjected), "chaos_delays_injected_total run_id=")
+	m.expect(t, float64(errs), "chaos_errors_injected_total run_id=")
+	m.expect(t, float64(conn.DelaysInjected), "chaos_group_delays_injected_total chaos_group=experiment run_id=")
+	m.expect(t, float64(errs), "chaos_group_errors_injected_total chaos_group=experiment run_id=")
 }
 
 // roundTripsOf runs f and returns the round trips it added.

@@ -69,7 +69,8 @@
 //	status.go       Status and the types it is made of
 //	control.go      Handler: GET, PUT, PATCH, DELETE, and the loopback-only guard
 //	token.go        the control token: TokenFromEnv, the generated one, the check
-//	metrics.go      Register: every metric of the package
+//	metrics.go      Register: every metric of the package, with the run id
+//	loghandler.go   LogHandler: the run id on every log line
 //	fleet.go        Fleet, Join: an instance follows the fleet's control plane in Redis
 //	fleet_apply.go  a fleet record applied on a lease, the halt, the fleet beside local control
 //	fleet_record.go the keys, the signed records, the scripts that change them

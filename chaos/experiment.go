@@ -17,7 +17,8 @@ import (
 // Options are what is particular to the service that runs experiments.
 type Options struct {
 	// Logger gets the experiment's warnings: the build, each change of
-	// experiment, its end. nil: slog.Default().
+	// experiment, its end, each line with the run id of the experiment
+	// running (LogHandler). nil: slog.Default().
 	Logger *slog.Logger
 	// Namespace prefixes the metrics' names, as in
 	// Namespace_chaos_delays_injected_total; empty: none.
@@ -144,6 +145,9 @@ type Experiment struct {
 	reads          atomic.Int64
 	delaysInjected atomic.Int64
 	errorsInjected atomic.Int64
+	// The faults dry runs decided and did not inject, at either layer.
+	delaysWouldInject atomic.Int64
+	errorsWouldInject atomic.Int64
 	// delayedNanos is the time the delays actually waited, cut short or not,
 	// each measured on the monotonic clock: it tells an inaccurate delay from
 	// the system's reaction.
@@ -175,10 +179,12 @@ func New(cfg Config, opts Options) (*Experiment, error) { return newExperiment(c
 // must be in place before the first run starts: that run's duration is timed
 // on it.
 func newExperiment(cfg Config, opts Options, c clock) (*Experiment, error) {
-	e := &Experiment{opts: opts, logger: opts.Logger, clock: c}
-	if e.logger == nil {
-		e.logger = slog.Default()
+	e := &Experiment{opts: opts, clock: c}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
 	}
+	e.logger = slog.New(e.LogHandler(logger.Handler()))
 	e.opts.Commands = nil
 	for _, cmd := range opts.Commands {
 		e.opts.Commands = append(e.opts.Commands, strings.ToLower(cmd))
@@ -261,7 +267,12 @@ func (e *Experiment) install(cfg Config, end time.Time, fleetVersion int64) *pla
 	e.started(p, old)
 	e.active.Store(p)
 	e.changed()
-	e.logPlan("chaos experiment replaced", cfg)
+	attrs := cfg.logAttrs()
+	if old != nil && old.runID != "" && old.runID != p.runID {
+		// The run that ended here, which its id finds in the log.
+		attrs = append(attrs, "ended_run_id", old.runID)
+	}
+	e.logger.Warn("chaos experiment replaced", attrs...)
 	return p
 }
 

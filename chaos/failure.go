@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,29 @@ func (f *failure) fails() bool {
 	}
 	return f.reads.Add(1)%f.every == 0
 }
+
+// failRead counts a read that p fails at the command layer and returns its
+// error. In a dry run it counts it as one p would have failed and returns
+// nil, and the read goes on to Redis in the context it returns, which
+// tells the latency that a real run's read would not have reached it: the
+// dry run draws no delay for it either, so that its draws stay a real
+// run's.
+func (e *Experiment) failRead(ctx context.Context, p *plan, req *request) (context.Context, error) {
+	if p.dryRun {
+		e.errorsWouldInject.Add(1)
+		req.errorWouldInject()
+		return context.WithValue(ctx, wouldFailKey{}, true), nil
+	}
+	e.errorsInjected.Add(1)
+	req.errorInjected()
+	return ctx, p.command.failure.commandError()
+}
+
+type wouldFailKey struct{}
+
+// wouldFail reports whether a dry run failed the read of ctx, had it been
+// real.
+func wouldFail(ctx context.Context) bool { return ctx.Value(wouldFailKey{}) != nil }
 
 // errorReplies are the error replies a failed read can get, byte for byte
 // as a Redis server sends them. go-redis retries all three when it is

@@ -147,7 +147,7 @@ func sameRun(a, b Config) bool {
 	sa, sb := ga.SessionsPercent, gb.SessionsPercent
 	ga.SessionsPercent, gb.SessionsPercent = nil, nil
 	samePercent := (sa == nil) == (sb == nil) && (sa == nil || *sa == *sb)
-	return ga == gb && samePercent && a.Seed == b.Seed
+	return ga == gb && samePercent && a.Seed == b.Seed && a.DryRun == b.DryRun && a.RunID == b.RunID
 }
 
 // lease is the time a fleet experiment's run may inject until, as last read

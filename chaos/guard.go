@@ -224,16 +224,21 @@ func (e *Experiment) endLocked(p *plan, abort *Abort, lapsed bool) {
 	e.active.Store(p.stopped())
 	p.retired()
 	e.changed()
+	// The run is no longer active, so the log handler adds its id no more.
+	log := e.logger
+	if p.runID != "" {
+		log = log.With("run_id", p.runID)
+	}
 	switch {
 	case lapsed:
-		e.logger.Warn("chaos fleet experiment stopped: its lease lapsed (its controller stopped renewing it, or the control plane is unreachable); no injection until a lease is read again",
+		log.Warn("chaos fleet experiment stopped: its lease lapsed (its controller stopped renewing it, or the control plane is unreachable); no injection until a lease is read again",
 			"fleet_version", p.fleetVersion, "experiment", p.config.Experiment)
 	case abort != nil:
-		e.logger.Warn("chaos experiment aborted by a stop condition; no injection until the next PUT /debug/chaos",
+		log.Warn("chaos experiment aborted by a stop condition; no injection until the next PUT /debug/chaos",
 			"experiment", p.config.Experiment, "condition", abort.Condition, "observed", abort.Observed,
 			"threshold", abort.Threshold, "window_searches", abort.Window)
 	default:
-		e.logger.Warn("chaos experiment ended: its duration ran out; no injection until the next PUT /debug/chaos",
+		log.Warn("chaos experiment ended: its duration ran out; no injection until the next PUT /debug/chaos",
 			"experiment", p.config.Experiment, "duration_seconds", r.cfg.DurationSeconds)
 	}
 }

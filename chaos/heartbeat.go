@@ -23,12 +23,14 @@ type Heartbeat struct {
 	Build    string `json:"build"`
 	// Version is the fleet experiment's version it runs or last ran; 0:
 	// its own.
-	Version    int64                   `json:"version"`
-	State      string                  `json:"state"`
-	Experiment string                  `json:"experiment"`
-	Halted     bool                    `json:"halted"`
-	At         time.Time               `json:"at"`
-	Groups     map[string]GroupFigures `json:"groups,omitempty"`
+	Version    int64  `json:"version"`
+	State      string `json:"state"`
+	Experiment string `json:"experiment"`
+	Halted     bool   `json:"halted"`
+	// RunID is the run id of the experiment it runs; empty when none runs.
+	RunID  string                  `json:"run_id,omitempty"`
+	At     time.Time               `json:"at"`
+	Groups map[string]GroupFigures `json:"groups,omitempty"`
 }
 
 const (
@@ -58,7 +60,7 @@ func (m *member) heartbeats(ctx context.Context) {
 func (m *member) heartbeat(ctx context.Context) {
 	s := m.e.Status("")
 	hb := Heartbeat{Instance: m.id, Build: m.build, Version: s.Fleet.Version, State: s.State,
-		Experiment: s.Experiment, Halted: s.Fleet.Halt != nil, At: time.Now(), Groups: s.Groups}
+		Experiment: s.Experiment, Halted: s.Fleet.Halt != nil, RunID: s.RunID, At: time.Now(), Groups: s.Groups}
 	body, _ := json.Marshal(hb)
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
@@ -193,7 +195,8 @@ func (f *Fleet) status(ctx context.Context, key [32]byte) (FleetStatus, error) {
 func sumFigures(a, b GroupFigures) GroupFigures {
 	s := GroupFigures{Searches: a.Searches + b.Searches, FailedReads: a.FailedReads + b.FailedReads,
 		DegradedSearches: a.DegradedSearches + b.DegradedSearches, DelaysInjected: a.DelaysInjected + b.DelaysInjected,
-		ErrorsInjected: a.ErrorsInjected + b.ErrorsInjected, SearchSeconds: a.SearchSeconds + b.SearchSeconds}
+		ErrorsInjected: a.ErrorsInjected + b.ErrorsInjected, SearchSeconds: a.SearchSeconds + b.SearchSeconds,
+		DelaysWouldInject: a.DelaysWouldInject + b.DelaysWouldInject, ErrorsWouldInject: a.ErrorsWouldInject + b.ErrorsWouldInject}
 	if s.Searches > 0 {
 		s.MeanSearchMS = s.SearchSeconds / float64(s.Searches) * 1000
 	}

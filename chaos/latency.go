@@ -73,6 +73,20 @@ func (l *latency) next() time.Duration {
 	return max(0, l.delay+time.Duration((2*u-1)*float64(l.jitter)))
 }
 
+// delayDecided counts a delay that p decided at the command layer, and
+// reports whether to wait it: not in a dry run, which counts it as one p
+// would have injected.
+func (e *Experiment) delayDecided(p *plan, req *request) bool {
+	if p.dryRun {
+		e.delaysWouldInject.Add(1)
+		req.delayWouldInject()
+		return false
+	}
+	e.delaysInjected.Add(1)
+	req.delayInjected()
+	return true
+}
+
 // delay waits from start until deadline (see wait), counting the delay
 // while it is in progress and, once it ends, the time it actually waited
 // since start, on the monotonic clock: that tells an inaccurate delay from

@@ -47,8 +47,8 @@ func (g gathered) expect(t *testing.T, want float64, series string) {
 }
 
 // TestRegisterExportsEveryMetric: Register adds the package's metrics under
-// Namespace_chaos_, all of them, each series once; a second Register on the
-// same registry is an error, not a panic.
+// Namespace_chaos_, all of them, each series once with an empty run_id; a
+// second Register on the same registry is an error, not a panic.
 func TestRegisterExportsEveryMetric(t *testing.T) {
 	e := testExperiment(t, nil, Options{Namespace: "shop"})
 	reg := prometheus.NewRegistry()
@@ -62,15 +62,24 @@ func TestRegisterExportsEveryMetric(t *testing.T) {
 		"shop_chaos_delay_seconds_total",
 		"shop_chaos_delays_in_progress",
 		"shop_chaos_delays_injected_total",
+		"shop_chaos_delays_would_inject_total",
+		"shop_chaos_dry_run experiment=error",
+		"shop_chaos_dry_run experiment=latency",
 		"shop_chaos_error_replies_injected_total",
 		"shop_chaos_errors_injected_total",
+		"shop_chaos_errors_would_inject_total",
 		"shop_chaos_experiment_active experiment=error",
 		"shop_chaos_experiment_active experiment=latency",
 	}
-	for _, name := range []string{"searches", "failed_reads", "degraded_searches", "delays_injected", "errors_injected", "search_seconds"} {
+	for _, name := range []string{"searches", "failed_reads", "degraded_searches", "delays_injected", "errors_injected",
+		"delays_would_inject", "errors_would_inject", "search_seconds"} {
 		for _, group := range []string{"control", "experiment"} {
 			want = append(want, "shop_chaos_group_"+name+"_total chaos_group="+group)
 		}
+	}
+	// Every series has the run id, "" while no run with one is on.
+	for i := range want {
+		want[i] += " run_id="
 	}
 	slices.Sort(want)
 	g := gather(t, reg)
@@ -99,9 +108,9 @@ func TestMetricsFollowTheExperiment(t *testing.T) {
 	}
 	rdb := testClient(t, e, redis.Options{})
 	g := gather(t, reg)
-	g.expect(t, 1, "chaos_experiment_active experiment=latency")
-	g.expect(t, 0, "chaos_experiment_active experiment=error")
-	g.expect(t, 0, "chaos_connection_layer")
+	g.expect(t, 1, "chaos_experiment_active experiment=latency run_id=")
+	g.expect(t, 0, "chaos_experiment_active experiment=error run_id=")
+	g.expect(t, 0, "chaos_connection_layer run_id=")
 
 	// A page that reads, and degrades as the shop's search does when the
 	// read fails: still a 200.
@@ -119,15 +128,15 @@ func TestMetricsFollowTheExperiment(t *testing.T) {
 		search()
 	}
 	g = gather(t, reg)
-	g.expect(t, 2, "chaos_delays_injected_total")
+	g.expect(t, 2, "chaos_delays_injected_total run_id=")
 	// Measured, not delays × the setting: at least the two delays, and less
 	// than a delay more than them.
-	if waited := g["chaos_delay_seconds_total"]; waited < 0.1 || waited > 0.15 {
+	if waited := g["chaos_delay_seconds_total run_id="]; waited < 0.1 || waited > 0.15 {
 		t.Errorf("delay seconds = %v, want from 0.1 to 0.15 for two delays of 0.05", waited)
 	}
-	g.expect(t, 2, "chaos_group_searches_total chaos_group=experiment")
-	g.expect(t, 2, "chaos_group_delays_injected_total chaos_group=experiment")
-	g.expect(t, 0, "chaos_group_searches_total chaos_group=control")
+	g.expect(t, 2, "chaos_group_searches_total chaos_group=experiment run_id=")
+	g.expect(t, 2, "chaos_group_delays_injected_total chaos_group=experiment run_id=")
+	g.expect(t, 0, "chaos_group_searches_total chaos_group=control run_id=")
 
 	cfg, err := FromJSON([]byte(`{"experiment":"error","error_every":1}`))
 	if err != nil {
@@ -136,26 +145,26 @@ func TestMetricsFollowTheExperiment(t *testing.T) {
 	e.Use(cfg)
 	search()
 	g = gather(t, reg)
-	g.expect(t, 0, "chaos_experiment_active experiment=latency")
-	g.expect(t, 1, "chaos_experiment_active experiment=error")
-	g.expect(t, 1, "chaos_errors_injected_total")
-	g.expect(t, 3, "chaos_group_searches_total chaos_group=experiment")
-	g.expect(t, 1, "chaos_group_failed_reads_total chaos_group=experiment")
-	g.expect(t, 1, "chaos_group_degraded_searches_total chaos_group=experiment")
-	g.expect(t, 1, "chaos_group_errors_injected_total chaos_group=experiment")
+	g.expect(t, 0, "chaos_experiment_active experiment=latency run_id=")
+	g.expect(t, 1, "chaos_experiment_active experiment=error run_id=")
+	g.expect(t, 1, "chaos_errors_injected_total run_id=")
+	g.expect(t, 3, "chaos_group_searches_total chaos_group=experiment run_id=")
+	g.expect(t, 1, "chaos_group_failed_reads_total chaos_group=experiment run_id=")
+	g.expect(t, 1, "chaos_group_degraded_searches_total chaos_group=experiment run_id=")
+	g.expect(t, 1, "chaos_group_errors_injected_total chaos_group=experiment run_id=")
 
 	cfg, err = FromJSON([]byte(`{"experiment":"latency","layer":"connection"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Use(cfg)
-	gather(t, reg).expect(t, 1, "chaos_connection_layer")
+	gather(t, reg).expect(t, 1, "chaos_connection_layer run_id=")
 	e.Stop()
 	g = gather(t, reg)
-	g.expect(t, 0, "chaos_connection_layer")
-	g.expect(t, 0, "chaos_experiment_active experiment=latency")
-	g.expect(t, 0, "chaos_experiment_active experiment=error")
+	g.expect(t, 0, "chaos_connection_layer run_id=")
+	g.expect(t, 0, "chaos_experiment_active experiment=latency run_id=")
+	g.expect(t, 0, "chaos_experiment_active experiment=error run_id=")
 	// The totals only grow: a new experiment does not reset them.
-	g.expect(t, 2, "chaos_delays_injected_total")
-	g.expect(t, 3, "chaos_group_searches_total chaos_group=experiment")
+	g.expect(t, 2, "chaos_delays_injected_total run_id=")
+	g.expect(t, 3, "chaos_group_searches_total chaos_group=experiment run_id=")
 }

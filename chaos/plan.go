@@ -17,6 +17,14 @@ type plan struct {
 	// fleetVersion is the version of the fleet's record this plan runs; 0:
 	// the instance's own experiment (New, Use, PUT, PATCH).
 	fleetVersion int64
+	// dryRun: each fault decided is counted as one the plan would have
+	// injected, and not injected. A field of the plan, not a look at the
+	// Config, so that a decision reads it with the plan it already loaded.
+	dryRun bool
+	// runID is the run id while the plan injects (or would, in a dry run);
+	// "" once it is stopped, or when it has none: the log handler and the
+	// metrics read it with one load of the active plan.
+	runID string
 	// live is done when the plan stops being the active one, however it
 	// stops (Use, Stop, an abort, the end of the duration), always under
 	// Experiment.swap: every delay it injected that is still waiting ends
@@ -50,6 +58,9 @@ func planOn(c Config, r *run) *plan {
 	default:
 		p.command = f
 	}
+	if p.injects() {
+		p.dryRun, p.runID = c.DryRun, c.RunID
+	}
 	return p
 }
 
@@ -68,7 +79,8 @@ func (p *plan) retired() { p.retire() }
 // faults is whichever layer injects; nil: none does.
 func (p *plan) faults() *faults { return cmpOr(p.command, p.conn) }
 
-// injects reports whether the plan injects any fault.
+// injects reports whether the plan injects any fault, or in a dry run
+// decides as if it did: the guardrails run alike for both.
 func (p *plan) injects() bool { return p.faults() != nil }
 
 func (p *plan) latency() bool { f := p.faults(); return f != nil && f.latency != nil }

@@ -70,11 +70,11 @@ func (h readHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		h.e.reads.Add(1)
 		p := h.e.active.Load()
 		if f := p.command; f != nil && f.failure != nil && p.run.reaches(ctx) && f.failure.fails() {
-			h.e.errorsInjected.Add(1)
-			req.errorInjected()
-			err := f.failure.commandError()
-			req.done(err)
-			return err
+			var err error
+			if ctx, err = h.e.failRead(ctx, p, req); err != nil {
+				req.done(err)
+				return err
+			}
 		}
 		err := next(ctx, cmd)
 		req.read(err)
@@ -130,7 +130,7 @@ func (h roundTripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 	p := e.active.Load()
 	f := p.command
-	if f == nil || f.latency == nil {
+	if f == nil || f.latency == nil || p.dryRun && wouldFail(ctx) {
 		return nil
 	}
 	if !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return f.latency.targets(c.Name()) }) || !p.run.reaches(ctx) {
@@ -140,11 +140,9 @@ func (e *Experiment) roundTrip(ctx context.Context, cmds ...redis.Cmder) error {
 		return nil
 	}
 	d := f.latency.next()
-	if d == 0 {
+	if d == 0 || !e.delayDecided(p, requestOf(ctx)) {
 		return nil
 	}
-	e.delaysInjected.Add(1)
-	requestOf(ctx).delayInjected()
 	start := time.Now()
 	if err := e.delay(ctx, p.live, context.Background(), start, start.Add(d)); err != errPlanEnded {
 		return err

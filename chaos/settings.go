@@ -126,13 +126,28 @@ var settings = []setting{
 	stopShare("CHAOS_STOP_DEGRADED_SHARE", "stop_degraded_share", func(c *Config) *float64 { return &c.StopDegradedShare }),
 	guardrail("CHAOS_STOP_SEARCH_P99_SECONDS", "stop_search_p99_seconds", "want seconds from 0 to 60, such as 0.5 (0: no such stop condition)", 0, 60,
 		func(c *Config) *float64 { return &c.StopSearchP99Seconds }),
+	{env: "CHAOS_DRY_RUN", field: "dry_run", want: wantDryRun,
+		parse: func(c *Config, raw string) bool {
+			v, err := strconv.ParseBool(raw)
+			c.DryRun = v
+			return err == nil
+		}},
+	{env: "CHAOS_RUN_ID", field: "run_id", want: wantRunID,
+		parse: func(c *Config, raw string) bool { c.RunID = raw; return true },
+		check: func(c *Config) (any, string) { return c.RunID, wantIf(!runID.MatchString(c.RunID), wantRunID) }},
 }
 
 const (
 	wantPercent = "want a percentage from 0 to 100, such as 50"
 	wantWindow  = "want a whole number of searches from 1 to 100000, such as 100"
 	wantShare   = "want a share from 0 to below 1, such as 0.5 (0: no such stop condition)"
+	wantDryRun  = "want true (decide as the experiment would, inject nothing) or false"
+	wantRunID   = "want up to 64 characters of A-Z a-z 0-9 . _ -, such as latency-2024-06-01 (empty: none)"
 )
+
+// runID is what a run id may be: what a log line, a label value and a file
+// name all take as it is.
+var runID = regexp.MustCompile(`^[A-Za-z0-9._-]{0,64}$`)
 
 // stopShare is a stop condition's share of the searches, which it aborts
 // above: below 1, as no share is above every search.
@@ -286,7 +301,7 @@ var envOrder = func() []int {
 	order := []string{"CHAOS", "CHAOS_DELAY_SECONDS", "CHAOS_DELAY_JITTER_SECONDS", "CHAOS_ERROR_RATE", "CHAOS_ERROR_EVERY",
 		"CHAOS_SEED", "CHAOS_COMMANDS", "CHAOS_DURATION_SECONDS", "CHAOS_STOP_FAILED_READS_SHARE", "CHAOS_STOP_SEARCH_P99_SECONDS",
 		"CHAOS_SESSIONS_PERCENT", "CHAOS_STOP_WINDOW_SEARCHES", "CHAOS_LAYER", "CHAOS_ERROR_REPLY",
-		"CHAOS_STOP_MIN_SEARCHES", "CHAOS_STOP_DEGRADED_SHARE"}
+		"CHAOS_STOP_MIN_SEARCHES", "CHAOS_STOP_DEGRADED_SHARE", "CHAOS_DRY_RUN", "CHAOS_RUN_ID"}
 	var index []int
 	for _, env := range order {
 		i := slices.IndexFunc(settings, func(s setting) bool { return s.env == env })

@@ -13,6 +13,10 @@ type Status struct {
 	Build   string `json:"build"`
 	Warning string `json:"warning"`
 	Config
+	// RunID is the running experiment's run id; empty once it stops, or
+	// when it has none. It is the Config's run_id field, shown only while
+	// the run is on: a log line or a metric then carries it too.
+	RunID string `json:"run_id,omitempty"`
 	// State is running, ended (its duration ran out), aborted (a stop
 	// condition broke), lapsed (a fleet experiment whose lease lapsed) or
 	// off.
@@ -77,6 +81,10 @@ type Counters struct {
 	ErrorsInjected   int64 `json:"errors_injected"`
 	// DelaySecondsInjected is the time the injected delays actually took.
 	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
+	// DelaysWouldInject and ErrorsWouldInject are the faults dry runs
+	// decided and did not inject, at either layer.
+	DelaysWouldInject int64 `json:"delays_would_inject"`
+	ErrorsWouldInject int64 `json:"errors_would_inject"`
 	// Connection is what the connection layer did, which the fields above
 	// count too.
 	Connection ConnCounters `json:"connection_layer"`
@@ -97,11 +105,16 @@ type GroupFigures struct {
 	FailedReads int64 `json:"failed_reads"`
 	// DegradedSearches are the pages a Redis operation failed, or that
 	// answered other than 2xx, or panicked.
-	DegradedSearches int64   `json:"degraded_searches"`
-	DelaysInjected   int64   `json:"delays_injected"`
-	ErrorsInjected   int64   `json:"errors_injected"`
-	SearchSeconds    float64 `json:"search_seconds"`
-	MeanSearchMS     float64 `json:"mean_search_ms"`
+	DegradedSearches int64 `json:"degraded_searches"`
+	DelaysInjected   int64 `json:"delays_injected"`
+	ErrorsInjected   int64 `json:"errors_injected"`
+	// DelaysWouldInject and ErrorsWouldInject are a dry run's: the faults it
+	// decided for the group's pages, as a real run would have, and did not
+	// inject. A real run's are 0, and a dry run's injected ones.
+	DelaysWouldInject int64   `json:"delays_would_inject"`
+	ErrorsWouldInject int64   `json:"errors_would_inject"`
+	SearchSeconds     float64 `json:"search_seconds"`
+	MeanSearchMS      float64 `json:"mean_search_ms"`
 }
 
 // UnitGroup says which group a unit is in.
@@ -151,13 +164,15 @@ func (e *Experiment) Status(unit string) Status {
 			DelaysInProgress:     e.delaysInProgress.Load(),
 			DelaySecondsInjected: time.Duration(e.delayedNanos.Load()).Seconds(),
 			ErrorsInjected:       e.errorsInjected.Load(),
+			DelaysWouldInject:    e.delaysWouldInject.Load(),
+			ErrorsWouldInject:    e.errorsWouldInject.Load(),
 			Connection:           e.conn.status(),
 		},
 		RedisPool: poolStats(e.rdb),
 	}
 	switch {
 	case p.injects():
-		s.State = StateRunning
+		s.State, s.RunID = StateRunning, p.runID
 		if t := r.end(); !t.IsZero() {
 			s.EndsAt = &t
 		}

@@ -112,7 +112,7 @@ func TestExample(t *testing.T) {
 		if status, _ := get(t, prodURL+"/debug/chaos"); status != http.StatusNotFound {
 			t.Errorf("production build: GET /debug/chaos = %d, want 404", status)
 		}
-		if _, body := get(t, chaosURL+"/metrics"); !strings.Contains(body, "\nvisits_chaos_delays_injected_total ") {
+		if _, body := get(t, chaosURL+"/metrics"); !strings.Contains(body, "\nvisits_chaos_delays_injected_total{run_id=\"\"} ") {
 			t.Errorf("chaos build: /metrics lacks visits_chaos_delays_injected_total:\n%s", body)
 		}
 		if _, body := get(t, prodURL+"/metrics"); strings.Contains(body, "chaos") || !strings.Contains(body, "go_goroutines") {
