@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,7 +31,8 @@ type Fleet struct {
 	// Name is the fleet's, in its keys' hash tag ({Name:chaos}:…): services
 	// that share a Redis keep apart by it. Empty: "chaos".
 	Name string
-	// Instance names this instance in the fleet's status; empty: host:pid.
+	// Instance names this instance in the fleet's status; empty: host:pid,
+	// and host:pid/N for the Nth experiment of a process to join.
 	Instance string
 	// Build names this binary in the fleet's status, so that an instance
 	// running another one stands out; empty: the module's version and VCS
@@ -73,8 +75,16 @@ func (f *Fleet) instance() string {
 		return f.Instance
 	}
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s:%d", host, os.Getpid())
+	id := fmt.Sprintf("%s:%d", host, os.Getpid())
+	// Two experiments of one process (two services in one binary, or a
+	// test's instances) must not overwrite each other's heartbeats.
+	if n := joinedInProcess.Add(1); n > 1 {
+		id += fmt.Sprintf("/%d", n)
+	}
+	return id
 }
+
+var joinedInProcess atomic.Int64
 
 func (f *Fleet) build() string {
 	if f.Build != "" {

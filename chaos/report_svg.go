@@ -218,8 +218,8 @@ func seriesChart(st *reportStep, t0, end time.Time, bound *float64) template.HTM
 				left, w-right, py(*bound*scale), py(*bound*scale), colourAbort, w-right, py(*bound*scale), colourAbort, esc(formatValue(st.Metric, bound, false)))
 		}
 	}
-	series(&b, exp, colourExperiment, px, py)
-	series(&b, ctl, colourControl, px, py)
+	drawSeries(&b, exp, colourExperiment, px, py)
+	drawSeries(&b, ctl, colourControl, px, py)
 	if len(st.samples) == 0 {
 		fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="middle" class="empty">no samples in the journal</text>`, left+(w-left-right)/2, top+(h-top-bottom)/2)
 	}
@@ -231,9 +231,9 @@ func seriesChart(st *reportStep, t0, end time.Time, bound *float64) template.HTM
 	return template.HTML(b.String())
 }
 
-// series draws one group's line, broken where a tick had no page of it, and
+// drawSeries draws one group's line, broken where a tick had no page of it, and
 // its points while they are few enough to tell apart.
-func series(b *strings.Builder, pts []chartPoint, colour string, px, py func(float64) float64) {
+func drawSeries(b *strings.Builder, pts []chartPoint, colour string, px, py func(float64) float64) {
 	var d strings.Builder
 	gap := true
 	for _, p := range pts {
