@@ -328,7 +328,7 @@ func (r *runner) step(ctx context.Context, i int) (verdict, why string) {
 
 func would(t tick) *WouldInject {
 	f := t.groups[experimentGroup.String()]
-	return &WouldInject{Delays: f.DelaysInjected * 0, Errors: 0} // TMP
+	return &WouldInject{Delays: f.DelaysWouldInject, Errors: f.ErrorsWouldInject}
 }
 
 func bound(p ProbeResult) *float64 {
