@@ -78,7 +78,7 @@ var runMetrics = map[string]func(GroupFigures) float64{
 
 const metricNames = "search_ms, degraded_share, failed_read_share or recommendations_share"
 
-func isShare(metric string) bool { return metric != "search_ms" }
+func isShare(metric string) bool { return metric != "search_ms" && metric != "" }
 
 // The fields a step's fault may not name: the step and the file set them.
 var runOwned = []string{"seed", "duration_seconds", "sessions_percent", "dry_run", "run_id"}

@@ -82,7 +82,13 @@ func TestExperimentFileErrors(t *testing.T) {
 			t.Errorf("%s: %v\nwant it to begin %q", tc.name, err, tc.want)
 		}
 	}
-	p := filepath.Join(dir, "good.yaml")
+	prom := strings.Replace(goodFile, "    - metric: search_ms\n      max: 50\n", "    - prometheus: {url: 'http://127.0.0.1:9090', query: 'up'}\n      min: 5\n", 1)
+	p := filepath.Join(dir, "prom.yaml")
+	os.WriteFile(p, []byte(prom), 0o644)
+	if f, err := readRunFile(p); err != nil || *f.Steady.Probes[0].Min != 5 {
+		t.Errorf("a Prometheus probe's bound is a plain number: %v", err)
+	}
+	p = filepath.Join(dir, "good.yaml")
 	os.WriteFile(p, []byte(goodFile), 0o644)
 	if _, err := readRunFile(p); err != nil {
 		t.Errorf("the good file: %v", err)
