@@ -107,8 +107,9 @@ func intervalBar(j *JournalEvent, dryRun bool) template.HTML {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="bar" viewBox="0 0 %g %g" width="%g" height="%g" role="img">`, w, h, w, h)
+	tolLow, tolHigh := center-tol, center+tol
 	fmt.Fprintf(&b, `<title>tolerance %s to %s; measured %s, interval %s</title>`,
-		esc(formatValue(j.Metric, ptr(center-tol), true)), esc(formatValue(j.Metric, ptr(center+tol), true)),
+		esc(formatValue(j.Metric, &tolLow, true)), esc(formatValue(j.Metric, &tolHigh, true)),
 		esc(formatValue(j.Metric, j.Difference, true)), esc(formatInterval(j.Metric, j.Low, j.High)))
 	fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%g" y2="%g" stroke="#adb5bd"/>`, m, w-m, h/2, h/2)
 	fmt.Fprintf(&b, `<rect x="%.1f" y="4" width="%.1f" height="%g" fill="%s"/>`, x(center-tol), x(center+tol)-x(center-tol), h-8, colourBand)
@@ -125,8 +126,6 @@ func intervalBar(j *JournalEvent, dryRun bool) template.HTML {
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
-
-func ptr(x float64) *float64 { return &x }
 
 // chartPoint is one group's value in one tick, in the report's units.
 type chartPoint struct{ x, y float64 }

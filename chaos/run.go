@@ -273,7 +273,7 @@ func (r *runner) step(ctx context.Context, i int) (verdict, why string) {
 		want = 0
 	}
 	r.log(JournalEvent{Event: "step_start", Step: n, Name: st.Name, Version: h.version, SessionsPercent: st.SessionsPercent,
-		DurationSeconds: st.Duration.Seconds(), Config: raw, Metric: st.Prediction.Metric, Predicted: &want, Tolerance: fp(st.Prediction.Tolerance)})
+		DurationSeconds: st.Duration.Seconds(), Config: raw, Metric: st.Prediction.Metric, Predicted: &want, Tolerance: &st.Prediction.Tolerance})
 	m := newMeter(h.version)
 	began := time.Now()
 	tick := time.NewTicker(runTick)

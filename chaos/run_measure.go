@@ -107,11 +107,9 @@ func judge(ticks []tick, p prediction, dry bool) JournalEvent {
 	ci := stats.BootstrapMean(diffs, stats.NewRand())
 	verdict := stats.IntervalVerdict(ci.Low, ci.High, want-p.Tolerance, want+p.Tolerance)
 	held := verdict == stats.Pass
-	return JournalEvent{Event: "judgement", Metric: p.Metric, Predicted: &want, Tolerance: fp(p.Tolerance),
+	return JournalEvent{Event: "judgement", Metric: p.Metric, Predicted: &want, Tolerance: &p.Tolerance,
 		Difference: finite(ci.Mean), Low: finite(ci.Low), High: finite(ci.High), Samples: ci.N, Verdict: verdict, Held: &held}
 }
-
-func fp(v float64) *float64 { return &v }
 
 // finite is v, or nil when it is not a number (too few samples).
 func finite(v float64) *float64 {
