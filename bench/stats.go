@@ -37,10 +37,6 @@ func bootstrapRatio(ratios []float64, rng *rand.Rand) ratioCI {
 	return stats.BootstrapRatio(ratios, rng)
 }
 
-func meanOf(v []float64) float64 { return stats.Mean(v) }
-
-func quantileSorted(sorted []float64, q float64) float64 { return stats.Quantile(sorted, q) }
-
 func newRand() *rand.Rand { return stats.NewRand() }
 
 // intervalVerdict judges a ratio between alternated runs by its 95 %
