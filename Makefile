@@ -40,10 +40,13 @@ bench: deps build build-chaos build-slow
 
 # fleet serves a redis-server and three chaos instances on loopback ports,
 # for trying `bin/shopsession-chaos ctl` by hand; it prints the addresses, the
-# REDIS_URL and token to export, and example commands. Ctrl-C stops them all.
+# REDIS_URL and token to export, and example commands, and searches each
+# instance as new sessions (FLEET_LOAD=false: not), for ctl run to compare
+# both groups. Ctrl-C stops them all.
+FLEET_LOAD ?= true
 fleet: deps build-chaos
 	$(GO) build -o bin/bench ./bench
-	./bin/bench -fleet -chaos bin/shopsession-chaos
+	./bin/bench -fleet -chaos bin/shopsession-chaos -load=$(FLEET_LOAD)
 
 # profile writes a CPU and an allocation profile of production under the
 # bench's -c 16 load to bench/results/, and prints their top entries.

@@ -99,6 +99,7 @@ func (b *bench) fleetScenarios(ctx context.Context) ([]scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
+	fileRow := b.fleetRunRow(ctx, f, runs)
 	if err := f.close(); err != nil {
 		return nil, fmt.Errorf("fleet: stop: %w", err)
 	}
@@ -107,7 +108,7 @@ func (b *bench) fleetScenarios(ctx context.Context) ([]scenario, error) {
 		fmt.Sprintf("echo '%s' | shopsession-chaos ctl start -lease %s, ended by SIGTERM", fleetBody, fleetLease),
 		fmt.Sprintf("on each instance at once: ab with %s, and a paced client (one search every %v) with %s", cookies["experiment"], fleetControlEvery, cookies["control"]),
 	}
-	return judgeFleet(setup, groups, runs), nil
+	return append(judgeFleet(setup, groups, runs), fileRow), nil
 }
 
 // fleetCookies starts the experiment once and asks every instance which

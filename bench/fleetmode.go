@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // runFleetMode is bin/bench -fleet -chaos BINARY (make fleet): the fleet
@@ -17,6 +18,7 @@ func runFleetMode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("bench -fleet", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	chaosBinary := fs.String("chaos", "", "chaos `binary`")
+	load := fs.Bool("load", false, "search every instance as new sessions, for ctl run to compare both groups")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		if err == nil {
 			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -52,7 +54,16 @@ func runFleetMode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "bench -fleet:", err)
 		return exitCannot
 	}
-	printFleet(stdout, f)
+	printFleet(stdout, f, *load)
+	if *load {
+		lctx, stopLoad := context.WithCancel(ctx)
+		defer stopLoad()
+		for _, a := range f.apps {
+			for range fleetRunClients {
+				go newSessionSearches(lctx, a, fleetControlEvery)
+			}
+		}
+	}
 
 	exited := make(chan int, len(f.apps))
 	for i, a := range f.apps {
@@ -79,7 +90,7 @@ func runFleetMode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 // printFleet says where everything is and what to try.
-func printFleet(w io.Writer, f *fleet) {
+func printFleet(w io.Writer, f *fleet, load bool) {
 	binary := f.chaosBinary
 	fmt.Fprintf(w, "fleet: %d instances of %s on %s %s\n\n", len(f.apps), binary, f.redis.source, f.redis.version)
 	for i, a := range f.apps {
@@ -105,4 +116,12 @@ duration ends; kill -9 it and every instance stops at the lease's end by itself.
 Ctrl-C here stops the three instances and redis-server.
 `, f.redis.url, f.token, fleetBody, binary, binary, f.apps[0].url, f.apps[0].admin,
 		binary, binary, binary)
+	if load {
+		fmt.Fprintf(w, `
+Each instance gets %d searches a second, each a new session: an experiment file's run compares both
+groups every second (docs/experiment-files.md):
+
+%s ctl run experiments/redis-latency.yaml -journal run.jsonl -report run.html
+`, fleetRunClients*int(time.Second/fleetControlEvery), binary)
+	}
 }

@@ -50,6 +50,16 @@
 // a halt is in force, the instance's own Use, PUT and PATCH are refused; its
 // Stop and DELETE always work.
 //
+// # Experiment files
+//
+// Ctl's run command runs an experiment file (docs/experiment-files.md): the
+// steady state observed by a dry run before the first step and after the
+// rollback, each step a fleet experiment judged on the per-second
+// differences between its groups with the bootstrap interval the bench
+// uses (internal/stats), the next, wider step only when the prediction
+// held, and a rollback that always runs; a journal as it happens and an
+// HTML report at the end.
+//
 // # Files
 //
 //	config.go       Config and Guardrails, FromJSON, Off, check
@@ -78,4 +88,11 @@
 //	ctl.go          Ctl: the fleet's command line; start
 //	ctl_hold.go     the lease a held start renews, and how it ends
 //	ctl_commands.go patch, stop, halt, resume, status
+//	runfile.go      an experiment file read and checked: errors name the file, line and field
+//	run.go          ctl run: the steps on the runner's lease, the observation, the rollback
+//	run_measure.go  the per-second ticks of the heartbeats, the probes, the judgement
+//	prometheus.go   the Prometheus probe: one instant query, one finite number
+//	journal.go      the journal's events, each written as it happens
+//	report.go       the run's report: one self-contained HTML file
+//	report_svg.go   the report's inline SVG: the charts, the interval against the tolerance
 package chaos
