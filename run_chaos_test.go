@@ -50,6 +50,7 @@ func TestRun(t *testing.T) {
 		{"RampStopsAtTheStepThatDeviates", testRunRampStops},
 		{"StopConditionAborts", testRunStopCondition},
 		{"SIGTERMRollsBack", testRunSIGTERM},
+		{"KilledRunnerLeavesItsJournal", testRunKilled},
 		{"PrometheusProbe", func(t *testing.T, f *fleet) { testRunPrometheusProbe(t, f, prom.URL()) }},
 		{"BrokenSteadyStateRefuses", testRunBrokenSteadyState},
 	} {
@@ -277,11 +278,14 @@ func testRunSIGTERM(t *testing.T, f *fleet) {
 		t.Fatalf("no step started in 20 s:\n%s", out)
 	}
 	f.waitRunning(version)
-	wait := f.watchEach(5*time.Second, func(s chaos.Status) bool { return s.Fleet.Version != version || !running(s) })
+	// Stopped, and the last delayed page's delays over.
+	wait := f.watchEach(5*time.Second, func(s chaos.Status) bool {
+		return (s.Fleet.Version != version || !running(s)) && s.Counters.DelaysInProgress == 0
+	})
 	sent := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
-	stopped := f.within(wait(), sent, time.Second, "the step's experiment to stop after the runner's SIGTERM")
-	t.Logf("SIGTERM → stopped on each instance: %v", roundAll(stopped))
+	stopped := f.within(wait(), sent, time.Second, "the step's experiment to stop and its last delay to end after the runner's SIGTERM")
+	t.Logf("SIGTERM → stopped, no delay left, on each instance: %v", roundAll(stopped))
 	err := cmd.Wait()
 	code := cmd.ProcessState.ExitCode()
 	j := readJournal(t, journal)
@@ -294,6 +298,47 @@ func testRunSIGTERM(t *testing.T, f *fleet) {
 	}
 	if !rolled {
 		t.Errorf("the journal has no rollback of version %d", version)
+	}
+}
+
+// testRunKilled: a runner killed mid-step leaves a journal whose every
+// line is whole, ending where it died, and the fleet stops by the lease.
+func testRunKilled(t *testing.T, f *fleet) {
+	journal := filepath.Join(t.TempDir(), "journal.jsonl")
+	file := edited(t, "experiments/redis-latency.yaml", "lease: 10s", "lease: 2s")
+	cmd := exec.Command(f.bin, "ctl", "run", file, "-journal", journal)
+	cmd.Env = ctlEnv(f.plane.url, testControlToken)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var version int64
+	samples := 0
+	if !pollUntil(20*time.Second, func() bool {
+		samples = 0
+		for _, ev := range journalSoFar(journal) {
+			if ev.Event == "step_start" {
+				version = ev.Version
+			}
+			if ev.Event == "sample" {
+				samples++
+			}
+		}
+		return samples >= 2
+	}) {
+		cmd.Process.Kill()
+		t.Fatal("no samples of a step in 20 s")
+	}
+	wait := f.watchEach(4*time.Second, func(s chaos.Status) bool { return s.Fleet.Version != version || !running(s) })
+	killed := time.Now()
+	cmd.Process.Kill()
+	cmd.Wait()
+	lapsed := f.within(wait(), killed, 3*time.Second, "the step's experiment to stop by its 2 s lease after the runner's kill -9")
+	t.Logf("kill -9 → stopped by the lease on each instance: %v", roundAll(lapsed))
+	data, _ := os.ReadFile(journal)
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	j := readJournal(t, journal) // fails on a torn line
+	if len(j) != len(lines) || j[len(j)-1].Event == "run_end" || j[len(j)-1].Event == "rollback" {
+		t.Fatalf("%d lines, %d events, the last %+v: want every line whole and the journal ending mid-step", len(lines), len(j), j[len(j)-1])
 	}
 }
 
