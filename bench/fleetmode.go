@@ -60,7 +60,7 @@ func runFleetMode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		defer stopLoad()
 		for _, a := range f.apps {
 			for range fleetRunClients {
-				go newSessionSearches(lctx, a, fleetControlEvery)
+				go newSessionSearches(lctx, a, fleetControlEvery, nil)
 			}
 		}
 	}

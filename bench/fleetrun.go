@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"example.com/shopsession/chaos"
@@ -44,9 +45,11 @@ func (b *bench) fleetRunRow(ctx context.Context, f *fleet, own []fleetInstanceRu
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	var load searchCounts
+	began := time.Now()
 	for _, a := range f.apps {
 		for range fleetRunClients {
-			wg.Go(func() { newSessionSearches(ctx, a, fleetControlEvery) })
+			wg.Go(func() { newSessionSearches(ctx, a, fleetControlEvery, &load) })
 		}
 	}
 	journal := filepath.Join(b.workDir, "fleet-run.jsonl")
@@ -56,6 +59,8 @@ func (b *bench) fleetRunRow(ctx context.Context, f *fleet, own []fleetInstanceRu
 	out, err := cmd.CombinedOutput()
 	cancel()
 	wg.Wait()
+	sc.Summary = load.result(time.Since(began))
+	sc.Runs = []measurement{{AB: sc.Summary}}
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		sc.judge(false, fmt.Sprintf("ctl run: %v", err))
@@ -63,6 +68,7 @@ func (b *bench) fleetRunRow(ctx context.Context, f *fleet, own []fleetInstanceRu
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	sc.judge(cmd.ProcessState.ExitCode() == 0, fmt.Sprintf("ctl run exited %d: %s", cmd.ProcessState.ExitCode(), lines[len(lines)-1]))
+	sc.judge(sc.Summary.Failed+sc.Summary.Non2xx == 0, fmt.Sprintf("the clients' %d searches: %d failed, %d non-2xx", sc.Summary.Complete, sc.Summary.Failed, sc.Summary.Non2xx))
 	j, err := lastJudgement(journal)
 	if err != nil || j.Difference == nil || j.Low == nil {
 		sc.judge(false, fmt.Sprintf("the run's journal has no judgement with an interval: %v", err))
@@ -90,9 +96,25 @@ func (b *bench) fleetRunRow(ctx context.Context, f *fleet, own []fleetInstanceRu
 	return sc
 }
 
+// searchCounts sums the searches of several clients.
+type searchCounts struct {
+	complete, failed, non2xx, nanos atomic.Int64
+}
+
+func (c *searchCounts) result(d time.Duration) abResult {
+	r := abResult{Command: fmt.Sprintf("Go clients: POST /search every %v, each a new session", fleetControlEvery),
+		Complete: int(c.complete.Load()), Failed: int(c.failed.Load()), Non2xx: int(c.non2xx.Load())}
+	if r.Complete > 0 {
+		r.MeanMS = float64(c.nanos.Load()) / 1e6 / float64(r.Complete)
+		r.RequestsPerS = float64(r.Complete) / d.Seconds()
+	}
+	return r
+}
+
 // newSessionSearches searches a every `every` until ctx ends, each page a
-// session of its own, so that both groups of any blast radius get pages.
-func newSessionSearches(ctx context.Context, a *appProcess, every time.Duration) {
+// session of its own, so that both groups of any blast radius get pages;
+// counts may be nil.
+func newSessionSearches(ctx context.Context, a *appProcess, every time.Duration, counts *searchCounts) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	id := make([]byte, 8)
@@ -103,7 +125,19 @@ func newSessionSearches(ctx context.Context, a *appProcess, every time.Duration)
 		case <-tick.C:
 		}
 		rand.Read(id)
-		a.search("Apples", "sessionID=run-"+hex.EncodeToString(id))
+		t := time.Now()
+		status, _, err := a.search("Apples", "sessionID=run-"+hex.EncodeToString(id))
+		switch {
+		case counts == nil || ctx.Err() != nil:
+		case err != nil:
+			counts.failed.Add(1)
+		default:
+			counts.complete.Add(1)
+			counts.nanos.Add(int64(time.Since(t)))
+			if status/100 != 2 {
+				counts.non2xx.Add(1)
+			}
+		}
 	}
 }
 
