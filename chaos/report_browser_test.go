@@ -183,13 +183,14 @@ func TestReportInBrowser(t *testing.T) {
 	}
 }
 
-// TestReportScreenshot renders the 3-step ramp as the docs show it; with
+// TestReportScreenshot renders a real run of the 3-step ramp
+// (experiments/redis-latency-ramp.yaml on make fleet) as the docs show it; with
 // -screenshot PATH it also writes the picture there:
 //
 //	go test ./chaos -run TestReportScreenshot -args -screenshot docs/run-report.png
 func TestReportScreenshot(t *testing.T) {
 	ctx, log := newReportBrowser(t)
-	openReport(t, ctx, log, loadJournal(t, "testdata/run-ramp.jsonl"))
+	openReport(t, ctx, log, loadJournal(t, "testdata/run-real-ramp.jsonl"))
 	path := filepath.Join(artifactsDir(t), "run-report.png")
 	if *screenshotPath != "" {
 		path = *screenshotPath

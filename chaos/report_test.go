@@ -69,6 +69,10 @@ var reportCases = []reportCase{
 	{"run-dry.jsonl", "HELD", 1, []string{"A dry run", "no difference ± 10.0 ms", "Would have injected into the experiment group: ", " delays and 0 errors"}},
 	{"run-killed.jsonl", "DID NOT FINISH", 1, []string{"no run_end", "the step did not finish", "NOT JUDGED"}},
 	{"", "DID NOT FINISH", 0, []string{"no events"}},
+	// As ctl run wrote them on make fleet's three instances.
+	{"run-real-ramp.jsonl", "HELD", 3, []string{"exit 0", "1 % of sessions", "10 % of sessions", "half the sessions", "+200.0 ms", "step 3 ends"}},
+	{"run-real-deviated.jsonl", "DEVIATED", 1, []string{"exit 1", "+100.0 ms ± 5.0 ms (5 %)", "+200.2 ms", "DEVIATED", "the run goes no further"}},
+	{"run-real-dry.jsonl", "HELD", 1, []string{"A dry run", "no difference ± 10.0 ms", "Would have injected into the experiment group: "}},
 }
 
 func (c reportCase) name() string {

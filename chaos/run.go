@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 type runner struct {
 	c      *Ctl
+	quiet  *Ctl // c, but what start's lease prints is the runner's to say
 	key    [32]byte
 	f      *runFile
 	j      *journal
@@ -49,7 +51,9 @@ func (c *Ctl) runFile(ctx context.Context, key [32]byte, path string, dry bool, 
 	if err != nil {
 		return err
 	}
-	r := &runner{c: c, key: key, f: f, j: j, seed: f.Seed, dry: dry || f.DryRun, report: reportPath,
+	quiet := *c
+	quiet.Stdout = io.Discard
+	r := &runner{c: c, quiet: &quiet, key: key, f: f, j: j, seed: f.Seed, dry: dry || f.DryRun, report: reportPath,
 		began: time.Now(), instances: map[string]string{}}
 	if r.seed == 0 {
 		var b [8]byte
@@ -61,7 +65,12 @@ func (c *Ctl) runFile(ctx context.Context, key [32]byte, path string, dry bool, 
 	r.id = "run-" + r.began.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 	verdict, exit, msg := r.run(ctx)
 	r.log(JournalEvent{Event: "run_end", Verdict: verdict, Exit: &exit, Message: msg})
-	c.printf("%s: %s", verdict, msg)
+	// The verdict's line: on stdout when the run held, else the error's,
+	// which the caller prints on stderr.
+	line := verdict + ": " + msg
+	if exit == 0 {
+		c.printf("%s", line)
+	}
 	if err := r.writeReport(); err != nil {
 		fmt.Fprintf(c.Stderr, "report: %v\n", err)
 	}
@@ -72,9 +81,9 @@ func (c *Ctl) runFile(ctx context.Context, key [32]byte, path string, dry bool, 
 	case 0:
 		return nil
 	case 2:
-		return UsageError(msg)
+		return UsageError(line)
 	default:
-		return errors.New(msg)
+		return errors.New(line)
 	}
 }
 
@@ -98,7 +107,11 @@ func (r *runner) run(ctx context.Context) (verdict string, exit int, msg string)
 	if r.dry {
 		mode = ", dry run: nothing is injected"
 	}
-	r.c.printf("%s: %s, seed %d, %d steps%s", r.id, r.f.Title, r.seed, len(r.f.Steps), mode)
+	steps := fmt.Sprintf("%d steps", len(r.f.Steps))
+	if len(r.f.Steps) == 1 {
+		steps = "1 step"
+	}
+	r.c.printf("%s: %s, seed %d, %s%s", r.id, r.f.Title, r.seed, steps, mode)
 	r.log(JournalEvent{Event: "run_start", Title: r.f.Title, Hypothesis: r.f.Hypothesis, File: r.f.path, Steps: len(r.f.Steps)})
 	st, err := r.status(ctx)
 	switch {
@@ -162,7 +175,7 @@ func (r *runner) begin(ctx context.Context, body map[string]any) (*heldStep, jso
 	if err != nil {
 		return nil, raw, err
 	}
-	l, err := r.c.begin(ctx, r.key, cfg, r.f.Lease, false)
+	l, err := r.quiet.begin(ctx, r.key, cfg, r.f.Lease, false)
 	if err != nil {
 		return nil, raw, err
 	}
@@ -170,7 +183,7 @@ func (r *runner) begin(ctx context.Context, body map[string]any) (*heldStep, jso
 	// rollback, whatever the caller's context does meanwhile.
 	hctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
 	h := &heldStep{leased: l, stop: stop, done: make(chan error, 1)}
-	go func() { h.done <- r.c.hold(hctx, r.key, l.id, r.f.Lease, l.end) }()
+	go func() { h.done <- r.quiet.hold(hctx, r.key, l.id, r.f.Lease, l.end) }()
 	r.current = h
 	return h, raw, nil
 }
