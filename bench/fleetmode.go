@@ -118,7 +118,7 @@ Ctrl-C here stops the three instances and redis-server.
 		binary, binary, binary)
 	if load {
 		fmt.Fprintf(w, `
-Each instance gets %d searches a second, each a new session: an experiment file's run compares both
+Each instance gets up to %d searches a second, each a new session: an experiment file's run compares both
 groups every second (docs/experiment-files.md):
 
 %s ctl run experiments/redis-latency.yaml -journal run.jsonl -report run.html

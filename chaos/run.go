@@ -288,6 +288,7 @@ func (r *runner) step(ctx context.Context, i int) (verdict, why string) {
 	r.log(JournalEvent{Event: "step_start", Step: n, Name: st.Name, Version: h.version, SessionsPercent: st.SessionsPercent,
 		DurationSeconds: st.Duration.Seconds(), Config: raw, Metric: st.Prediction.Metric, Predicted: &want, Tolerance: &st.Prediction.Tolerance})
 	m := newMeter(h.version)
+	var wouldSum WouldInject
 	began := time.Now()
 	tick := time.NewTicker(runTick)
 	defer tick.Stop()
@@ -314,6 +315,8 @@ func (r *runner) step(ctx context.Context, i int) (verdict, why string) {
 		ev := JournalEvent{Event: "sample", Step: n, Version: h.version, Metric: st.Prediction.Metric, Experiment: exp, Control: ctl}
 		if r.dry {
 			ev.Would = would(t)
+			wouldSum.Delays += ev.Would.Delays
+			wouldSum.Errors += ev.Would.Errors
 		}
 		r.log(ev)
 		if time.Since(began) < r.f.Steady.Window {
@@ -329,6 +332,9 @@ func (r *runner) step(ctx context.Context, i int) (verdict, why string) {
 	j.Step, j.Name, j.Version = n, st.Name, h.version
 	r.log(j)
 	r.c.printf("step %d: %s", n, describeJudgement(j, r.dry))
+	if r.dry {
+		r.c.printf("step %d: the experiment group would have got %d delays and %d errors", n, wouldSum.Delays, wouldSum.Errors)
+	}
 	if !*j.Held {
 		return RunDeviated, fmt.Sprintf("step %d's prediction did not hold (%s): the run goes no further", n, j.Verdict)
 	}
