@@ -49,6 +49,7 @@ func TestRun(t *testing.T) {
 		{"DryRunJudgesNoDifference", testRunDryRun},
 		{"RampStopsAtTheStepThatDeviates", testRunRampStops},
 		{"StopConditionAborts", testRunStopCondition},
+		{"InstanceAbortStopsTheRun", testRunInstanceAbort},
 		{"SIGTERMRollsBack", testRunSIGTERM},
 		{"KilledRunnerLeavesItsJournal", testRunKilled},
 		{"PrometheusProbe", func(t *testing.T, f *fleet) { testRunPrometheusProbe(t, f, prom.URL()) }},
@@ -222,7 +223,7 @@ func testRunDryRun(t *testing.T, f *fleet) {
 func testRunRampStops(t *testing.T, f *fleet) {
 	// The second step's fault is 1.5 times the prediction's: it deviates
 	// (within the stop condition), and the third, wider one never starts.
-	file := edited(t, "experiments/redis-latency-ramp.yaml", "duration: 10s", "duration: 4s")
+	file := edited(t, "experiments/redis-latency-ramp.yaml", "duration: 10s", "duration: 5s")
 	data, _ := os.ReadFile(file)
 	second := strings.Index(string(data), "- name: 10 %")
 	s := string(data[:second]) + strings.Replace(string(data[second:]), "delay_seconds: 0.1", "delay_seconds: 0.15", 1)
@@ -254,11 +255,29 @@ func testRunStopCondition(t *testing.T, f *fleet) {
 	}
 }
 
+// testRunInstanceAbort: an instance's own stop condition (here the p99 of
+// its experiment group's pages, 0.2 s against 0.15) ends the step there,
+// and the runner aborts the run rather than judge the seconds before.
+func testRunInstanceAbort(t *testing.T, f *fleet) {
+	file := edited(t, "experiments/redis-latency.yaml", "stop_search_p99_seconds: 1", "stop_search_p99_seconds: 0.15")
+	r := f.run(t, file)
+	aborts := r.events("abort")
+	if r.code != 1 || r.last().Verdict != chaos.RunAborted || len(aborts) != 1 || !strings.Contains(aborts[0].Reason, "aborted the step's experiment") {
+		t.Fatalf("%s\naborts %+v", r, aborts)
+	}
+	if len(r.events("judgement")) != 0 {
+		t.Errorf("a step an instance aborted was judged: %+v", r.events("judgement"))
+	}
+}
+
 // testRunSIGTERM: the runner's SIGTERM mid-step ends the experiment on
 // every instance within a second, and the journal has the rollback.
 func testRunSIGTERM(t *testing.T, f *fleet) {
 	journal := filepath.Join(t.TempDir(), "journal.jsonl")
-	cmd := exec.Command(f.bin, "ctl", "run", "experiments/redis-latency.yaml", "-journal", journal)
+	// A window of 10 s: the rollback's wait for the steady state is long
+	// enough to tell a second SIGTERM cutting it short.
+	file := edited(t, "experiments/redis-latency.yaml", "window: 3s", "window: 10s")
+	cmd := exec.Command(f.bin, "ctl", "run", file, "-journal", journal)
 	cmd.Env = ctlEnv(f.plane.url, testControlToken)
 	out := newLogBuffer()
 	cmd.Stdout, cmd.Stderr = out, out
@@ -286,10 +305,25 @@ func testRunSIGTERM(t *testing.T, f *fleet) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	stopped := f.within(wait(), sent, time.Second, "the step's experiment to stop and its last delay to end after the runner's SIGTERM")
 	t.Logf("SIGTERM → stopped, no delay left, on each instance: %v", roundAll(stopped))
+	if !pollUntil(5*time.Second, func() bool {
+		for _, ev := range journalSoFar(journal) {
+			if ev.Event == "rollback" {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no rollback in the journal 5 s after the SIGTERM:\n%s", out)
+	}
+	again := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
 	err := cmd.Wait()
+	if took := time.Since(again); took > 2*time.Second {
+		t.Errorf("the runner took %v to exit after a second SIGTERM in the rollback's 10 s wait", took)
+	}
 	code := cmd.ProcessState.ExitCode()
 	j := readJournal(t, journal)
-	if code != 1 || err == nil || j[len(j)-1].Verdict != chaos.RunInterrupted {
+	if code != 1 || err == nil || j[len(j)-1].Verdict != chaos.RunInterrupted || !strings.Contains(j[len(j)-1].Message, "interrupted again") {
 		t.Fatalf("exit %d, last event %+v:\n%s", code, j[len(j)-1], out)
 	}
 	rolled := false
@@ -350,7 +384,7 @@ func testRunPrometheusProbe(t *testing.T, f *fleet, promURL string) {
 	probe := func(min string) string {
 		return "    - name: Prometheus sees pages\n      prometheus: {url: '" + promURL + "', query: '" + pagesRate + "'}\n      min: " + min + "\nsteps:"
 	}
-	file := edited(t, "experiments/redis-latency.yaml", "steps:", probe("5"), "duration: 10s", "duration: 4s")
+	file := edited(t, "experiments/redis-latency.yaml", "steps:", probe("5"), "duration: 10s", "duration: 5s")
 	r := f.run(t, file)
 	if r.code != 0 {
 		t.Fatalf("%s", r)

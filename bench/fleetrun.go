@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"example.com/shopsession/chaos"
@@ -43,6 +44,7 @@ func (b *bench) fleetRunRow(ctx context.Context, f *fleet, own []fleetInstanceRu
 		sc.inconclusive(fmt.Sprintf("not run: %v (the bench runs from the repository's root)", err))
 		return sc
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var load searchCounts
@@ -55,7 +57,11 @@ func (b *bench) fleetRunRow(ctx context.Context, f *fleet, own []fleetInstanceRu
 	journal := filepath.Join(b.workDir, "fleet-run.jsonl")
 	report := filepath.Join(b.outDir, "fleet-run.html")
 	b.progress.note("fleet: ctl run %s", fleetRunFile)
-	cmd := f.ctl("run", fleetRunFile, "-journal", journal, "-report", report)
+	// The bench's own interrupt reaches the run as a SIGTERM: it rolls back.
+	base := f.ctl("run", fleetRunFile, "-journal", journal, "-report", report)
+	cmd := exec.CommandContext(parent, base.Path, base.Args[1:]...)
+	cmd.Env = base.Env
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	out, err := cmd.CombinedOutput()
 	cancel()
 	wg.Wait()

@@ -261,7 +261,7 @@ func (c *Ctl) start(ctx context.Context, key [32]byte, body []byte, lease time.D
 	}
 	c.printf("started fleet experiment version %d: %s; lease %s, renewed until it ends at %s (Ctrl-C stops it)",
 		l.version, describe(cfg), lease, l.end.Format(time.RFC3339))
-	return c.hold(ctx, key, l.id, lease, l.end)
+	return c.hold(ctx, key, l, lease)
 }
 
 // leased is a fleet experiment ctl wrote.
@@ -269,6 +269,7 @@ type leased struct {
 	version int64
 	id      string // the lease's, which only this ctl's stop and renewals name
 	end     time.Time
+	sent    time.Time // when the write that began the lease was sent
 }
 
 // begin writes cfg as the fleet's experiment on a lease, or refused.
@@ -290,10 +291,16 @@ func (c *Ctl) begin(ctx context.Context, key [32]byte, cfg Config, lease time.Du
 	// and ctl would report a failure while the experiment runs. An
 	// interrupt during the write stops what it wrote, after.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ctlTimeout)
+	sent := time.Now()
 	res, err := startScript.Run(wctx, c.Fleet.Redis, []string{k.experiment, k.halt},
 		rec, sig, leaseID, ttl.Milliseconds(), detached, k.channel).StringSlice()
 	cancel()
 	if err != nil {
+		// The write may have landed though its answer did not: remove
+		// what this lease may have written, or it runs for the lease.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ctlTimeout)
+		stopScript.Run(sctx, c.Fleet.Redis, []string{k.experiment}, k.channel, leaseID)
+		cancel()
 		return leased{}, fmt.Errorf("control plane: %v", err)
 	}
 	switch res[0] {
@@ -307,5 +314,5 @@ func (c *Ctl) begin(ctx context.Context, key [32]byte, cfg Config, lease time.Du
 		return leased{}, fmt.Errorf("refused: fleet experiment version %d runs (started by %s, ends at %s): ctl patch changes it, ctl stop stops it",
 			cur.Version, cur.Owner, cur.EndsAt.Format(time.RFC3339))
 	}
-	return leased{v, leaseID, end}, nil
+	return leased{v, leaseID, end, sent}, nil
 }

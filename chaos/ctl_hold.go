@@ -22,9 +22,13 @@ func refusedByHalt(record string) error {
 
 // hold renews the lease every third of it until the experiment's end (a
 // patch may move it), ctx's end, or its record's removal.
-func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time.Duration, end time.Time) error {
+//
+// The lease counts from the start's write being sent, which Redis's TTL
+// cannot precede: a lease Redis let expire is then one that ctl sees
+// expired too.
+func (c *Ctl) hold(ctx context.Context, key [32]byte, l leased, lease time.Duration) error {
 	k := c.Fleet.keys()
-	renewed := time.Now()
+	leaseID, end, renewed := l.id, l.end, l.sent
 	tick := time.NewTicker(lease / 3)
 	defer tick.Stop()
 	// A change announced (another ctl's stop, a halt) is looked at now,
@@ -84,6 +88,9 @@ func (c *Ctl) hold(ctx context.Context, key [32]byte, leaseID string, lease time
 	}
 }
 
+// errStopNotTaken is a stop that did not reach the control plane.
+var errStopNotTaken = errors.New("the control plane did not take the stop")
+
 // stopReason ends a hold for a reason of ctl run's, which the stop reports.
 type stopReason string
 
@@ -124,7 +131,7 @@ func (c *Ctl) stopOwn(leaseID, why string) error {
 	case errors.Is(err, redis.Nil):
 		return c.gone()
 	case err != nil:
-		return fmt.Errorf("%s, but the control plane did not take the stop: %v; every instance stops when the lease lapses", why, err)
+		return fmt.Errorf("%s, but %w: %v; every instance stops when the lease lapses", why, errStopNotTaken, err)
 	}
 	var r experimentRecord
 	json.Unmarshal([]byte(rec), &r)

@@ -28,7 +28,11 @@ type runner struct {
 	id     string
 	seed   uint64
 	dry    bool
-	report string
+	report *os.File
+	// again ends when the caller is interrupted a second time: the
+	// rollback has stopped the fault by then, and its wait for the steady
+	// state is cut short.
+	again context.Context
 
 	began     time.Time
 	instances map[string]string // id → build, every instance a step of the run reached
@@ -47,14 +51,28 @@ func (c *Ctl) runFile(ctx context.Context, key [32]byte, path string, dry bool, 
 	if err != nil {
 		return UsageError(err.Error())
 	}
+	// The report's file is opened first: a path it cannot write is found
+	// before anything is injected, not after.
+	var report *os.File
+	if reportPath != "" {
+		if report, err = os.Create(reportPath); err != nil {
+			return UsageError(fmt.Sprintf("-report: %v", err))
+		}
+	}
 	j, err := openJournal(journalPath)
 	if err != nil {
+		if report != nil {
+			report.Close()
+		}
 		return err
 	}
 	quiet := *c
 	quiet.Stdout = io.Discard
-	r := &runner{c: c, quiet: &quiet, key: key, f: f, j: j, seed: f.Seed, dry: dry || f.DryRun, report: reportPath,
+	r := &runner{c: c, quiet: &quiet, key: key, f: f, j: j, seed: f.Seed, dry: dry || f.DryRun, report: report,
 		began: time.Now(), instances: map[string]string{}}
+	var stopWatch func()
+	r.again, stopWatch = secondInterrupt(ctx)
+	defer stopWatch()
 	if r.seed == 0 {
 		var b [8]byte
 		rand.Read(b[:])
@@ -73,6 +91,9 @@ func (c *Ctl) runFile(ctx context.Context, key [32]byte, path string, dry bool, 
 	}
 	if err := r.writeReport(); err != nil {
 		fmt.Fprintf(c.Stderr, "report: %v\n", err)
+		if exit == 0 {
+			exit, line = 1, "the run held, but its report could not be written: "+err.Error()
+		}
 	}
 	if err := j.close(); err != nil {
 		fmt.Fprintf(c.Stderr, "journal: %v\n", err)
@@ -126,6 +147,9 @@ func (r *runner) run(ctx context.Context) (verdict string, exit int, msg string)
 	}
 	holds, err := r.observe(ctx, "before")
 	switch {
+	case ctx.Err() != nil:
+		r.rollback(ctx, "interrupted before the first step")
+		return RunInterrupted, 1, "interrupted before the first step: nothing was injected"
 	case err != nil:
 		return RunFailed, 2, fmt.Sprintf("the steady state could not be measured: %v", err)
 	case !holds:
@@ -183,22 +207,35 @@ func (r *runner) begin(ctx context.Context, body map[string]any) (*heldStep, jso
 	// rollback, whatever the caller's context does meanwhile.
 	hctx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
 	h := &heldStep{leased: l, stop: stop, done: make(chan error, 1)}
-	go func() { h.done <- r.quiet.hold(hctx, r.key, l.id, r.f.Lease, l.end) }()
+	go func() { h.done <- r.quiet.hold(hctx, r.key, l, r.f.Lease) }()
 	r.current = h
 	return h, raw, nil
 }
 
 // end stops the run's experiment on the fleet, if it runs, and returns its
-// version; 0 when none ran.
-func (r *runner) end(why string) int64 {
+// version (0 when none ran) and, if the stop could not be written before
+// the lease ran out, why.
+func (r *runner) end(why string) (int64, error) {
 	h := r.current
 	if h == nil {
-		return 0
+		return 0, nil
 	}
 	r.current = nil
 	h.stop(stopReason(why))
-	<-h.done
-	return h.version
+	err := <-h.done
+	// A stop the control plane did not take leaves the fault running for
+	// the lease: try again until it takes one, or the lease has lapsed.
+	deadline := time.Now().Add(r.f.Lease)
+	for errors.Is(err, errStopNotTaken) && time.Now().Before(deadline) {
+		fmt.Fprintf(r.c.Stderr, "%v; trying again\n", err)
+		pause := time.NewTimer(250 * time.Millisecond)
+		<-pause.C
+		err = r.quiet.stopOwn(h.id, why)
+	}
+	if !errors.Is(err, errStopNotTaken) {
+		err = nil
+	}
+	return h.version, err
 }
 
 // observe measures the steady state for the file's window: a dry run of
@@ -236,7 +273,9 @@ wait:
 	if stopped == nil {
 		r.read(ctx, m)
 	}
-	r.end("the steady state's observation ended")
+	if _, err := r.end("the steady state's observation ended"); err != nil && stopped == nil {
+		stopped = err
+	}
 	if stopped != nil {
 		return false, stopped
 	}
@@ -258,18 +297,29 @@ func orGone(err error) error {
 }
 
 // read takes a reading of the fleet into m, noting the instances.
-func (r *runner) read(ctx context.Context, m *meter) (tick, bool) {
+func (r *runner) read(ctx context.Context, m *meter) (tick, FleetStatus, bool) {
 	st, err := r.status(ctx)
 	if err != nil {
 		fmt.Fprintf(r.c.Stderr, "cannot read the fleet: %v\n", err)
-		return tick{}, false
+		return tick{}, st, false
 	}
 	for _, is := range st.Instances {
 		if is.Version == m.version {
 			r.instances[is.Instance] = is.Build
 		}
 	}
-	return m.read(st, time.Now()), true
+	return m.read(st, time.Now()), st, true
+}
+
+// endedHere says which instance ended the step's version by itself: its
+// own stop condition aborted it, or its lease lapsed.
+func endedHere(st FleetStatus, version int64) string {
+	for _, is := range st.Instances {
+		if is.Version == version && (is.State == StateAborted || is.State == StateLapsed) {
+			return fmt.Sprintf("instance %s %s the step's experiment", is.Instance, is.State)
+		}
+	}
+	return ""
 }
 
 // step runs step i and judges it: RunHeld, or why the run goes no further.
@@ -277,7 +327,10 @@ func (r *runner) step(ctx context.Context, i int) (verdict, why string) {
 	st := r.f.Steps[i]
 	n := i + 1
 	h, raw, err := r.begin(ctx, st.faultBody(r.seed, st.Duration+r.f.Lease, r.dry, r.id))
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return RunInterrupted, fmt.Sprintf("interrupted as step %d started", n)
+	case err != nil:
 		return RunFailed, fmt.Sprintf("step %d could not start: %v", n, err)
 	}
 	r.c.printf("step %d/%d %q: version %d, %g %% of sessions for %s", n, len(r.f.Steps), st.Name, h.version, st.SessionsPercent, st.Duration)
@@ -307,9 +360,14 @@ func (r *runner) step(ctx context.Context, i int) (verdict, why string) {
 			done = true
 		case <-tick.C:
 		}
-		t, ok := r.read(ctx, m)
+		t, fleet, ok := r.read(ctx, m)
 		if !ok {
 			continue
+		}
+		if why := endedHere(fleet, h.version); why != "" {
+			why = fmt.Sprintf("stop condition in step %d: %s", n, why)
+			r.log(JournalEvent{Event: "abort", Step: n, Reason: why})
+			return RunAborted, why
 		}
 		exp, ctl := sample(t, st.Prediction.Metric)
 		ev := JournalEvent{Event: "sample", Step: n, Version: h.version, Metric: st.Prediction.Metric, Experiment: exp, Control: ctl}
@@ -319,16 +377,23 @@ func (r *runner) step(ctx context.Context, i int) (verdict, why string) {
 			wouldSum.Errors += ev.Would.Errors
 		}
 		r.log(ev)
-		if time.Since(began) < r.f.Steady.Window {
-			continue
+		window := m.since(time.Now().Add(-r.f.Steady.Window))
+		if time.Since(began) >= r.f.Steady.Window+runTick && window[groupAll].Searches < r.f.Steady.MinSearches {
+			// Pages that hang, or instances that died, complete none: a
+			// stop condition judged on completed pages alone would never
+			// fire.
+			why := fmt.Sprintf("stop condition in step %d: the step's instances completed %d pages in the last %s, fewer than the %d the steady state had",
+				n, window[groupAll].Searches, r.f.Steady.Window, r.f.Steady.MinSearches)
+			r.log(JournalEvent{Event: "abort", Step: n, Reason: why})
+			return RunAborted, why
 		}
-		if p := r.stopCondition(ctx, m.since(time.Now().Add(-r.f.Steady.Window))); p != nil {
+		if p := r.stopCondition(ctx, window); p != nil && ctx.Err() == nil {
 			why := fmt.Sprintf("stop condition in step %d: %s", n, describeProbe(*p))
 			r.log(JournalEvent{Event: "abort", Step: n, Probe: p.Name, Group: p.Group, Value: p.Value, Bound: bound(*p), Reason: why})
 			return RunAborted, why
 		}
 	}
-	j := judge(m.ticks, st.Prediction, r.dry)
+	j := judge(m.ticks, st.Prediction, r.dry, int(st.Duration/runTick))
 	j.Step, j.Name, j.Version = n, st.Name, h.version
 	r.log(j)
 	r.c.printf("step %d: %s", n, describeJudgement(j, r.dry))
@@ -377,8 +442,13 @@ func describeJudgement(j JournalEvent, dry bool) string {
 // rollback stops the run's experiment fleet-wide and waits for the steady
 // state to come back; "" when it did, else why not.
 func (r *runner) rollback(ctx context.Context, why string) string {
-	ctx = context.WithoutCancel(ctx)
-	v := r.end("rollback: " + why)
+	ctx = r.again
+	v, err := r.end("rollback: " + why)
+	if err != nil {
+		r.log(JournalEvent{Event: "rollback", Reason: why, Message: err.Error()})
+		r.c.printf("rollback: could not stop fleet experiment version %d: it stops by its lease", v)
+		return fmt.Sprintf("; the rollback could not stop version %d (%v): every instance stops it by its lease", v, err)
+	}
 	r.log(JournalEvent{Event: "rollback", Reason: why, StoppedVersion: v})
 	if v != 0 {
 		r.c.printf("rollback: stopped fleet experiment version %d", v)
@@ -389,6 +459,8 @@ func (r *runner) rollback(ctx context.Context, why string) string {
 		switch {
 		case holds:
 			return ""
+		case ctx.Err() != nil:
+			return "; interrupted again after the rollback: the steady state was not checked"
 		case err != nil:
 			return fmt.Sprintf("; the steady state could not be measured after the rollback: %v", err)
 		case time.Now().After(deadline):
@@ -398,12 +470,9 @@ func (r *runner) rollback(ctx context.Context, why string) string {
 }
 
 func (r *runner) writeReport() error {
-	if r.report == "" {
+	f := r.report
+	if f == nil {
 		return nil
-	}
-	f, err := os.Create(r.report)
-	if err != nil {
-		return err
 	}
 	r.j.mu.Lock()
 	events := slices.Clone(r.j.events)

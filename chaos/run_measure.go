@@ -18,6 +18,10 @@ import (
 
 const runTick = time.Second
 
+// minCoverage is the share of a step's seconds that must have pages of
+// both groups for its judgement to pass.
+const minCoverage = 0.6
+
 // tick is one reading's new pages, by group.
 type tick struct {
 	at     time.Time
@@ -45,6 +49,10 @@ func (m *meter) read(st FleetStatus, at time.Time) tick {
 		}
 		prev := m.last[is.Instance]
 		for g, fig := range is.Groups {
+			// An instance restarted under the same name counts from 0.
+			if fig.Searches < prev[g].Searches {
+				prev = nil
+			}
 			t.groups[g] = sumFigures(t.groups[g], minusFigures(fig, prev[g]))
 		}
 		m.last[is.Instance] = is.Groups
@@ -92,7 +100,11 @@ func sample(t tick, metric string) (exp, ctl *GroupSample) {
 // per-second differences between the groups, with the bootstrap interval,
 // against the predicted difference ± its tolerance; a dry run against no
 // difference.
-func judge(ticks []tick, p prediction, dry bool) JournalEvent {
+//
+// A step whose seconds with pages of both groups are fewer than
+// minCoverage of its seconds is INCONCLUSIVE whatever its interval: the
+// seconds missing may be the ones that would have deviated.
+func judge(ticks []tick, p prediction, dry bool, seconds int) JournalEvent {
 	var diffs []float64
 	for _, t := range ticks {
 		exp, ctl := sample(t, p.Metric)
@@ -106,6 +118,9 @@ func judge(ticks []tick, p prediction, dry bool) JournalEvent {
 	}
 	ci := stats.BootstrapMean(diffs, stats.NewRand())
 	verdict := stats.IntervalVerdict(ci.Low, ci.High, want-p.Tolerance, want+p.Tolerance)
+	if float64(len(diffs)) < minCoverage*float64(seconds) {
+		verdict = stats.Inconclusive
+	}
 	held := verdict == stats.Pass
 	return JournalEvent{Event: "judgement", Metric: p.Metric, Predicted: &want, Tolerance: &p.Tolerance,
 		Difference: finite(ci.Mean), Low: finite(ci.Low), High: finite(ci.High), Samples: ci.N, Verdict: verdict, Held: &held}

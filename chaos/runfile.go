@@ -1,12 +1,15 @@
 package chaos
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,8 +109,13 @@ func readRunFile(path string) (*runFile, error) {
 
 func parseRunFile(path string, data []byte) (*runFile, error) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); err != io.EOF {
+		return nil, &fileError{path, more.Line, "a second YAML document: an experiment file holds one"}
 	}
 	if len(doc.Content) == 0 {
 		return nil, fmt.Errorf("%s: empty: want an experiment (title, steady_state, steps)", path)
@@ -267,7 +275,7 @@ func (p *fileParser) duration(n *yaml.Node, at string, lo, hi time.Duration) tim
 // number, or a duration such as 50ms); a share as 0.01 or 1%.
 func (p *fileParser) bound(n *yaml.Node, at, metric string) *float64 {
 	s, ok := p.scalar(n, at, "a number")
-	v, err := metricValue(s, metric, false)
+	v, err := metricValue(s, metric, metric == "")
 	if ok && err != nil {
 		p.fail(n, at, "%q: %v", s, err)
 	}
@@ -301,6 +309,8 @@ func metricValue(s, metric string, signed bool) (float64, error) {
 		return 0, errors.New("want a number")
 	case isShare(metric) && math.Abs(v) > 1:
 		return 0, errors.New("want a share from 0 to 1, or 0% to 100%")
+	case metric == "search_ms" && math.Abs(v) > float64(time.Hour/time.Millisecond):
+		return 0, errors.New("want milliseconds up to an hour")
 	case !signed && v < 0:
 		return 0, errors.New("want a figure of 0 or more")
 	}
@@ -352,6 +362,8 @@ func (p *fileParser) probe(n *yaml.Node, at string) probe {
 		p.fail(n, at, "metric and prometheus both given: a probe reads one")
 	case pr.Min == nil && pr.Max == nil:
 		p.fail(n, at, "want min or max: the tolerance the steady state holds within")
+	case pr.Min != nil && pr.Max != nil && *pr.Min > *pr.Max, pr.ExpMin != nil && pr.ExpMax != nil && *pr.ExpMin > *pr.ExpMax:
+		p.fail(n, at, "a minimum above its maximum: the probe could never hold")
 	case pr.Metric == "" && (pr.ExpMin != nil || pr.ExpMax != nil):
 		p.fail(n, at, "experiment_min and experiment_max bound a fleet metric's experiment group; a Prometheus probe's query says what it reads")
 	}
@@ -362,30 +374,25 @@ func (p *fileParser) probe(n *yaml.Node, at string) probe {
 }
 
 func (p *fileParser) step(n *yaml.Node, at string) runStep {
-	st := runStep{SessionsPercent: 100}
+	var st runStep
 	var faultNode, predNode *yaml.Node
 	p.fields(n, at, map[string]func(*yaml.Node, string){
-		"name":             func(n *yaml.Node, at string) { st.Name = p.text(n, at) },
-		"duration":         func(n *yaml.Node, at string) { st.Duration = p.duration(n, at, 2*time.Second, time.Hour) },
-		"sessions_percent": func(n *yaml.Node, at string) { st.SessionsPercent = p.number(n, at, 0.001, 100, false) },
-		"fault": func(n *yaml.Node, at string) {
-			faultNode = n
-			if err := n.Decode(&st.fault); err != nil || n.Kind != yaml.MappingNode {
-				p.fail(n, at, "want the fields of PUT /debug/chaos, such as {experiment: latency, delay_seconds: 0.1}")
-				return
-			}
-			for _, owned := range runOwned {
-				if _, ok := st.fault[owned]; ok {
-					p.fail(n, join(at, owned), "the step and the file set it, not the fault")
-				}
+		"name":     func(n *yaml.Node, at string) { st.Name = p.text(n, at) },
+		"duration": func(n *yaml.Node, at string) { st.Duration = p.duration(n, at, minStep, time.Hour) },
+		"sessions_percent": func(n *yaml.Node, at string) {
+			if st.SessionsPercent = p.number(n, at, 0.001, 100, false); st.SessionsPercent == 100 {
+				p.fail(n, at, "100: want a share below 100: the control group is what the experiment group is judged against")
 			}
 		},
+		"fault":      func(n *yaml.Node, at string) { faultNode = n; st.fault = p.fault(n, at) },
 		"prediction": func(n *yaml.Node, at string) { predNode = n; st.Prediction = p.prediction(n, at) },
 	})
 	switch {
 	case p.err != nil:
 	case st.Duration == 0:
 		p.fail(n, join(at, "duration"), "is required, such as 10s")
+	case st.SessionsPercent == 0:
+		p.fail(n, join(at, "sessions_percent"), "is required: the share of the sessions in the experiment group, below 100")
 	case faultNode == nil:
 		p.fail(n, join(at, "fault"), "is required: the fields of PUT /debug/chaos")
 	case predNode == nil:
@@ -394,14 +401,71 @@ func (p *fileParser) step(n *yaml.Node, at string) runStep {
 		// The fault as the instances will get it: what PUT would refuse,
 		// the file refuses now.
 		body, _ := json.Marshal(st.faultBody(1, st.Duration, false, ""))
-		if _, err := FromJSON(body); err != nil {
+		cfg, err := FromJSON(body)
+		if err == nil && cfg.Experiment == "none" {
+			err = errors.New(`experiment "none" injects nothing: a step injects a fault`)
+		}
+		if err != nil {
 			p.fail(faultNode, join(at, "fault"), "%v", err)
 		}
 	}
 	if st.Name == "" {
-		st.Name = strings.TrimPrefix(at, "steps")
+		st.Name = "step " + strings.Trim(strings.TrimPrefix(at, "steps"), "[]")
 	}
 	return st
+}
+
+// minStep is the shortest step: a judgement needs three seconds of both
+// groups, and the stop conditions a window.
+const minStep = 5 * time.Second
+
+// fault reads a step's fault: a mapping whose keys are exactly the JSON
+// fields of Config, but those the step and the file set. Exactly: Go's JSON
+// decoding matches keys regardless of case (even "ſeed" for "seed"), and a
+// key the file could not see as an owned one must not set one.
+func (p *fileParser) fault(n *yaml.Node, at string) map[string]any {
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, at, "want the fields of PUT /debug/chaos, such as {experiment: latency, delay_seconds: 0.1}")
+		return nil
+	}
+	var fault map[string]any
+	if err := n.Decode(&fault); err != nil {
+		p.fail(n, at, "%v", strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil
+	}
+	fields := configFields()
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		switch {
+		case slices.Contains(runOwned, k.Value):
+			p.fail(k, join(at, k.Value), "the step and the file set it, not the fault")
+		case !slices.Contains(fields, k.Value):
+			p.fail(k, join(at, k.Value), "unknown field: want one of %s", strings.Join(fields, ", "))
+		}
+	}
+	return fault
+}
+
+// configFields are the JSON names of Config's fields that a fault may set.
+func configFields() []string {
+	var names []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous {
+				walk(f.Type)
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if f.IsExported() && name != "" && name != "-" && !slices.Contains(runOwned, name) {
+				names = append(names, name)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config]())
+	slices.Sort(names)
+	return names
 }
 
 // faultBody is the step's fault as a PUT body.

@@ -54,6 +54,7 @@ steps:
   - duration: 5s
     fault: {experiment: latency, delay_seconds: 0.1}
     prediction: {metric: search_ms, difference: 200ms, tolerance: 5%}
+    sessions_percent: 50
 `
 
 // TestExperimentFileErrors: each mistake is named with its file, line and
@@ -63,7 +64,7 @@ func TestExperimentFileErrors(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
 		{"unknown field", strings.Replace(goodFile, "title: t", "title: t\ntitel: x", 1), "x.yaml:2: titel: unknown field: want one of dry_run, hypothesis, lease, rollback, seed, steady_state, steps, title"},
 		{"no title", strings.Replace(goodFile, "title: t", "seed: 1", 1), "x.yaml:1: title: is required"},
-		{"bad duration", strings.Replace(goodFile, "duration: 5s", "duration: 5", 1), `x.yaml:7: steps[0].duration: "5": want a duration from 2s to 1h0m0s`},
+		{"bad duration", strings.Replace(goodFile, "duration: 5s", "duration: 5", 1), `x.yaml:7: steps[0].duration: "5": want a duration from 5s to 1h0m0s`},
 		{"bad metric", strings.Replace(goodFile, "- metric: search_ms", "- metric: search_time", 1), `x.yaml:4: steady_state.probes[0].metric: "search_time": want search_ms`},
 		{"bad tolerance", strings.Replace(goodFile, "tolerance: 5%", "tolerance: lots", 1), `x.yaml:9: steps[0].prediction.tolerance: "lots"`},
 		{"share above 1", strings.Replace(goodFile, "metric: search_ms\n      max: 50", "metric: degraded_share\n      max: 150%", 1), `x.yaml:5: steady_state.probes[0].max: "150%": want a share from 0 to 1`},
@@ -73,6 +74,15 @@ func TestExperimentFileErrors(t *testing.T) {
 		{"no tolerance", strings.Replace(goodFile, ", tolerance: 5%", "", 1), "x.yaml:9: steps[0].prediction: want metric, difference and tolerance"},
 		{"not YAML", "title: [", "x.yaml: "},
 		{"a list", "- 1\n", "x.yaml:1: want a mapping of fields"},
+		// Go's JSON decoding folds case: a key that is not exactly a field
+		// could have set the blast radius, the seed or a dry run.
+		{"a folded owned field", strings.Replace(goodFile, "delay_seconds: 0.1", "delay_seconds: 0.1, \"ſessions_percent\": 100", 1), "x.yaml:8: steps[0].fault.ſessions_percent: unknown field: want one of commands, delay_jitter_seconds"},
+		{"a field in another case", strings.Replace(goodFile, "delay_seconds: 0.1", "delay_seconds: 0.1, Dry_Run: true", 1), "x.yaml:8: steps[0].fault.Dry_Run: unknown field"},
+		{"experiment none", strings.Replace(goodFile, "experiment: latency, delay_seconds: 0.1", "experiment: none", 1), `x.yaml:8: steps[0].fault: experiment "none" injects nothing`},
+		{"a second document", goodFile + "---\ntitle: u\n", "x.yaml:11: a second YAML document"},
+		{"min above max", strings.Replace(goodFile, "max: 50", "max: 50\n      min: 60", 1), "x.yaml:4: steady_state.probes[0]: a minimum above its maximum"},
+		{"no control group", strings.Replace(goodFile, "sessions_percent: 50", "sessions_percent: 100", 1), "x.yaml:10: steps[0].sessions_percent: 100: want a share below 100"},
+		{"no blast radius", strings.Replace(goodFile, "    sessions_percent: 50\n", "", 1), "x.yaml:7: steps[0].sessions_percent: is required"},
 		{"given twice", strings.Replace(goodFile, "title: t", "title: t\ntitle: u", 1), "x.yaml:2: title: given twice"},
 	} {
 		p := filepath.Join(dir, "x.yaml")
