@@ -148,7 +148,7 @@ func (r *runner) run(ctx context.Context) (verdict string, exit int, msg string)
 	holds, err := r.observe(ctx, "before")
 	switch {
 	case ctx.Err() != nil:
-		r.rollback(ctx, "interrupted before the first step")
+		r.rollback("interrupted before the first step")
 		return RunInterrupted, 1, "interrupted before the first step: nothing was injected"
 	case err != nil:
 		return RunFailed, 2, fmt.Sprintf("the steady state could not be measured: %v", err)
@@ -163,7 +163,7 @@ func (r *runner) run(ctx context.Context) (verdict string, exit int, msg string)
 			break
 		}
 	}
-	restored := r.rollback(ctx, msg)
+	restored := r.rollback(msg)
 	switch {
 	case verdict != RunHeld:
 		return verdict, 1, msg + restored
@@ -440,9 +440,10 @@ func describeJudgement(j JournalEvent, dry bool) string {
 }
 
 // rollback stops the run's experiment fleet-wide and waits for the steady
-// state to come back; "" when it did, else why not.
-func (r *runner) rollback(ctx context.Context, why string) string {
-	ctx = r.again
+// state to come back, on r.again, which only a second interrupt ends; ""
+// when it did, else why not.
+func (r *runner) rollback(why string) string {
+	ctx := r.again
 	v, err := r.end("rollback: " + why)
 	if err != nil {
 		r.log(JournalEvent{Event: "rollback", Reason: why, Message: err.Error()})
