@@ -44,6 +44,11 @@ func (b *bench) fleetRunRow(ctx context.Context, f *fleet, own []fleetInstanceRu
 		sc.inconclusive(fmt.Sprintf("not run: %v (the bench runs from the repository's root)", err))
 		return sc
 	}
+	// A clean clone has no results directory until the bench's report.
+	if err := os.MkdirAll(b.outDir, 0o755); err != nil {
+		sc.judge(false, fmt.Sprintf("ctl run's report: %v", err))
+		return sc
+	}
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
