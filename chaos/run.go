@@ -148,7 +148,8 @@ func (r *runner) run(ctx context.Context) (verdict string, exit int, msg string)
 	holds, err := r.observe(ctx, "before")
 	switch {
 	case ctx.Err() != nil:
-		r.rollback("interrupted before the first step")
+		// The observation's dry run is stopped already; nothing else ran.
+		r.log(JournalEvent{Event: "rollback", Reason: "interrupted before the first step"})
 		return RunInterrupted, 1, "interrupted before the first step: nothing was injected"
 	case err != nil:
 		return RunFailed, 2, fmt.Sprintf("the steady state could not be measured: %v", err)
