@@ -87,7 +87,12 @@ func (b *bench) validateScenarios(ctx context.Context) ([]scenario, error) {
 	toxi.sc.Findings = append(toxi.sc.Findings, fmt.Sprintf("reference: toxiproxy latency toxic %v on Redis's replies; %s", validateDelay, toxi.poolFinding()))
 	for _, v := range []*validation{&connLatency, &cmdLatency} {
 		v.compare(toxi, "mean page time ms", v.sc.Summary.MeanMS, toxi.sc.Summary.MeanMS)
-		v.compare(toxi, "p99 page time ms", v.sc.Summary.percentile(99), toxi.sc.Summary.percentile(99))
+		if n := min(v.sc.Summary.Complete, toxi.sc.Summary.Complete); n >= minP99Requests {
+			v.compare(toxi, "p99 page time ms", v.sc.Summary.percentile(99), toxi.sc.Summary.percentile(99))
+		} else {
+			v.sc.inconclusive(fmt.Sprintf("p99 page time ms %.4g against %s's %.4g, not judged: %d requests, and below %d a p99 rests on fewer than ten pages beyond it",
+				v.sc.Summary.percentile(99), toxi.sc.Name, toxi.sc.Summary.percentile(99), n, minP99Requests))
+		}
 		v.compare(toxi, "pool hits per page", v.perPage(float64(v.pool.Hits)), toxi.perPage(float64(toxi.pool.Hits)))
 		v.compare(toxi, "pool waits per page", v.perPage(float64(v.pool.Waits)), toxi.perPage(float64(toxi.pool.Waits)))
 		v.compare(toxi, "pool timeouts", float64(v.pool.Timeouts), float64(toxi.pool.Timeouts))
@@ -224,6 +229,13 @@ func (b *bench) proxyHopScenario(ctx context.Context, upstream string) (scenario
 	sc.Findings = append(sc.Findings, fmt.Sprintf("mean %.3f ms through toxiproxy, %.3f ms direct: %+.1f %% per page", hop.AB.MeanMS, direct.AB.MeanMS, delta/direct.AB.MeanMS*100))
 	return sc, nil
 }
+
+// minP99Requests is the fewest requests whose p99 is compared: below it
+// the p99 is one of the last few pages, which one slow dial of the pool
+// moves by more than the tolerance (CI's 2 s runs of 360 requests: −13 %
+// and −15 % p99 against toxiproxy in two runs whose means agreed within
+// 6–9 %).
+const minP99Requests = 1000
 
 // compare judges got against the reference's want: within validateTolerance,
 // or within one for counts of a few events.
