@@ -93,7 +93,8 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 		r.Header["Content-Type"] = contentType
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	if err := r.ParseForm(); err != nil {
+	form, err := searchForm(r)
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			http.Error(w, "request body is larger than 64 KiB", http.StatusRequestEntityTooLarge)
@@ -111,10 +112,7 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	// A GET's is shown but never remembered: any site can link a visitor to
 	// /search?query=…, and a top-level navigation carries the Lax cookie, so
 	// remembering it would let any site write into the visitor's interests.
-	raw, remembered := r.PostForm.Get("query"), true
-	if r.Method != http.MethodPost {
-		raw, remembered = r.Form.Get("query"), false
-	}
+	raw, remembered := form.Get("query"), r.Method == http.MethodPost
 	query, err := normalizeQuery(raw)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
