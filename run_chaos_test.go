@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -130,11 +129,10 @@ func readJournal(t *testing.T, path string) []chaos.JournalEvent {
 		t.Fatal(err)
 	}
 	var out []chaos.JournalEvent
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	for sc.Scan() {
+	for line := range strings.Lines(string(data)) {
 		var ev chaos.JournalEvent
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			t.Fatalf("journal line %q: %v", sc.Text(), err)
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("journal line %q: %v", line, err)
 		}
 		out = append(out, ev)
 	}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
+
+	"example.com/shopsession/internal/redistest"
 )
 
 // Install is what a test that finds no prometheus tells the person to run.
@@ -72,7 +73,7 @@ func Start(t testing.TB, targets ...string) *Server {
 	}
 	var lastErr error
 	for range 3 { // another process may take the free port before prometheus binds it
-		port, err := freePort()
+		port, err := redistest.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,16 +253,6 @@ func Export(t testing.TB, g prometheus.Gatherer) string {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
-}
-
-// freePort is a loopback TCP port that nothing listened on a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // lockedBuffer collects the process's output, which its two pipes write
