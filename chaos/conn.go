@@ -36,10 +36,15 @@ type connCounters struct {
 	delays       atomic.Int64
 	drops        atomic.Int64
 	errorReplies atomic.Int64
+	resets       atomic.Int64
+	blackholes   atomic.Int64
+	slowReplies  atomic.Int64
 }
 
 func (c *connCounters) status() ConnCounters {
-	return ConnCounters{c.dials.Load(), c.dialsFailed.Load(), c.delays.Load(), c.drops.Load(), c.errorReplies.Load()}
+	return ConnCounters{Dials: c.dials.Load(), DialsFailed: c.dialsFailed.Load(), DelaysInjected: c.delays.Load(),
+		ConnectionsDropped: c.drops.Load(), ErrorRepliesInjected: c.errorReplies.Load(),
+		ConnectionsReset: c.resets.Load(), ReadsBlackholed: c.blackholes.Load(), SlowReplies: c.slowReplies.Load()}
 }
 
 // dialHook wraps every connection go-redis dials. The wrapper costs a
@@ -75,6 +80,8 @@ type connFault struct {
 	plan  context.Context // the delay's plan's live: the reply is read at once when it is done
 	drop  bool            // close the connection: the read sees end of file
 	reply []byte          // answer with these bytes; the command never reached Redis
+	reset bool            // reset the connection (conn_reset.go)
+	held  []byte          // blackholed: the command, sent if the plan ends first (conn_blackhole.go)
 }
 
 // faultyConn is a connection go-redis dialled. Write decides the fault for
@@ -92,6 +99,9 @@ type faultyConn struct {
 	// pipeline, sent and its reply not read yet. Only the goroutine that
 	// holds the connection touches it.
 	inTrip bool
+	// slow trickles the round trip's reply (conn_slow.go); as inTrip,
+	// the holding goroutine's alone.
+	slow *slowReply
 }
 
 // faultySyscallConn is a faultyConn over a connection with a file descriptor.
@@ -109,6 +119,7 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		// vain for a pooled connection makes none, a retry makes one more.
 		c.inTrip = true
 		c.e.roundTrips.Add(1)
+		c.slow = nil
 	}
 	p := c.e.active.Load()
 	f := p.conn
@@ -128,14 +139,7 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		// The read never reaches Redis, as when Redis is gone or answers
 		// with an error before running it.
 		c.e.connFailed(p)
-		if f.failure.reply != nil {
-			c.e.conn.errorReplies.Add(1)
-			c.pending.Store(&connFault{reply: f.failure.reply})
-		} else {
-			c.e.conn.drops.Add(1)
-			c.pending.Store(&connFault{drop: true})
-		}
-		return len(b), nil
+		return c.fail(p, f.failure.reply, b)
 	}
 	written := time.Now()
 	n, err := c.Conn.Write(b)
@@ -158,6 +162,9 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 
 func (c *faultyConn) Read(b []byte) (int, error) {
 	c.inTrip = false
+	if c.slow != nil {
+		return c.slowRead(b)
+	}
 	if c.pending.Load() == nil {
 		return c.Conn.Read(b)
 	}
@@ -175,6 +182,10 @@ func (c *faultyConn) Read(b []byte) (int, error) {
 			c.pending.Store(&connFault{reply: f.reply[n:]})
 		}
 		return n, nil
+	case f.reset:
+		return c.resetRead()
+	case f.held != nil:
+		return c.blackholeRead(f, b)
 	}
 	if err := c.waitUntil(f); err != nil {
 		return 0, err
