@@ -191,3 +191,23 @@ func TestSlowReplyTakesItsSize(t *testing.T) {
 		t.Errorf("counters %+v, want 2 slow replies", c)
 	}
 }
+
+// TestConnFaultInFilesAndRecords: conn_fault and its rate are fields of an
+// experiment file's fault, which refuses them as PUT does (a step has a
+// blast radius, which the connection layer cannot draw), and a fleet's
+// record of a slow reply reads back as the same experiment.
+func TestConnFaultInFilesAndRecords(t *testing.T) {
+	file := strings.Replace(goodFile, "experiment: latency, delay_seconds: 0.1",
+		"experiment: error, error_every: 1, conn_fault: blackhole", 1)
+	if _, err := parseRunFile("x.yaml", []byte(file)); err == nil || !strings.Contains(err.Error(), `invalid conn_fault "blackhole": conn_fault blackhole needs layer connection`) {
+		t.Errorf("a step with conn_fault blackhole: %v, want it refused as PUT refuses it", err)
+	}
+	cfg, err := FromJSON([]byte(`{"experiment":"error","error_every":1,"layer":"connection","conn_fault":"slow_reply","slow_reply_bytes_per_second":500}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := FromJSON(recordConfig(cfg))
+	if err != nil || back.ConnFault != ConnFaultSlowReply || back.SlowReplyBytesPerSecond != 500 || back.Seed != cfg.Seed {
+		t.Errorf("the record %s read back as %+v, %v", recordConfig(cfg), back, err)
+	}
+}

@@ -1,0 +1,196 @@
+//go:build chaos
+
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/collectors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// The connection faults (conn_fault) against the real conditions they
+// imitate, on real redis-servers under the same load of 16 clients: a
+// blackhole against a redis-server stopped with SIGSTOP, a reset against
+// toxiproxy's reset_peer toxic, a slow reply against its bandwidth toxic.
+
+const connFaultClients = 16
+
+// toxicProxyTo starts a toxiproxy proxy on a free loopback port in front of
+// upstream with one toxic on Redis's replies, and returns its address.
+func toxicProxyTo(t *testing.T, upstream, toxic string) string {
+	t.Helper()
+	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	server.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
+	proxy := toxiproxy.NewProxy(server, "redis", "127.0.0.1:0", upstream)
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Stop)
+	if _, err := proxy.Toxics.AddToxicJson(strings.NewReader(toxic)); err != nil {
+		t.Fatal(err)
+	}
+	return proxy.Listen
+}
+
+// readBreakerOpened reports whether an app's log says its read breaker
+// opened.
+func readBreakerOpened(app *testApp) bool {
+	return strings.Contains(app.logs.String(), `msg="redis circuit breaker open: serving pages without recommendations"`)
+}
+
+// heldPages are the pages of l that took at least at, and their mean time.
+func (l pageLoad) heldPages(at time.Duration) (int, time.Duration) {
+	var n int
+	var sum time.Duration
+	for _, d := range l.times {
+		if d >= at {
+			n, sum = n+1, sum+d
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return n, sum / time.Duration(n)
+}
+
+// agreeTime reports whether got is within 10 % of want.
+func agreeTime(got, want time.Duration) bool {
+	return math.Abs(float64(got-want)) <= 0.10*float64(want)
+}
+
+func (l pageLoad) slowest() time.Duration { return l.times[len(l.times)-1] }
+
+// TestBlackholeAgreesWithRedisStopped: a redis-server stopped with SIGSTOP
+// accepts connections and answers nothing; the connection layer's blackhole
+// on every read does the same. In both the pages that reach for Redis wait
+// for REDIS_TIMEOUT (300 ms) and no longer, the read breaker opens, and
+// every page is a 200 without recommendations; as many pages wait, within
+// 10 % or one, and they wait as long, within 10 %.
+func TestBlackholeAgreesWithRedisStopped(t *testing.T) {
+	const d, timeout = 2 * time.Second, 300 * time.Millisecond
+	env := map[string]string{"REDIS_TIMEOUT": timeout.String(), "BREAKER_FAILURES": "5"}
+	stopped := ownRedisServer(t)
+	reference := startApp(t, withEnv(env, "REDIS_URL", stopped.url()))
+	proc, err := os.FindProcess(redisPID(t, stopped.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proc.Signal(syscall.SIGCONT) }) // before the server stops
+	injected := startApp(t, withEnv(env, "REDIS_URL", ownRedisServer(t).url(), "CHAOS", "error", "CHAOS_ERROR_EVERY", "1",
+		"CHAOS_LAYER", "connection", "CHAOS_CONN_FAULT", "blackhole"))
+
+	ref := loadPages(t, reference, connFaultClients, d)
+	inj := loadPages(t, injected, connFaultClients, d)
+	refHeld, refHeldMean := ref.heldPages(timeout / 2)
+	injHeld, injHeldMean := inj.heldPages(timeout / 2)
+	t.Logf("redis-server SIGSTOPped: %v; %d pages waited, %v on average", ref, refHeld, refHeldMean)
+	t.Logf("blackhole:               %v; %d pages waited, %v on average", inj, injHeld, injHeldMean)
+	for _, run := range []struct {
+		name string
+		load pageLoad
+		app  *testApp
+	}{{"redis-server SIGSTOPped", ref, reference}, {"blackhole", inj, injected}} {
+		if !readBreakerOpened(run.app) {
+			t.Errorf("%s: the read breaker never opened", run.name)
+		}
+		if run.load.non200 > 0 || run.load.withRecs > 0 {
+			t.Errorf("%s: %d non-200 pages, %d with recommendations; want none of either", run.name, run.load.non200, run.load.withRecs)
+		}
+		if s := run.load.slowest(); s > timeout+100*time.Millisecond {
+			t.Errorf("%s: the slowest page took %v, want no more than REDIS_TIMEOUT %v and 100 ms", run.name, s, timeout)
+		}
+	}
+	if !agree(float64(injHeld), float64(refHeld)) || !agreeTime(injHeldMean, refHeldMean) {
+		t.Errorf("pages that waited: %d for %v with the blackhole, %d for %v with redis-server stopped: more than 10 %% apart",
+			injHeld, injHeldMean, refHeld, refHeldMean)
+	}
+	if inj.counters.Connection.ReadsBlackholed == 0 {
+		t.Errorf("connection layer %+v: no read blackholed", inj.counters.Connection)
+	}
+}
+
+// TestResetAgreesWithARealReset: toxiproxy's reset_peer toxic resets every
+// connection when Redis's first reply comes (SO_LINGER 0, an RST on the
+// wire); the connection layer resets every read's connection. In both the
+// log names the reset ("connection reset by peer"), the read breaker opens,
+// every page is a 200 without recommendations, and the tries that reached
+// for Redis (a new connection each) stay within the breaker's bound.
+func TestResetAgreesWithARealReset(t *testing.T) {
+	const d, failures = 2 * time.Second, 5
+	env := map[string]string{"BREAKER_FAILURES": fmt.Sprint(failures)}
+	server := ownRedisServer(t)
+	proxy := toxicProxyTo(t, server.addr(), `{"type":"reset_peer","stream":"downstream","attributes":{"timeout":0}}`)
+	reference := startApp(t, withEnv(env, "REDIS_URL", "redis://"+proxy+"/0"))
+	injected := startApp(t, withEnv(env, "REDIS_URL", server.url(), "CHAOS", "error", "CHAOS_ERROR_EVERY", "1",
+		"CHAOS_LAYER", "connection", "CHAOS_CONN_FAULT", "reset"))
+
+	ref := loadPages(t, reference, connFaultClients, d)
+	inj := loadPages(t, injected, connFaultClients, d)
+	t.Logf("toxiproxy reset_peer: %v", ref)
+	t.Logf("conn_fault reset:     %v", inj)
+	for _, run := range []struct {
+		name  string
+		load  pageLoad
+		app   *testApp
+		tries int64
+	}{
+		{"toxiproxy reset_peer", ref, reference, ref.counters.Connection.Dials},
+		{"conn_fault reset", inj, injected, inj.counters.Connection.ConnectionsReset},
+	} {
+		if !strings.Contains(run.app.logs.String(), "connection reset by peer") || !readBreakerOpened(run.app) {
+			t.Errorf("%s: the log names no reset, or the read breaker never opened", run.name)
+		}
+		if run.load.non200 > 0 || run.load.withRecs > 0 {
+			t.Errorf("%s: %d non-200 pages, %d with recommendations; want none of either", run.name, run.load.non200, run.load.withRecs)
+		}
+		probes := int64(strings.Count(run.app.logs.String(), `msg="redis circuit breaker half-open`))
+		if limit := failures + 2*connFaultClients + probes; run.tries < failures || run.tries > limit {
+			t.Errorf("%s: %d tries reached for Redis, want %d to %d (%d probes)", run.name, run.tries, failures, limit, probes)
+		}
+		t.Logf("%s: %d tries, %.4f per page", run.name, run.tries, run.load.perPage(uint32(run.tries)))
+	}
+}
+
+// TestSlowReplyAgreesWithToxiproxyBandwidth: at 5 KB/s, a session's stored
+// interests, three queries of 200 characters, take some 125 ms to come, and
+// the compare-and-set's reply (8 bytes) under 2 ms: through toxiproxy's
+// bandwidth toxic and with the connection layer's slow reply on every read,
+// the pages' mean time agrees within 10 %, and no page fails.
+func TestSlowReplyAgreesWithToxiproxyBandwidth(t *testing.T) {
+	const d = 3 * time.Second
+	query := func(n int) string { return strings.Repeat(string(rune('a'+n%5)), maxQueryRunes) }
+	// A server each: the sessions' stored interests start empty in both.
+	proxy := toxicProxyTo(t, ownRedisServer(t).addr(), `{"type":"bandwidth","stream":"downstream","attributes":{"rate":5}}`)
+	reference := startApp(t, map[string]string{"REDIS_URL": "redis://" + proxy + "/0"})
+	injected := startApp(t, map[string]string{"REDIS_URL": ownRedisServer(t).url(), "CHAOS": "error", "CHAOS_ERROR_EVERY": "1",
+		"CHAOS_LAYER": "connection", "CHAOS_CONN_FAULT": "slow_reply", "CHAOS_SLOW_REPLY_BYTES_PER_SECOND": "5000"})
+
+	ref := loadPagesOf(t, reference, connFaultClients, d, query)
+	inj := loadPagesOf(t, injected, connFaultClients, d, query)
+	t.Logf("toxiproxy bandwidth 5 KB/s: %v", ref)
+	t.Logf("conn_fault slow_reply 5000: %v", inj)
+	for _, q := range []int{10, 50, 90, 95} {
+		t.Logf("p%d: %v toxiproxy, %v slow reply", q, ref.times[len(ref.times)*q/100], inj.times[len(inj.times)*q/100])
+	}
+	if !agreeTime(inj.mean, ref.mean) {
+		t.Errorf("mean page time: %v with the slow reply, %v through toxiproxy: more than 10 %% apart", inj.mean, ref.mean)
+	}
+	if ref.non200+inj.non200 > 0 {
+		t.Errorf("non-200 pages: %d through toxiproxy, %d with the slow reply", ref.non200, inj.non200)
+	}
+	if inj.counters.Connection.SlowReplies == 0 {
+		t.Errorf("connection layer %+v: no slow reply", inj.counters.Connection)
+	}
+}
