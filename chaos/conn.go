@@ -62,7 +62,7 @@ func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
 			e.conn.dialsFailed.Add(1)
 			return nil, err
 		}
-		wrapped := &faultyConn{Conn: conn, e: e}
+		wrapped := &faultyConn{Conn: conn, e: e, addr: addr}
 		wrapped.closed, wrapped.closing = context.WithCancel(context.Background())
 		if _, ok := conn.(syscall.Conn); ok {
 			// go-redis's pool peeks at the socket of a syscall.Conn to drop
@@ -91,6 +91,7 @@ type connFault struct {
 type faultyConn struct {
 	net.Conn
 	e            *Experiment
+	addr         string // as go-redis dialled it: the node a MOVED or ASK reply names
 	pending      atomic.Pointer[connFault]
 	readDeadline atomic.Int64    // unix ns; 0: none
 	closed       context.Context // done once Close is called
@@ -130,7 +131,7 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 	if c.e.opts.Spared != nil && slices.ContainsFunc(cmds, func(cmd respCommand) bool { return c.e.opts.spared(cmd.Command) }) {
 		return c.Conn.Write(b)
 	}
-	if f.failure != nil && len(cmds) == 1 && c.e.opts.isRead(cmds[0].Command) && f.failure.fails() {
+	if f.failure != nil && len(cmds) == 1 && f.failure.targets(&c.e.opts, cmds[0].Command) && f.failure.fails() {
 		if p.dryRun {
 			// As in a real run, a failed read draws no delay.
 			c.e.connWouldFail(p)
@@ -139,7 +140,11 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		// The read never reaches Redis, as when Redis is gone or answers
 		// with an error before running it.
 		c.e.connFailed(p)
-		return c.fail(p, f.failure.reply, b)
+		var reply []byte
+		if f.failure.reply != "" {
+			reply = replyFor(f.failure.reply, cmds[0].Key, c.addr)
+		}
+		return c.fail(p, reply, b)
 	}
 	written := time.Now()
 	n, err := c.Conn.Write(b)

@@ -69,7 +69,8 @@
 //	wait.go         the one wait of both layers, ended by whatever ends its reason
 //	wait_linux.go   the wait on a timerfd: no spin, no millisecond rounding
 //	wait_other.go   the wait elsewhere: a Go timer
-//	failure.go      the failing-reads fault: every Nth or at a rate; the errors
+//	failure.go      the failing-reads fault: every Nth or at a rate, of the reads or the commands listed
+//	replies.go      Redis's own error replies, byte for byte; MOVED and ASK for a key's slot
 //	conn.go         the connection layer: the wrapped net.Conn, round trips, RESP parsing
 //	conn_fault.go   what a failed read gets there (conn_fault), decided once by Write
 //	conn_reset.go   reset: SO_LINGER 0, and the read sees ECONNRESET
