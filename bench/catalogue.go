@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -52,8 +51,15 @@ type catalogueRow struct {
 	// the longest page is judged: within 10 %, and within the timeout and
 	// 100 ms on both sides.
 	waitsForTimeout bool
-	longQuery       bool // the slow reply's: ab posts catalogueLongQuery characters
-	quick           bool // run by CI's quick bench
+	// judgeTrips: the pages reach Redis, and their round trips a page are
+	// judged within 10 %: the cost of the fault's handling (NOSCRIPT's
+	// fallback), which CPU does not blur.
+	judgeTrips bool
+	// injectFrom, if set, is the injected side's PUT body from what the
+	// real side measured (NOSCRIPT: at the share of EVALSHAs it hit).
+	injectFrom func(real catalogueRun) string
+	longQuery  bool // the slow reply's: ab posts catalogueLongQuery characters
+	quick      bool // run by CI's quick bench
 }
 
 // catalogueRows are the rows, in docs/redis-failures.md's order.
@@ -62,36 +68,50 @@ func catalogueRows() []catalogueRow {
 	connFault := func(fault string, more string) string {
 		return `{"experiment":"error","error_every":1,"layer":"connection","conn_fault":"` + fault + `"` + more + `}`
 	}
+	errorReply := func(reply, commands string) string {
+		return `{"experiment":"error","error_every":1,"layer":"connection","error_reply":"` + reply + `","commands":[` + commands + `]}`
+	}
 	return []catalogueRow{
 		{fault: "blackhole", real: "redis-server stopped with SIGSTOP", cpuBound: true, waitsForTimeout: true, quick: true,
 			injected: catalogueSide{env: timeout, inject: connFault("blackhole", "")},
-			reality: catalogueSide{env: timeout, begin: func(_ context.Context, r *catalogueRedis) (func(), error) {
-				if err := r.signal(syscall.SIGSTOP); err != nil {
-					return nil, err
-				}
-				return func() { r.signal(syscall.SIGCONT) }, nil
-			}}},
+			reality:  catalogueSide{env: timeout, begin: sigstopped}},
 		{fault: "reset", real: "toxiproxy reset_peer: an RST at the first reply of each connection", cpuBound: true,
 			injected: catalogueSide{env: timeout, inject: connFault("reset", "")},
 			// The toxic resets the warm-up's connections too: both sides' breakers see it from the start.
 			reality: catalogueSide{env: timeout, toxic: `{"type":"reset_peer","stream":"downstream","attributes":{"timeout":0}}`}},
-		{fault: "slow_reply", real: "toxiproxy bandwidth 2 KB/s", longQuery: true,
+		{fault: "slow_reply", real: "toxiproxy bandwidth 2 KB/s", longQuery: true, judgeTrips: true,
 			injected: catalogueSide{inject: connFault("slow_reply", `,"slow_reply_bytes_per_second":2000`)},
 			reality:  catalogueSide{toxic: `{"type":"bandwidth","stream":"downstream","attributes":{"rate":2}}`}},
+		{fault: "NOSCRIPT", real: "SCRIPT FLUSH every 5 ms", cpuBound: true, judgeTrips: true, quick: true,
+			injectFrom: func(real catalogueRun) string {
+				share := float64(real.noscripts) / float64(max(real.evalshas, 1))
+				return fmt.Sprintf(`{"experiment":"error","error_rate":%.6f,"layer":"connection","error_reply":"NOSCRIPT","commands":["evalsha"]}`, max(share, 1e-6))
+			},
+			reality: catalogueSide{begin: scriptFlushes}},
+		{fault: "OOM", real: "maxmemory 1 with noeviction", cpuBound: true, judgeTrips: true,
+			injected: catalogueSide{env: timeout, inject: errorReply("OOM", `"evalsha","eval"`)},
+			reality:  catalogueSide{env: timeout, redisArgs: []string{"--maxmemory-policy", "noeviction"}, begin: atMaxmemory}},
+		{fault: "BUSY", real: "a script looping past busy-reply-threshold 10 ms", cpuBound: true,
+			injected: catalogueSide{env: timeout, inject: errorReply("BUSY", `"get","evalsha","eval"`)},
+			reality:  catalogueSide{env: timeout, redisArgs: []string{"--busy-reply-threshold", "10"}, begin: busyScript}},
+		{fault: "MASTERDOWN", real: "a replica of a master that is gone, replica-serve-stale-data no", cpuBound: true,
+			injected: catalogueSide{env: timeout, inject: errorReply("MASTERDOWN", `"get"`)},
+			reality:  catalogueSide{env: timeout, begin: masterGone}},
 	}
 }
 
 // agreement is one row of the catalogue's table.
 type agreement struct {
-	Fault     string     `json:"fault"`
-	Real      string     `json:"real_condition"`
-	MeanMS    [2]float64 `json:"mean_ms"`    // injected, real
-	LongestMS [2]float64 `json:"longest_ms"` // injected, real
-	Non2xx    [2]int     `json:"non_2xx"`
-	Recommend [2]float64 `json:"recommended_share"`
-	Breakers  [2]int     `json:"breaker_opened"`
-	Stored    [2]int64   `json:"keys_stored"`
-	Verdict   string     `json:"verdict"`
+	Fault        string     `json:"fault"`
+	Real         string     `json:"real_condition"`
+	MeanMS       [2]float64 `json:"mean_ms"`    // injected, real
+	LongestMS    [2]float64 `json:"longest_ms"` // injected, real
+	Non2xx       [2]int     `json:"non_2xx"`
+	Recommend    [2]float64 `json:"recommended_share"`
+	Breakers     [2]int     `json:"breaker_opened"`
+	Stored       [2]int64   `json:"keys_stored"`
+	TripsPerPage [2]float64 `json:"round_trips_per_page"`
+	Verdict      string     `json:"verdict"`
 }
 
 func (b *bench) catalogueScenarios(ctx context.Context, all bool) ([]scenario, []agreement, error) {
@@ -118,11 +138,14 @@ func (b *bench) catalogueScenarios(ctx context.Context, all bool) ([]scenario, [
 			post = longQuery
 		}
 		row.injected.label, row.reality.label = "catalogue "+row.fault+" injected", "catalogue "+row.fault+" real"
-		inj, err := b.catalogueSideRun(ctx, row.injected, post)
+		real, err := b.catalogueSideRun(ctx, row.reality, post)
 		if err != nil {
 			return nil, nil, err
 		}
-		real, err := b.catalogueSideRun(ctx, row.reality, post)
+		if row.injectFrom != nil {
+			row.injected.inject = row.injectFrom(real)
+		}
+		inj, err := b.catalogueSideRun(ctx, row.injected, post)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -160,16 +183,33 @@ func judgeCatalogueRow(row catalogueRow, inj, real catalogueRun) (scenario, agre
 	} else {
 		sc.Findings = append(sc.Findings, fmt.Sprintf("longest page %.1f ms injected, %.1f ms real: reported", a.LongestMS[0], a.LongestMS[1]))
 	}
+	trips := [2]float64{perPage(inj), perPage(real)}
+	a.TripsPerPage = trips
+	if row.judgeTrips {
+		sc.judge(within(trips[0], trips[1]), fmt.Sprintf("round trips a page %.3f injected, %.3f real (%+.1f %%)", trips[0], trips[1], off(trips)))
+	} else {
+		sc.Findings = append(sc.Findings, fmt.Sprintf("round trips a page %.4f injected, %.4f real: the breaker bounds them, reported", trips[0], trips[1]))
+	}
 	if row.cpuBound {
 		sc.Findings = append(sc.Findings, fmt.Sprintf("mean page %.3f ms injected, %.3f ms real (%+.1f %%): CPU-bound while the breaker is open, reported, not judged",
 			a.MeanMS[0], a.MeanMS[1], off(a.MeanMS)))
 	} else {
-		sc.judge(within(a.MeanMS[0], a.MeanMS[1]), fmt.Sprintf("mean page %.2f ms injected, %.2f ms real (%+.1f %%)", a.MeanMS[0], a.MeanMS[1], off(a.MeanMS)))
+		// The median, not the mean: on a shared machine of two cores either
+		// side's 2 s run may catch a few pages 2–3 times as slow as the
+		// rest (seen on both sides alike), which moves a mean of 250 pages
+		// by more than 10 % and the median by little.
+		median := [2]float64{inj.ab.percentile(50), real.ab.percentile(50)}
+		sc.judge(within(median[0], median[1]), fmt.Sprintf("median page %.2f ms injected, %.2f ms real (%+.1f %%); mean %.2f and %.2f ms (%+.1f %%)",
+			median[0], median[1], off(median), a.MeanMS[0], a.MeanMS[1], off(a.MeanMS)))
 	}
 	sc.Findings = append(sc.Findings, fmt.Sprintf("injected: %d failures injected, connection layer %+v; real: %d dials; keys stored: %d injected, %d real",
 		inj.errors, inj.conn, real.conn.Dials, inj.stored, real.stored))
 	a.Verdict = sc.Verdict
 	return sc, a
+}
+
+func perPage(r catalogueRun) float64 {
+	return float64(r.roundTrips) / float64(max(r.pages.WithRecommendations+r.pages.WithoutRecommendations, 1))
 }
 
 func within(got, want float64) bool { return math.Abs(got-want) <= catalogueTolerance*want }
@@ -210,11 +250,11 @@ func writeCatalogue(w io.Writer, table []agreement) {
 		return
 	}
 	fmt.Fprintf(w, "\nCatalogue: each injected Redis failure against its real condition, ab -c %d, injected / real\n\n", catalogueConcurrency)
-	fmt.Fprintln(w, "| fault | real condition | mean ms | longest ms | non-2xx | with recommendations | breaker opened | keys stored | verdict |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|---|")
+	fmt.Fprintln(w, "| fault | real condition | mean ms | longest ms | round trips a page | non-2xx | with recommendations | breaker opened | keys stored | verdict |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
 	for _, a := range table {
-		fmt.Fprintf(w, "| %s | %s | %.2f / %.2f (%+.1f %%) | %.0f / %.0f | %d / %d | %.1f / %.1f %% | %d / %d | %d / %d | %s |\n",
-			a.Fault, a.Real, a.MeanMS[0], a.MeanMS[1], off(a.MeanMS), a.LongestMS[0], a.LongestMS[1], a.Non2xx[0], a.Non2xx[1],
-			a.Recommend[0]*100, a.Recommend[1]*100, a.Breakers[0], a.Breakers[1], a.Stored[0], a.Stored[1], a.Verdict)
+		fmt.Fprintf(w, "| %s | %s | %.2f / %.2f (%+.1f %%) | %.0f / %.0f | %.3f / %.3f | %d / %d | %.1f / %.1f %% | %d / %d | %d / %d | %s |\n",
+			a.Fault, a.Real, a.MeanMS[0], a.MeanMS[1], off(a.MeanMS), a.LongestMS[0], a.LongestMS[1], a.TripsPerPage[0], a.TripsPerPage[1],
+			a.Non2xx[0], a.Non2xx[1], a.Recommend[0]*100, a.Recommend[1]*100, a.Breakers[0], a.Breakers[1], a.Stored[0], a.Stored[1], a.Verdict)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +15,9 @@ import (
 	"github.com/Shopify/toxiproxy/v2"
 	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"example.com/shopsession/chaos"
@@ -27,13 +31,16 @@ import (
 
 // catalogueRun is what one side of a row measured.
 type catalogueRun struct {
-	ab       abResult
-	pages    pageCounts
-	conn     chaos.ConnCounters
-	errors   int64 // chaos: failed reads injected
-	breakers int   // times a breaker opened, from the log
-	stored   int64 // the service's keys in Redis at the end
-	log      string
+	ab         abResult
+	pages      pageCounts
+	conn       chaos.ConnCounters
+	errors     int64 // chaos: failed reads injected
+	roundTrips int64 // to Redis, counted on the connections at either side
+	breakers   int   // times a breaker opened during the measured run
+	stored     int64 // the service's keys in Redis at the end
+	// evalshas and noscripts are the EVALSHAs Redis ran and the NOSCRIPT
+	// replies it gave during the measured run.
+	evalshas, noscripts int64
 }
 
 func (r catalogueRun) recommendedShare() float64 {
@@ -112,7 +119,7 @@ type catalogueSide struct {
 	inject string
 	// begin brings about the real condition after the warm-up and returns
 	// what ends it after the measured run.
-	begin func(ctx context.Context, r *catalogueRedis) (end func(), err error)
+	begin realCondition
 }
 
 // run measures one side: its own redis-server and process, a warm-up of a
@@ -144,6 +151,9 @@ func (b *bench) catalogueSideRun(ctx context.Context, side catalogueSide, postFi
 	if _, err := runAB(ctx, ab, b.workDir); err != nil {
 		return fail(fmt.Errorf("warm-up: %w", err))
 	}
+	rdb := redis.NewClient(&redis.Options{Addr: redisSrv.addr})
+	defer rdb.Close()
+	rdb.ConfigResetStat(ctx)
 	end := func() {}
 	switch {
 	case side.inject != "":
@@ -160,6 +170,11 @@ func (b *bench) catalogueSideRun(ctx context.Context, side catalogueSide, postFi
 		end()
 		return fail(err)
 	}
+	opened, err := breakerOpenings(app)
+	if err != nil {
+		end()
+		return fail(err)
+	}
 	b.progress.start(side.label, b.seconds)
 	ab.seconds = b.seconds
 	run.ab, err = runAB(ctx, ab, b.workDir)
@@ -169,20 +184,61 @@ func (b *bench) catalogueSideRun(ctx context.Context, side catalogueSide, postFi
 		return fail(err)
 	}
 	after, err := app.counts()
+	if err == nil {
+		run.breakers, err = breakerOpenings(app)
+		run.breakers -= opened
+	}
 	end()
 	if err != nil {
 		return fail(err)
 	}
+	run.evalshas = infoCount(ctx, rdb, "commandstats", "cmdstat_evalsha:calls=")
+	run.noscripts = infoCount(ctx, rdb, "errorstats", "errorstat_NOSCRIPT:count=")
 	run.pages = minus(after.pages, before.pages)
 	c := minus(after.chaos.Counters, before.chaos.Counters)
-	run.conn, run.errors = c.Connection, c.ErrorsInjected
+	run.conn, run.errors, run.roundTrips = c.Connection, c.ErrorsInjected, c.RedisRoundTrips
 	if run.stored, err = storedKeys(ctx, redisSrv.addr); err != nil {
 		return fail(err)
 	}
 	if err := app.stop(); err != nil {
 		return fail(fmt.Errorf("stop: %w", err))
 	}
-	run.log = app.stderr.String()
-	run.breakers = strings.Count(run.log, `msg="redis circuit breaker open`)
 	return run, nil
+}
+
+// breakerOpenings is how many times the app's breakers opened so far, from
+// its /metrics.
+func breakerOpenings(app *appProcess) (int, error) {
+	resp, err := http.Get(app.admin + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("GET /metrics: %w", err)
+	}
+	n := 0
+	for _, m := range families["shopsession_redis_breaker_transitions_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "to" && l.GetValue() == "open" {
+				n += int(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return n, nil
+}
+
+// infoCount is the number after prefix in a section of INFO; 0 if absent
+// (or if a server stopped by the row does not answer).
+func infoCount(ctx context.Context, rdb *redis.Client, section, prefix string) int64 {
+	info, _ := rdb.Info(ctx, section).Result()
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			n, _ := strconv.ParseInt(strings.TrimRight(rest[:strings.IndexAny(rest+",", ",")], "\r\n"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }

@@ -9,7 +9,7 @@ import (
 // non-2xx answers, breaker openings and pages with and without
 // recommendations.
 func catalogueSideOf(mean, longest float64, non2xx, breakers int, with, without int64) catalogueRun {
-	return catalogueRun{ab: abResult{Complete: 1000, MeanMS: mean, Non2xx: non2xx, Percentiles: map[string]float64{"100": longest}},
+	return catalogueRun{ab: abResult{Complete: 1000, MeanMS: mean, Non2xx: non2xx, Percentiles: map[string]float64{"50": mean, "100": longest}},
 		pages: pageCounts{WithRecommendations: with, WithoutRecommendations: without}, breakers: breakers}
 }
 
