@@ -43,9 +43,9 @@ type catalogueRow struct {
 	real     string // the real condition
 	injected catalogueSide
 	reality  catalogueSide
-	// cpuBound: the breaker opens and the pages do not reach Redis, so the
-	// mean page time measures the machine's CPU, not the fault: reported,
-	// not judged.
+	// cpuBound: a page takes a few milliseconds (the breaker open, or Redis
+	// answering at once), so its time measures the shared machine's CPU
+	// more than the fault: reported, not judged.
 	cpuBound bool
 	// waitsForTimeout: the pages that reach Redis wait for REDIS_TIMEOUT, so
 	// the longest page is judged: within 10 %, and within the timeout and
@@ -192,7 +192,7 @@ func judgeCatalogueRow(row catalogueRow, inj, real catalogueRun) (scenario, agre
 		sc.Findings = append(sc.Findings, fmt.Sprintf("round trips a page %.4f injected, %.4f real: the breaker bounds them, reported", trips[0], trips[1]))
 	}
 	if row.cpuBound {
-		sc.Findings = append(sc.Findings, fmt.Sprintf("mean page %.3f ms injected, %.3f ms real (%+.1f %%): CPU-bound while the breaker is open, reported, not judged",
+		sc.Findings = append(sc.Findings, fmt.Sprintf("mean page %.3f ms injected, %.3f ms real (%+.1f %%): CPU-bound at a few ms a page, reported, not judged",
 			a.MeanMS[0], a.MeanMS[1], off(a.MeanMS)))
 	} else {
 		// The median, not the mean: on a shared machine of two cores either
