@@ -90,12 +90,12 @@ func masterGone(ctx context.Context, r *catalogueRedis) (func(), error) {
 	}
 	rdb := r.client()
 	end := func() {
-		rdb.SlaveOf(ctx, "NO", "ONE")
+		rdb.ReplicaOf(ctx, "NO", "ONE")
 		rdb.ConfigSet(ctx, "replica-serve-stale-data", "yes")
 		rdb.Close()
 	}
 	if err := errors.Join(rdb.ConfigSet(ctx, "replica-serve-stale-data", "no").Err(),
-		rdb.SlaveOf(ctx, "127.0.0.1", strconv.Itoa(port)).Err()); err != nil {
+		rdb.ReplicaOf(ctx, "127.0.0.1", strconv.Itoa(port)).Err()); err != nil {
 		end()
 		return nil, err
 	}
