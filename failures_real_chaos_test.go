@@ -160,6 +160,13 @@ func TestBusyAgreesWithALongScript(t *testing.T) {
 	if err := rdb.ScriptKill(context.Background()).Err(); err != nil {
 		t.Fatalf("SCRIPT KILL: %v", err)
 	}
+	// The script ends at its next check for a kill, a moment later.
+	deadline = time.Now().Add(5 * time.Second)
+	for err := rdb.Get(context.Background(), "busy-probe").Err(); err != redis.Nil; err = rdb.Get(context.Background(), "busy-probe").Err() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server stayed busy after SCRIPT KILL: %v", err)
+		}
+	}
 	real.checkStored(t, rdb, sessions, false)
 	compareAtBothLayers(t, "BUSY", `{"experiment":"error","error_reply":"BUSY","commands":["get","evalsha","eval"],"error_every":1}`, real, false)
 }
