@@ -33,8 +33,8 @@ func clusterSlot(key string) int {
 }
 
 // sessionsInOneSlot are n session ids named after name whose keys share
-// one slot, and the slot.
-func sessionsInOneSlot(name string, n int) ([]string, int) {
+// one slot.
+func sessionsInOneSlot(name string, n int) []string {
 	slot := clusterSlot(sessionKeyPrefix + name + "-0")
 	ids := []string{name + "-0"}
 	for i := 1; len(ids) < n; i++ {
@@ -42,7 +42,7 @@ func sessionsInOneSlot(name string, n int) ([]string, int) {
 			ids = append(ids, id)
 		}
 	}
-	return ids, slot
+	return ids
 }
 
 // migrating is a slot of c being moved from one master to another.
@@ -54,21 +54,24 @@ type migrating struct {
 	toHost, toPort string
 }
 
-func startMigrating(t *testing.T, c *redisCluster, slot int) *migrating {
+// startMigrating starts moving the slot of key from its master to another.
+func startMigrating(t *testing.T, c *redisCluster, key string) *migrating {
 	t.Helper()
 	ctx := context.Background()
-	rdb := c.client(t)
-	owner, err := rdb.MasterForKey(ctx, "{"+fmt.Sprint(slot)+"}")
-	m := &migrating{slot: strconv.Itoa(slot)}
+	owner, err := c.client(t).MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, err := owner.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &migrating{slot: strconv.FormatInt(slot, 10)}
 	for _, n := range c.nodes {
 		client := n.client(t)
 		id := client.Do(ctx, "cluster", "myid").Val().(string)
-		owns := false
-		for _, r := range client.ClusterSlots(ctx).Val() {
-			owns = owns || r.Start <= slot && slot <= r.End && r.Nodes[0].ID == id
-		}
 		switch {
-		case owns:
+		case n.addr() == owner.Options().Addr:
 			m.from, m.fromID = client, id
 		case m.to == nil:
 			m.to, m.toID, m.toHost, m.toPort = client, id, "127.0.0.1", strconv.Itoa(n.port())
@@ -76,9 +79,8 @@ func startMigrating(t *testing.T, c *redisCluster, slot int) *migrating {
 			m.others = append(m.others, client)
 		}
 	}
-	_ = owner
-	if err != nil || m.from == nil || m.to == nil {
-		t.Fatalf("no owner of slot %d found (%v)", slot, err)
+	if m.from == nil || m.to == nil {
+		t.Fatalf("no master of %s among the cluster's nodes", owner.Options().Addr)
 	}
 	if err := m.to.Do(ctx, "cluster", "setslot", m.slot, "importing", m.fromID).Err(); err != nil {
 		t.Fatal(err)
@@ -140,9 +142,9 @@ func TestRedirectsAgreeWithAMigratingSlot(t *testing.T) {
 	t.Cleanup(c.stop)
 	app := startApp(t, map[string]string{"REDIS_URL": c.url()})
 	rdb := c.client(t)
-	sessions, slot := sessionsInOneSlot("migrating", failureClients)
+	sessions := sessionsInOneSlot("migrating", failureClients)
 	prefill(t, app, sessions)
-	m := startMigrating(t, c, slot)
+	m := startMigrating(t, c, sessionKeyPrefix+sessions[0])
 	moved := m.moveKeys(t)
 	realAsk := searchLoad(t, app, rdb, sessions, failureLoadFor, true)
 	asks := infoField(t, m.from, "errorstats", "errorstat_ASK:count=")
@@ -223,7 +225,7 @@ func TestTryAgainAgreesWithAMigratingSlot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := startMigrating(t, c, clusterSlot("tryagain"))
+	m := startMigrating(t, c, keys[0])
 	args := []any{"migrate", m.toHost, m.toPort, keys[1], 0, 5000}
 	if err := m.from.Do(ctx, args...).Err(); err != nil {
 		t.Fatal(err)

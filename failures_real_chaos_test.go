@@ -160,6 +160,13 @@ func TestBusyAgreesWithALongScript(t *testing.T) {
 	if err := rdb.ScriptKill(context.Background()).Err(); err != nil {
 		t.Fatalf("SCRIPT KILL: %v", err)
 	}
+	// The script ends at its next check for a kill, a moment later.
+	deadline = time.Now().Add(5 * time.Second)
+	for err := rdb.Get(context.Background(), "busy-probe").Err(); err != redis.Nil; err = rdb.Get(context.Background(), "busy-probe").Err() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server stayed busy after SCRIPT KILL: %v", err)
+		}
+	}
 	real.checkStored(t, rdb, sessions, false)
 	compareAtBothLayers(t, "BUSY", `{"experiment":"error","error_reply":"BUSY","commands":["get","evalsha","eval"],"error_every":1}`, real, false)
 }
@@ -196,4 +203,42 @@ func TestMasterDownAgreesWithAStaleReplica(t *testing.T) {
 	}
 	real.checkStored(t, rdb, sessions, false)
 	compareAtBothLayers(t, "MASTERDOWN", `{"experiment":"error","error_reply":"MASTERDOWN","commands":["get"],"error_every":1}`, real, false)
+}
+
+// TestBusyServerBeforeItsThresholdBoundsPages: until busy-reply-threshold a
+// server running a long script answers nothing; each page's Redis
+// operation waits REDIS_TIMEOUT and fails, the read breaker opens, and
+// every page is still a 200 within two operations' bound, before and after
+// the server starts answering BUSY.
+func TestBusyServerBeforeItsThresholdBoundsPages(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	server := &redisServer{redistest.Own(t, "--busy-reply-threshold", "600")}
+	app := startApp(t, map[string]string{"REDIS_URL": server.url(), "REDIS_TIMEOUT": timeout.String()})
+	rdb := server.client(t)
+	sessions := loadSessions("busy-silent", failureClients)
+	prefill(t, app, sessions)
+	script, err := net.Dial("tcp", server.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer script.Close()
+	fmt.Fprintf(script, "*3\r\n$4\r\neval\r\n$17\r\nwhile true do end\r\n$1\r\n0\r\n")
+	load := searchLoad(t, app, nil, sessions, failureLoadFor, false)
+	t.Logf("a server busy for %v, silent for its first 600 ms: %v", failureLoadFor, load)
+	deadline := time.Now().Add(5 * time.Second)
+	for err := rdb.ScriptKill(context.Background()).Err(); err != nil && !strings.HasPrefix(err.Error(), "NOTBUSY "); err = rdb.ScriptKill(context.Background()).Err() {
+		if time.Now().After(deadline) {
+			t.Fatalf("SCRIPT KILL: %v", err)
+		}
+	}
+	for err := rdb.Get(context.Background(), "busy-probe").Err(); err != redis.Nil; err = rdb.Get(context.Background(), "busy-probe").Err() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server stayed busy after SCRIPT KILL: %v", err)
+		}
+	}
+	load.checkStored(t, rdb, sessions, false)
+	if load.non200 > 0 || load.wrongStored > 0 || load.max > 2*timeout+100*time.Millisecond || load.opened[string(reads)] == 0 {
+		t.Errorf("%d pages not 200, %d sessions stored wrong, slowest page %v (REDIS_TIMEOUT %v), read breaker opened %d times; want none, none, within two timeouts, at least once",
+			load.non200, load.wrongStored, load.max, timeout, load.opened[string(reads)])
+	}
 }

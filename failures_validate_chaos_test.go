@@ -27,7 +27,7 @@ import (
 type failureLoad struct {
 	pages, non200, withRecs int
 	mean, max               time.Duration
-	trips                   int64          // Redis round trips during the load
+	tries                   int64          // Redis round trips during the load, and commands the command layer failed in their place
 	opened                  map[string]int // breakers that opened, by operation
 	probes                  int            // canaries that probed Redis from a half-open breaker
 	wrongStored             int            // sessions whose stored interests are not what they should be
@@ -35,12 +35,12 @@ type failureLoad struct {
 }
 
 func (l failureLoad) String() string {
-	return fmt.Sprintf("%d pages (%d non-200, %.1f %% with recommendations), mean %v, max %v, %.3f round trips a page, breakers opened %v, %d sessions stored wrong",
-		l.pages, l.non200, 100*l.recShare(), l.mean.Round(10*time.Microsecond), l.max.Round(100*time.Microsecond), l.tripsPerPage(), l.opened, l.wrongStored)
+	return fmt.Sprintf("%d pages (%d non-200, %.1f %% with recommendations), mean %v, max %v, %.3f tries a page, breakers opened %v, %d sessions stored wrong",
+		l.pages, l.non200, 100*l.recShare(), l.mean.Round(10*time.Microsecond), l.max.Round(100*time.Microsecond), l.triesPerPage(), l.opened, l.wrongStored)
 }
 
 func (l failureLoad) recShare() float64     { return float64(l.withRecs) / float64(l.pages) }
-func (l failureLoad) tripsPerPage() float64 { return float64(l.trips) / float64(l.pages) }
+func (l failureLoad) triesPerPage() float64 { return float64(l.tries) / float64(l.pages) }
 
 // prefilled are the interests each session of a load holds before it.
 var prefilled = []string{"pre1", "pre2", "pre3"}
@@ -127,7 +127,13 @@ func searchLoad(t *testing.T, app *testApp, rdb redis.UniversalClient, sessions 
 		sum += d
 	}
 	load.mean, load.max = sum/time.Duration(load.pages), slices.Max(times)
-	load.trips = chaosStatusOf(t, app).Counters.RedisRoundTrips - before.RedisRoundTrips
+	// A command the command layer fails never makes its round trip; the
+	// connection layer's failures are round trips already.
+	after := chaosStatusOf(t, app).Counters
+	commandLayer := (after.ErrorsInjected - before.ErrorsInjected) -
+		(after.Connection.ErrorRepliesInjected - before.Connection.ErrorRepliesInjected) -
+		(after.Connection.ConnectionsDropped - before.Connection.ConnectionsDropped)
+	load.tries = after.RedisRoundTrips - before.RedisRoundTrips + commandLayer
 	load.opened = map[string]int{}
 	logs := app.logs.String()[logsBefore:]
 	for _, m := range breakerOpenedLine.FindAllStringSubmatch(logs, -1) {
@@ -168,13 +174,14 @@ const breakerFailures = 5
 // breakers opened (each as often, within one: a cool-down is 500 ms of a
 // 1 s load), no page answered other than 200 and none slower than the
 // operations' bound (two Redis operations of REDIS_TIMEOUT each), every
-// session stored as it should be. The round trips a page within 10 % where
-// pages reach Redis; where an open read breaker keeps them from it, a page
-// makes none and the trips are the breaker's, each run's within its bound
-// (BREAKER_FAILURES, plus what was in flight, plus one a probe, each time
-// it opened). The mean page time within 10 % where the real
-// one is 5 ms or more; shorter, a page is CPU-bound, which a machine shared
-// with other work does not measure within 10 %, and it is logged.
+// session stored as it should be. The tries a page (round trips, and the
+// commands the command layer failed in their place) within 10 % where pages
+// reach Redis; where an open read breaker keeps them from it, a page makes
+// none and the tries are the breaker's, each run's within its bound
+// (BREAKER_FAILURES, plus what was in flight, each time it opened, plus one
+// a probe). The mean page time is logged, not compared: no fault here
+// waits, so a page is CPU-bound, which a machine shared with other work (or
+// -race) does not measure within 10 %; the catalogue bench compares it.
 func compareLoads(t *testing.T, name string, injected, real failureLoad, redisTimeout time.Duration, clients int) {
 	t.Helper()
 	within := func(got, want, tolerance float64) bool { return math.Abs(got-want) <= tolerance }
@@ -187,15 +194,12 @@ func compareLoads(t *testing.T, name string, injected, real failureLoad, redisTi
 		}
 	}
 	guarded := real.opened[string(reads)] > 0
-	if !guarded && !within(injected.tripsPerPage(), real.tripsPerPage(), 0.10*real.tripsPerPage()) {
-		t.Errorf("%s: %.3f round trips a page, the real condition %.3f", name, injected.tripsPerPage(), real.tripsPerPage())
-	}
-	if realMean := real.mean.Seconds(); realMean >= 0.005 && !within(injected.mean.Seconds(), realMean, 0.10*realMean) {
-		t.Errorf("%s: mean page time %v, the real condition %v", name, injected.mean, real.mean)
+	if !guarded && !within(injected.triesPerPage(), real.triesPerPage(), 0.10*real.triesPerPage()) {
+		t.Errorf("%s: %.3f tries a page, the real condition %.3f", name, injected.triesPerPage(), real.triesPerPage())
 	}
 	for _, l := range []failureLoad{injected, real} {
-		if bound := int64((breakerFailures+clients)*l.opened[string(reads)] + l.probes); guarded && l.trips > bound {
-			t.Errorf("%s: %d round trips with the read breaker open, want at most %d", name, l.trips, bound)
+		if bound := int64((breakerFailures+clients)*l.opened[string(reads)] + l.probes); guarded && l.tries > bound {
+			t.Errorf("%s: %d tries with the read breaker open, want at most %d", name, l.tries, bound)
 		}
 		if l.non200 > 0 || l.wrongStored > 0 || l.max > 2*redisTimeout+time.Second {
 			t.Errorf("%s: %d pages not 200, %d sessions stored wrong, slowest page %v (REDIS_TIMEOUT %v)", name, l.non200, l.wrongStored, l.max, redisTimeout)

@@ -25,6 +25,8 @@ func TestFromEnv(t *testing.T) {
 			Config{Experiment: "latency", DelaySeconds: 0.75, JitterSeconds: 0.02, Commands: []string{"get", "evalsha"}, ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
 		{map[string]string{"CHAOS": "error", "CHAOS_LAYER": "Connection", "CHAOS_ERROR_REPLY": "readonly", "CHAOS_SEED": "7"},
 			Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: LayerConnection, ErrorReply: "READONLY"}},
+		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_REPLY": " noscript", "CHAOS_COMMANDS": "EVALSHA", "CHAOS_ERROR_EVERY": "1", "CHAOS_SEED": "7"},
+			Config{Experiment: "error", DelaySeconds: 0.75, Commands: []string{"evalsha"}, ErrorEvery: 1, Seed: 7, Layer: LayerCommand, ErrorReply: "NOSCRIPT"}},
 		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}, Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, ErrorRate: 0.3, Seed: 42, Layer: LayerCommand}},
 	} {
 		// Every experiment has a duration, and remembers that it was read
