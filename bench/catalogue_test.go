@@ -38,7 +38,7 @@ func TestCatalogueVerdicts(t *testing.T) {
 	}{
 		{"blackhole agrees, means apart", blackhole, catalogueSideOf(2.5, 306, 0, 2, 0, 9000), catalogueSideOf(3.4, 303, 0, 2, 0, 9000), verdictPass},
 		{"a breaker that never opens", blackhole, catalogueSideOf(2.5, 306, 0, 0, 0, 9000), catalogueSideOf(2.5, 303, 0, 2, 0, 9000), verdictDeviated},
-		{"a page past REDIS_TIMEOUT", blackhole, catalogueSideOf(2.5, 420, 0, 2, 0, 9000), catalogueSideOf(2.5, 410, 0, 2, 0, 9000), verdictDeviated},
+		{"a page past REDIS_TIMEOUT", blackhole, catalogueSideOf(2.5, 640, 0, 2, 0, 9000), catalogueSideOf(2.5, 620, 0, 2, 0, 9000), verdictDeviated},
 		{"500s on one side", blackhole, catalogueSideOf(2.5, 306, 3, 2, 0, 9000), catalogueSideOf(2.5, 303, 0, 2, 0, 9000), verdictDeviated},
 		{"slow reply agrees", slow, catalogueSideOf(119, 130, 0, 0, 250, 0), catalogueSideOf(126, 133, 0, 0, 250, 0), verdictPass},
 		{"slow reply 20 % off", slow, catalogueSideOf(150, 160, 0, 0, 250, 0), catalogueSideOf(125, 133, 0, 0, 250, 0), verdictDeviated},
