@@ -215,3 +215,21 @@ func TestConnFaultInFilesAndRecords(t *testing.T) {
 		t.Errorf("the record %s read back as %+v, %v", recordConfig(cfg), back, err)
 	}
 }
+
+// TestPatchChangesTheConnFault: a PATCH of conn_fault alone changes what
+// the running experiment's failed reads get, on the same run; one that
+// would leave a slow reply without its rate is refused, and the running
+// experiment goes on unchanged.
+func TestPatchChangesTheConnFault(t *testing.T) {
+	rdb, e := connClient(t, map[string]string{"CHAOS": "error", "CHAOS_ERROR_EVERY": "1", "CHAOS_LAYER": LayerConnection}, redis.Options{MaxRetries: -1})
+	if code, err := e.patch([]byte(`{"conn_fault":"slow_reply"}`)); code != 400 || err == nil || !strings.Contains(err.Error(), "slow_reply_bytes_per_second") {
+		t.Errorf("PATCH slow_reply without its rate: %d %v, want 400 naming slow_reply_bytes_per_second", code, err)
+	}
+	if code, err := e.patch([]byte(`{"conn_fault":"reset"}`)); code != 200 || err != nil {
+		t.Fatalf("PATCH conn_fault reset: %d %v", code, err)
+	}
+	err := rdb.Get(context.Background(), connSessionKeyPrefix+"patched").Err()
+	if c := e.Status("").Counters.Connection; !errors.Is(err, syscall.ECONNRESET) || c.ConnectionsReset != 1 || c.ConnectionsDropped != 0 {
+		t.Errorf("after the PATCH: GET %v, counters %+v; want one reset", err, c)
+	}
+}
