@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -93,6 +94,11 @@ func TestBlackholeAgreesWithRedisStopped(t *testing.T) {
 	env := map[string]string{"REDIS_TIMEOUT": timeout.String(), "BREAKER_FAILURES": fmt.Sprint(failures)}
 	stopped := ownRedisServer(t)
 	reference := startApp(t, withEnv(env, "REDIS_URL", stopped.url()))
+	injected := startApp(t, withEnv(env, "REDIS_URL", ownRedisServer(t).url()))
+	// Both pools dialled and warm before the fault, so that what the load
+	// then measures is the fault, not the dials of its first moment.
+	loadPages(t, reference, connFaultClients, 300*time.Millisecond)
+	loadPages(t, injected, connFaultClients, 300*time.Millisecond)
 	proc, err := os.FindProcess(redisPID(t, stopped.addr()))
 	if err != nil {
 		t.Fatal(err)
@@ -101,8 +107,10 @@ func TestBlackholeAgreesWithRedisStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proc.Signal(syscall.SIGCONT) }) // before the server stops
-	injected := startApp(t, withEnv(env, "REDIS_URL", ownRedisServer(t).url(), "CHAOS", "error", "CHAOS_ERROR_EVERY", "1",
-		"CHAOS_LAYER", "connection", "CHAOS_CONN_FAULT", "blackhole"))
+	body := `{"experiment":"error","error_every":1,"layer":"connection","conn_fault":"blackhole"}`
+	if resp := changeChaos(t, injected, http.MethodPut, testControlToken, body); resp.status != http.StatusOK {
+		t.Fatalf("PUT %s: %d %s", body, resp.status, resp.body)
+	}
 
 	ref := loadPages(t, reference, connFaultClients, d)
 	inj := loadPages(t, injected, connFaultClients, d)
