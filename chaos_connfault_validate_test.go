@@ -86,7 +86,8 @@ func (l pageLoad) slowest() time.Duration { return l.times[len(l.times)-1] }
 // accepts connections and answers nothing; the connection layer's blackhole
 // on every read does the same. In both the pages that reach for Redis wait
 // for REDIS_TIMEOUT (300 ms), their median within 10 % of each other's and
-// none longer than the two operations of REDIS_TIMEOUT a page may wait for;
+// of REDIS_TIMEOUT's 25 %, and none longer than the two operations of
+// REDIS_TIMEOUT a page may wait for;
 // the read breaker opens, so that those pages stay within its bound; and
 // every page is a 200 without recommendations.
 func TestBlackholeAgreesWithRedisStopped(t *testing.T) {
@@ -134,9 +135,12 @@ func TestBlackholeAgreesWithRedisStopped(t *testing.T) {
 		if run.load.non200 > 0 || run.load.withRecs > 0 {
 			t.Errorf("%s: %d non-200 pages, %d with recommendations; want none of either", run.name, run.load.non200, run.load.withRecs)
 		}
-		// A page's read and write are each bounded by REDIS_TIMEOUT.
-		if s := run.load.slowest(); s > 2*timeout {
-			t.Errorf("%s: the slowest page took %v, want no more than two operations of REDIS_TIMEOUT %v", run.name, s, timeout)
+		// A page's read and write are each bounded by REDIS_TIMEOUT; a
+		// stall of a loaded machine (under -race, beside other tests) may
+		// add to a page what no REDIS_TIMEOUT bounds, up to a second: a
+		// read waiting for ever would still take the whole load.
+		if s := run.load.slowest(); s > 2*timeout+time.Second {
+			t.Errorf("%s: the slowest page took %v, want no more than two operations of REDIS_TIMEOUT %v (and a second of the machine's stalls)", run.name, s, timeout)
 		}
 		probes := strings.Count(run.app.logs.String(), `msg="redis circuit breaker half-open`)
 		if limit := failures + connFaultClients*(2+probes); run.held < failures || run.held > limit {
@@ -144,8 +148,9 @@ func TestBlackholeAgreesWithRedisStopped(t *testing.T) {
 				run.name, run.held, failures, limit, probes)
 		}
 	}
-	if !agreeTime(injHeldMean, refHeldMean) {
-		t.Errorf("pages that waited: median %v with the blackhole, %v with redis-server stopped: more than 10 %% apart", injHeldMean, refHeldMean)
+	if !agreeTime(injHeldMean, refHeldMean) || max(injHeldMean, refHeldMean) > timeout*5/4 {
+		t.Errorf("pages that waited: median %v with the blackhole, %v with redis-server stopped: want them within 10 %% of each other, and REDIS_TIMEOUT %v",
+			injHeldMean, refHeldMean, timeout)
 	}
 	if inj.counters.Connection.ReadsBlackholed == 0 {
 		t.Errorf("connection layer %+v: no read blackholed", inj.counters.Connection)
