@@ -86,8 +86,8 @@ func (l pageLoad) slowest() time.Duration { return l.times[len(l.times)-1] }
 // accepts connections and answers nothing; the connection layer's blackhole
 // on every read does the same. In both the pages that reach for Redis wait
 // for REDIS_TIMEOUT (300 ms), their median within 10 % of each other's and
-// of REDIS_TIMEOUT's 25 %, and none longer than the two operations of
-// REDIS_TIMEOUT a page may wait for;
+// no more than REDIS_TIMEOUT and a quarter, and none longer than the two
+// operations of REDIS_TIMEOUT a page may wait for;
 // the read breaker opens, so that those pages stay within its bound; and
 // every page is a 200 without recommendations.
 func TestBlackholeAgreesWithRedisStopped(t *testing.T) {
