@@ -17,17 +17,19 @@ import (
 
 // holdingConnFaults are the connection faults that hold a read: a
 // blackhole, for as long as the read's deadline (30 s here), and a slow
-// reply of 100 000 bytes at 1 000 a second, 100 s.
+// reply of 2 000 bytes at 10 a second, 200 s. The value is small so that
+// what follows the fault's end, the reply read at once, takes little even
+// under -race: the bound is on the fault.
 var holdingConnFaults = []struct {
 	name string
 	env  map[string]string
 	held func(ConnCounters) int64
 }{
 	{ConnFaultBlackhole, map[string]string{"CHAOS_CONN_FAULT": "blackhole"}, func(c ConnCounters) int64 { return c.ReadsBlackholed }},
-	{ConnFaultSlowReply, map[string]string{"CHAOS_CONN_FAULT": "slow_reply", "CHAOS_SLOW_REPLY_BYTES_PER_SECOND": "1000"}, func(c ConnCounters) int64 { return c.SlowReplies }},
+	{ConnFaultSlowReply, map[string]string{"CHAOS_CONN_FAULT": "slow_reply", "CHAOS_SLOW_REPLY_BYTES_PER_SECOND": "10"}, func(c ConnCounters) int64 { return c.SlowReplies }},
 }
 
-const heldValueSize = 100_000
+const heldValueSize = 2_000
 
 // seedHeldValue stores the value the held reads read, under key.
 func seedHeldValue(t *testing.T, key string) {
