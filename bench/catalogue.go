@@ -155,7 +155,9 @@ func (b *bench) catalogueScenarios(ctx context.Context, all bool) ([]scenario, [
 	}
 	if len(skipped) > 0 {
 		b.progress.note("catalogue: BENCH_SECONDS=%d runs the quick rows only; left out: %s (BENCH_ONLY=catalogue runs them all)", b.seconds, strings.Join(skipped, ", "))
-		out[len(out)-1].Findings = append(out[len(out)-1].Findings, "quick bench: rows left out: "+strings.Join(skipped, ", "))
+		if len(out) > 0 {
+			out[len(out)-1].Findings = append(out[len(out)-1].Findings, "quick bench: rows left out: "+strings.Join(skipped, ", "))
+		}
 	}
 	return out, table, nil
 }
