@@ -205,14 +205,16 @@ func TestMasterDownAgreesWithAStaleReplica(t *testing.T) {
 	compareAtBothLayers(t, "MASTERDOWN", `{"experiment":"error","error_reply":"MASTERDOWN","commands":["get"],"error_every":1}`, real, false)
 }
 
-// TestBusyServerBeforeItsThresholdBoundsPages: until busy-reply-threshold a
-// server running a long script answers nothing; each page's Redis
-// operation waits REDIS_TIMEOUT and fails, the read breaker opens, and
-// every page is still a 200 within two operations' bound, before and after
-// the server starts answering BUSY.
+// TestBusyServerBeforeItsThresholdBoundsPages: until busy-reply-threshold
+// (2 s here, past the load) a server running a long script answers
+// nothing; each page's Redis operation waits REDIS_TIMEOUT and fails, the
+// read breaker opens, and every page is still a 200 within two operations'
+// bound and 800 ms of a loaded machine's scheduling (under -race, with the
+// script taking a core, pages took up to 674 ms); a page that waited for
+// the server would take until the threshold.
 func TestBusyServerBeforeItsThresholdBoundsPages(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	server := &redisServer{redistest.Own(t, "--busy-reply-threshold", "600")}
+	server := &redisServer{redistest.Own(t, "--busy-reply-threshold", "2000")}
 	app := startApp(t, map[string]string{"REDIS_URL": server.url(), "REDIS_TIMEOUT": timeout.String()})
 	rdb := server.client(t)
 	sessions := loadSessions("busy-silent", failureClients)
@@ -224,7 +226,7 @@ func TestBusyServerBeforeItsThresholdBoundsPages(t *testing.T) {
 	defer script.Close()
 	fmt.Fprintf(script, "*3\r\n$4\r\neval\r\n$17\r\nwhile true do end\r\n$1\r\n0\r\n")
 	load := searchLoad(t, app, nil, sessions, failureLoadFor, false)
-	t.Logf("a server busy for %v, silent for its first 600 ms: %v", failureLoadFor, load)
+	t.Logf("a server busy and silent for %v: %v", failureLoadFor, load)
 	deadline := time.Now().Add(5 * time.Second)
 	for err := rdb.ScriptKill(context.Background()).Err(); err != nil && !strings.HasPrefix(err.Error(), "NOTBUSY "); err = rdb.ScriptKill(context.Background()).Err() {
 		if time.Now().After(deadline) {
@@ -237,7 +239,7 @@ func TestBusyServerBeforeItsThresholdBoundsPages(t *testing.T) {
 		}
 	}
 	load.checkStored(t, rdb, sessions, false)
-	if load.non200 > 0 || load.wrongStored > 0 || load.max > 2*timeout+100*time.Millisecond || load.opened[string(reads)] == 0 {
+	if load.non200 > 0 || load.wrongStored > 0 || load.max > 2*timeout+800*time.Millisecond || load.opened[string(reads)] == 0 {
 		t.Errorf("%d pages not 200, %d sessions stored wrong, slowest page %v (REDIS_TIMEOUT %v), read breaker opened %d times; want none, none, within two timeouts, at least once",
 			load.non200, load.wrongStored, load.max, timeout, load.opened[string(reads)])
 	}
