@@ -52,6 +52,7 @@ func toxiproxyTo(t *testing.T, upstream string, latency time.Duration) string {
 type pageLoad struct {
 	pages, non200, withRecs int
 	mean, p99               time.Duration
+	times                   []time.Duration // every page's, fastest first
 	pool                    chaos.PoolStats // counts during the load
 	counters                chaos.Counters  // likewise
 }
@@ -65,6 +66,12 @@ func (l pageLoad) String() string {
 // loadPages keeps clients searching the app, each in its own session, for
 // d, and measures each page's time.
 func loadPages(t *testing.T, app *testApp, clients int, d time.Duration) pageLoad {
+	t.Helper()
+	return loadPagesOf(t, app, clients, d, func(n int) string { return fmt.Sprintf("q%d", n%5) })
+}
+
+// loadPagesOf is loadPages with each client's nth query query(n).
+func loadPagesOf(t *testing.T, app *testApp, clients int, d time.Duration, query func(n int) string) pageLoad {
 	t.Helper()
 	before := chaosStatusOf(t, app)
 	transport := &http.Transport{MaxIdleConnsPerHost: clients}
@@ -80,7 +87,7 @@ func loadPages(t *testing.T, app *testApp, clients int, d time.Duration) pageLoa
 	for c := range clients {
 		wg.Go(func() {
 			for n := 0; ctx.Err() == nil; n++ {
-				req, _ := http.NewRequest(http.MethodPost, app.url+"/search", strings.NewReader(fmt.Sprintf("query=q%d", n%5)))
+				req, _ := http.NewRequest(http.MethodPost, app.url+"/search", strings.NewReader("query="+query(n)))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				req.Header.Set("Cookie", fmt.Sprintf("%s=%x-%d", sessionCookie, len(run), c))
 				start := time.Now()
@@ -117,6 +124,7 @@ func loadPages(t *testing.T, app *testApp, clients int, d time.Duration) pageLoa
 	slices.Sort(times)
 	load.mean = sum / time.Duration(len(times))
 	load.p99 = times[(len(times)*99+99)/100-1]
+	load.times = times
 	b, a := before.RedisPool, after.RedisPool
 	load.pool = chaos.PoolStats{Hits: a.Hits - b.Hits, Misses: a.Misses - b.Misses, Timeouts: a.Timeouts - b.Timeouts, Waits: a.Waits - b.Waits}
 	load.counters = after.Counters

@@ -63,6 +63,7 @@ func (r *report) markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "- **%s** (%s): %s — %s\n", s.Name, s.Hypothesis, strings.Join(s.Findings, "; "), s.Verdict)
 	}
+	writeCatalogue(w, r.Catalogue)
 }
 
 func percent(share *float64) string {

@@ -186,15 +186,16 @@ type machine struct {
 }
 
 type report struct {
-	Started       time.Time  `json:"started"`
-	Seconds       int        `json:"seconds_per_run"`
-	Concurrency   int        `json:"concurrency"`
-	Pairs         int        `json:"pairs"`
-	Machine       machine    `json:"machine"`
-	ChaosOffRatio float64    `json:"chaos_off_to_production_mean_ratio"`
-	ChaosOffCPU   *ratioCI   `json:"chaos_off_cpu_per_request_ratio,omitempty"`
-	ChaosOffMean  *ratioCI   `json:"chaos_off_mean_ratio,omitempty"`
-	Scenarios     []scenario `json:"scenarios"`
+	Started       time.Time   `json:"started"`
+	Seconds       int         `json:"seconds_per_run"`
+	Concurrency   int         `json:"concurrency"`
+	Pairs         int         `json:"pairs"`
+	Machine       machine     `json:"machine"`
+	ChaosOffRatio float64     `json:"chaos_off_to_production_mean_ratio"`
+	ChaosOffCPU   *ratioCI    `json:"chaos_off_cpu_per_request_ratio,omitempty"`
+	ChaosOffMean  *ratioCI    `json:"chaos_off_mean_ratio,omitempty"`
+	Scenarios     []scenario  `json:"scenarios"`
+	Catalogue     []agreement `json:"catalogue,omitempty"` // the catalogue's agreement table
 }
 
 func (r *report) allHeld() bool {
@@ -232,6 +233,13 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 
 	r := &report{Started: time.Now().UTC(), Seconds: s.seconds, Concurrency: s.concurrency, Pairs: s.pairs,
 		Machine: machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), RedisVersion: b.redis.version, RedisSource: b.redis.source}}
+	if s.only == "catalogue" {
+		if r.Scenarios, r.Catalogue, err = b.catalogueScenarios(ctx, true); err != nil {
+			return nil, err
+		}
+		p.done()
+		return r, nil
+	}
 	if s.only == "fleet" {
 		fleet, err := b.fleetScenarios(ctx)
 		if err != nil {
@@ -361,6 +369,11 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		return nil, err
 	}
 	r.Scenarios = append(r.Scenarios, validations...)
+	catalogue, table, err := b.catalogueScenarios(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios, r.Catalogue = append(r.Scenarios, catalogue...), table
 	fleet, err := b.fleetScenarios(ctx)
 	if err != nil {
 		return nil, err

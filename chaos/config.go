@@ -39,6 +39,12 @@ type Config struct {
 	// Redis's own replies, LOADING, READONLY, CLUSTERDOWN, NOSCRIPT, OOM,
 	// BUSY, TRYAGAIN, MOVED, ASK or MASTERDOWN (docs/redis-failures.md).
 	ErrorReply string `json:"error_reply"`
+	// ConnFault is what a failed read gets at the connection layer when
+	// ErrorReply is empty: eof (or empty: its connection dropped), reset (a
+	// TCP RST), blackhole (no reply until its deadline) or slow_reply (the
+	// reply trickles at SlowReplyBytesPerSecond).
+	ConnFault               string  `json:"conn_fault,omitempty"`
+	SlowReplyBytesPerSecond float64 `json:"slow_reply_bytes_per_second,omitempty"`
 	// DryRun decides everything as the experiment would (its groups, its
 	// every Nth read, its draws, its stop conditions, its end) and injects
 	// nothing: each group counts what it would have injected instead. The
@@ -222,6 +228,9 @@ func (c Config) logAttrs() []any {
 		"delay_jitter_seconds", c.JitterSeconds, "commands", strings.Join(c.Commands, ","),
 		"error_every", c.ErrorEvery, "error_rate", c.ErrorRate, "seed", c.Seed,
 		"layer", c.Layer, "error_reply", c.ErrorReply}
+	if c.ConnFault != "" {
+		attrs = append(attrs, "conn_fault", c.ConnFault, "slow_reply_bytes_per_second", c.SlowReplyBytesPerSecond)
+	}
 	if c.DryRun {
 		attrs = append(attrs, "dry_run", true)
 	}

@@ -1,15 +1,12 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,10 +33,15 @@ type connCounters struct {
 	delays       atomic.Int64
 	drops        atomic.Int64
 	errorReplies atomic.Int64
+	resets       atomic.Int64
+	blackholes   atomic.Int64
+	slowReplies  atomic.Int64
 }
 
 func (c *connCounters) status() ConnCounters {
-	return ConnCounters{c.dials.Load(), c.dialsFailed.Load(), c.delays.Load(), c.drops.Load(), c.errorReplies.Load()}
+	return ConnCounters{Dials: c.dials.Load(), DialsFailed: c.dialsFailed.Load(), DelaysInjected: c.delays.Load(),
+		ConnectionsDropped: c.drops.Load(), ErrorRepliesInjected: c.errorReplies.Load(),
+		ConnectionsReset: c.resets.Load(), ReadsBlackholed: c.blackholes.Load(), SlowReplies: c.slowReplies.Load()}
 }
 
 // dialHook wraps every connection go-redis dials. The wrapper costs a
@@ -75,6 +77,8 @@ type connFault struct {
 	plan  context.Context // the delay's plan's live: the reply is read at once when it is done
 	drop  bool            // close the connection: the read sees end of file
 	reply []byte          // answer with these bytes; the command never reached Redis
+	reset bool            // reset the connection (conn_reset.go)
+	held  []byte          // blackholed: the command, sent if the plan ends first (conn_blackhole.go)
 }
 
 // faultyConn is a connection go-redis dialled. Write decides the fault for
@@ -93,6 +97,9 @@ type faultyConn struct {
 	// pipeline, sent and its reply not read yet. Only the goroutine that
 	// holds the connection touches it.
 	inTrip bool
+	// slow trickles the round trip's reply (conn_slow.go); as inTrip,
+	// the holding goroutine's alone.
+	slow *slowReply
 }
 
 // faultySyscallConn is a faultyConn over a connection with a file descriptor.
@@ -110,6 +117,7 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		// vain for a pooled connection makes none, a retry makes one more.
 		c.inTrip = true
 		c.e.roundTrips.Add(1)
+		c.slow = nil
 	}
 	p := c.e.active.Load()
 	f := p.conn
@@ -129,14 +137,11 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		// The read never reaches Redis, as when Redis is gone or answers
 		// with an error before running it.
 		c.e.connFailed(p)
+		var reply []byte
 		if f.failure.reply != "" {
-			c.e.conn.errorReplies.Add(1)
-			c.pending.Store(&connFault{reply: replyFor(f.failure.reply, cmds[0].Key, c.addr)})
-		} else {
-			c.e.conn.drops.Add(1)
-			c.pending.Store(&connFault{drop: true})
+			reply = replyFor(f.failure.reply, cmds[0].Key, c.addr)
 		}
-		return len(b), nil
+		return c.fail(p, reply, b)
 	}
 	written := time.Now()
 	n, err := c.Conn.Write(b)
@@ -159,6 +164,9 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 
 func (c *faultyConn) Read(b []byte) (int, error) {
 	c.inTrip = false
+	if c.slow != nil {
+		return c.slowRead(b)
+	}
 	if c.pending.Load() == nil {
 		return c.Conn.Read(b)
 	}
@@ -176,6 +184,10 @@ func (c *faultyConn) Read(b []byte) (int, error) {
 			c.pending.Store(&connFault{reply: f.reply[n:]})
 		}
 		return n, nil
+	case f.reset:
+		return c.resetRead()
+	case f.held != nil:
+		return c.blackholeRead(f, b)
 	}
 	if err := c.waitUntil(f); err != nil {
 		return 0, err
@@ -263,57 +275,4 @@ func (c *faultyConn) Close() error {
 		return nil // a dropped connection closed itself already
 	}
 	return err
-}
-
-// respCommand is a command as go-redis writes it.
-type respCommand struct {
-	Command
-	args int
-}
-
-// parseRESPCommands reads the commands in one write: each an array of bulk
-// strings. It stops at anything else, such as a command split across writes.
-func parseRESPCommands(b []byte) []respCommand {
-	var cmds []respCommand
-	for len(b) > 0 {
-		n, rest, ok := respLength(b, '*')
-		if !ok {
-			return cmds
-		}
-		b = rest
-		cmd := respCommand{args: n}
-		at := 1
-		for i := range n {
-			size, rest, ok := respLength(b, '$')
-			if !ok || len(rest) < size+2 {
-				return cmds
-			}
-			switch {
-			case i == 0:
-				cmd.Name = strings.ToLower(string(rest[:size]))
-				at = keyAt(cmd.Name)
-			case i == 2 && at == 3 && string(rest[:size]) == "0":
-				at = 0 // a script with no keys
-			case i == at:
-				cmd.Key = string(rest[:size])
-			}
-			b = rest[size+2:]
-		}
-		cmds = append(cmds, cmd)
-	}
-	return cmds
-}
-
-// respLength reads a line such as "*2\r\n" or "$3\r\n" that starts with
-// kind, and returns its number and what follows it.
-func respLength(b []byte, kind byte) (int, []byte, bool) {
-	end := bytes.Index(b, []byte("\r\n"))
-	if len(b) == 0 || b[0] != kind || end < 0 {
-		return 0, nil, false
-	}
-	n, err := strconv.Atoi(string(b[1:end]))
-	if err != nil || n < 0 {
-		return 0, nil, false
-	}
-	return n, b[end+2:], true
 }

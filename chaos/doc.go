@@ -71,7 +71,12 @@
 //	wait_other.go   the wait elsewhere: a Go timer
 //	failure.go      the failing-reads fault: every Nth or at a rate, of the reads or the commands listed
 //	replies.go      Redis's own error replies, byte for byte; MOVED and ASK for a key's slot
-//	conn.go         the connection layer: the wrapped net.Conn, round trips, RESP parsing
+//	conn.go         the connection layer: the wrapped net.Conn, round trips, the delay
+//	conn_resp.go    the commands in a write, parsed from RESP
+//	conn_fault.go   what a failed read gets there (conn_fault), decided once by Write
+//	conn_reset.go   reset: SO_LINGER 0, and the read sees ECONNRESET
+//	conn_blackhole.go blackhole: no reply until the deadline, lifted when the plan ends
+//	conn_slow.go    slow_reply: the reply handed over at a rate, as on a saturated link
 //	redis.go        Instrument and the go-redis hooks of the command layer
 //	experiment.go   Options, Experiment, New, Use, Stop
 //	guard.go        the duration, the stop conditions' once-a-second judge, the end of a run

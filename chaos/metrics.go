@@ -135,6 +135,9 @@ func (e *Experiment) series() []series {
 	counter("connection_delays_injected_total", "Replies the connection layer held back, holding their pooled connection.", point{value: count(&e.conn.delays)})
 	counter("connections_dropped_total", "Reads the connection layer failed by closing their connection.", point{value: count(&e.conn.drops)})
 	counter("error_replies_injected_total", "Commands the connection layer answered with a Redis error reply (CHAOS_ERROR_REPLY).", point{value: count(&e.conn.errorReplies)})
+	counter("connections_reset_total", "Commands the connection layer failed by resetting their connection (CHAOS_CONN_FAULT=reset).", point{value: count(&e.conn.resets)})
+	counter("reads_blackholed_total", "Commands the connection layer gave no reply until their deadline (CHAOS_CONN_FAULT=blackhole).", point{value: count(&e.conn.blackholes)})
+	counter("slow_replies_total", "Commands whose reply the connection layer trickled at CHAOS_SLOW_REPLY_BYTES_PER_SECOND (CHAOS_CONN_FAULT=slow_reply).", point{value: count(&e.conn.slowReplies)})
 
 	counter("group_searches_total", "Pages served while an experiment injected, by side of the blast radius.",
 		byGroup(func(c *groupCounters) *atomic.Int64 { return &c.searches }, count)...)

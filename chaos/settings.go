@@ -84,6 +84,16 @@ var settings = []setting{
 			c.ErrorReply = strings.ToUpper(strings.TrimSpace(c.ErrorReply))
 			return c.ErrorReply, wantIf(c.ErrorReply != "" && !knownReply(c.ErrorReply), "want "+errorReplyChoices)
 		}},
+	{env: "CHAOS_CONN_FAULT", field: "conn_fault", want: "want " + connFaultChoices,
+		parse: func(c *Config, raw string) bool { c.ConnFault = raw; return true },
+		check: checkConnFault},
+	{env: "CHAOS_SLOW_REPLY_BYTES_PER_SECOND", field: "slow_reply_bytes_per_second", want: wantSlowReplyRate,
+		parse: func(c *Config, raw string) bool {
+			v, err := strconv.ParseFloat(raw, 64)
+			c.SlowReplyBytesPerSecond = v
+			return err == nil
+		},
+		check: checkSlowReplyRate},
 	guardrail("CHAOS_DURATION_SECONDS", "duration_seconds", "want seconds from 1 to 86400, such as 300 (default 1800; there is no unlimited run: 0 is refused)", 1, maxDurationSeconds,
 		func(c *Config) *float64 { return &c.DurationSeconds }),
 	{env: "CHAOS_SESSIONS_PERCENT", field: "sessions_percent", want: wantPercent,
@@ -300,7 +310,8 @@ var envOrder = func() []int {
 	order := []string{"CHAOS", "CHAOS_DELAY_SECONDS", "CHAOS_DELAY_JITTER_SECONDS", "CHAOS_ERROR_RATE", "CHAOS_ERROR_EVERY",
 		"CHAOS_SEED", "CHAOS_COMMANDS", "CHAOS_DURATION_SECONDS", "CHAOS_STOP_FAILED_READS_SHARE", "CHAOS_STOP_SEARCH_P99_SECONDS",
 		"CHAOS_SESSIONS_PERCENT", "CHAOS_STOP_WINDOW_SEARCHES", "CHAOS_LAYER", "CHAOS_ERROR_REPLY",
-		"CHAOS_STOP_MIN_SEARCHES", "CHAOS_STOP_DEGRADED_SHARE", "CHAOS_DRY_RUN", "CHAOS_RUN_ID"}
+		"CHAOS_STOP_MIN_SEARCHES", "CHAOS_STOP_DEGRADED_SHARE", "CHAOS_DRY_RUN", "CHAOS_RUN_ID",
+		"CHAOS_CONN_FAULT", "CHAOS_SLOW_REPLY_BYTES_PER_SECOND"}
 	var index []int
 	for _, env := range order {
 		i := slices.IndexFunc(settings, func(s setting) bool { return s.env == env })

@@ -97,6 +97,9 @@ type ConnCounters struct {
 	DelaysInjected       int64 `json:"delays_injected"`
 	ConnectionsDropped   int64 `json:"connections_dropped"`
 	ErrorRepliesInjected int64 `json:"error_replies_injected"`
+	ConnectionsReset     int64 `json:"connections_reset"` // conn_fault reset
+	ReadsBlackholed      int64 `json:"reads_blackholed"`  // conn_fault blackhole
+	SlowReplies          int64 `json:"slow_replies"`      // conn_fault slow_reply
 }
 
 // GroupFigures count the pages of one group while the experiment ran.
