@@ -52,6 +52,10 @@ type Options struct {
 	// refused, since its latency would never apply. nil: only the names'
 	// syntax is checked.
 	Commands []string
+	// HTTPDependencies name the HTTP dependencies the service calls through
+	// Transport, such as recommender: the names a Config's dependencies may
+	// give besides redis. nil: none.
+	HTTPDependencies []string
 	// Token is the credential that PUT, PATCH and DELETE of Handler need, as
 	// Authorization: Bearer (TokenFromEnv reads one): 16 to 1024 printable
 	// ASCII characters. Empty: New generates one and writes it to a new
@@ -154,6 +158,7 @@ type Experiment struct {
 	delayedNanos     atomic.Int64
 	delaysInProgress atomic.Int64 // both layers' delays waiting now
 	conn             connCounters
+	httpCalls        map[string]*httpCounters // by HTTP dependency; fixed by New
 	// groupTotals count every run's pages by group since the experiment was
 	// made, for the metrics, which must only grow; each run counts its own.
 	groupTotals [2]groupCounters
@@ -189,6 +194,9 @@ func newExperiment(cfg Config, opts Options, c clock) (*Experiment, error) {
 	for _, cmd := range opts.Commands {
 		e.opts.Commands = append(e.opts.Commands, strings.ToLower(cmd))
 	}
+	if err := e.registerHTTP(opts.HTTPDependencies); err != nil {
+		return nil, err
+	}
 	if err := e.check(&cfg); err != nil {
 		return nil, err
 	}
@@ -223,11 +231,14 @@ func newExperiment(cfg Config, opts Options, c clock) (*Experiment, error) {
 // check validates cfg, whoever built it, in the terms it was written in: the
 // environment's variables or the JSON fields.
 func (e *Experiment) check(cfg *Config) error {
-	name, commands := jsonName, "commands"
+	name, commands, dependencies := jsonName, "commands", "dependencies"
 	if cfg.fromEnv {
-		name, commands = envName, "CHAOS_COMMANDS"
+		name, commands, dependencies = envName, "CHAOS_COMMANDS", "CHAOS_DEPENDENCIES"
 	}
 	if err := cfg.check(name); err != nil {
+		return err
+	}
+	if err := e.checkDependencies(cfg, dependencies); err != nil {
 		return err
 	}
 	return e.opts.checkCommands(cfg, commands)

@@ -136,6 +136,29 @@ func (e *Experiment) series() []series {
 	counter("connections_dropped_total", "Reads the connection layer failed by closing their connection.", point{value: count(&e.conn.drops)})
 	counter("error_replies_injected_total", "Reads the connection layer answered with a Redis error reply (CHAOS_ERROR_REPLY).", point{value: count(&e.conn.errorReplies)})
 
+	if deps := e.opts.HTTPDependencies; len(deps) > 0 {
+		byDependency := func(field func(*httpCounters) *atomic.Int64, read func(*atomic.Int64) func() float64) []point {
+			var points []point
+			for _, d := range deps {
+				points = append(points, point{prometheus.Labels{"chaos_dependency": d}, read(field(e.httpCalls[d]))})
+			}
+			return points
+		}
+		counter("http_calls_total", "Calls to each HTTP dependency through the chaos Transport, faulted or not.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.calls }, count)...)
+		counter("http_delays_injected_total", "Calls to each HTTP dependency the latency experiment delayed, before the request or after the response headers.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.delaysInjected }, count)...)
+		counter("http_errors_injected_total", "Calls to each HTTP dependency the error experiment failed: a transport error, a synthetic status or a hang (http_fault).",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.errorsInjected }, count)...)
+		counter("http_delays_would_inject_total", "Calls to each HTTP dependency a dry run of the latency experiment would have delayed, and did not.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.delaysWouldInject }, count)...)
+		counter("http_errors_would_inject_total", "Calls to each HTTP dependency a dry run of the error experiment would have failed, and did not.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.errorsWouldInject }, count)...)
+		gauge("http_faults_in_progress", "Delays and hangs of calls to each HTTP dependency waiting now.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.inProgress }, count)...)
+		counter("http_delay_seconds_total", "Time the delays of calls to each HTTP dependency actually waited, including those cut short.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.delayedNanos }, seconds)...)
+	}
 	counter("group_searches_total", "Pages served while an experiment injected, by side of the blast radius.",
 		byGroup(func(c *groupCounters) *atomic.Int64 { return &c.searches }, count)...)
 	counter("group_failed_reads_total", "Pages that could not read while an experiment injected, by side of the blast radius.",

@@ -13,6 +13,9 @@ type plan struct {
 	config  Config
 	command *faults // injected around go-redis's commands
 	conn    *faults // injected on the connections go-redis dials
+	// http are the faults of each HTTP dependency the Config names, which
+	// Transport's calls inject; nil: none.
+	http map[string]*httpFaults
 	run     *run    // the guardrails' state, which the plan that ends it shares
 	// fleetVersion is the version of the fleet's record this plan runs; 0:
 	// the instance's own experiment (New, Use, PUT, PATCH).
@@ -51,8 +54,9 @@ func planOn(c Config, r *run) *plan {
 	p := &plan{config: c, run: r}
 	p.live, p.retire = context.WithCancel(context.Background())
 	f := &faults{latency: newLatency(c), failure: newFailure(c)}
+	p.http = newHTTPFaults(c)
 	switch {
-	case f.latency == nil && f.failure == nil:
+	case f.latency == nil && f.failure == nil, !c.faultsRedis():
 	case c.Layer == LayerConnection:
 		p.conn = f
 	default:
@@ -81,10 +85,17 @@ func (p *plan) faults() *faults { return cmpOr(p.command, p.conn) }
 
 // injects reports whether the plan injects any fault, or in a dry run
 // decides as if it did: the guardrails run alike for both.
-func (p *plan) injects() bool { return p.faults() != nil }
+func (p *plan) injects() bool { return p.faults() != nil || p.http != nil }
 
-func (p *plan) latency() bool { f := p.faults(); return f != nil && f.latency != nil }
-func (p *plan) failure() bool { f := p.faults(); return f != nil && f.failure != nil }
+func (p *plan) latency() bool {
+	f := p.faults()
+	return f != nil && f.latency != nil || p.http != nil && p.httpKind().latency != nil
+}
+
+func (p *plan) failure() bool {
+	f := p.faults()
+	return f != nil && f.failure != nil || p.http != nil && p.httpKind().failure != nil
+}
 
 // succeeded carries over the time each fault kind became active: a kind that
 // stays on keeps its time.

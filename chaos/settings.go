@@ -135,6 +135,12 @@ var settings = []setting{
 	{env: "CHAOS_RUN_ID", field: "run_id", want: wantRunID,
 		parse: func(c *Config, raw string) bool { c.RunID = raw; return true },
 		check: func(c *Config) (any, string) { return c.RunID, wantIf(!runID.MatchString(c.RunID), wantRunID) }},
+	dependenciesSetting(),
+	httpFaultSetting(),
+	httpStatusSetting(),
+	httpHostsSetting(),
+	httpPathsSetting(),
+	delayAfterHeadersSetting(),
 }
 
 const (
@@ -301,7 +307,8 @@ var envOrder = func() []int {
 	order := []string{"CHAOS", "CHAOS_DELAY_SECONDS", "CHAOS_DELAY_JITTER_SECONDS", "CHAOS_ERROR_RATE", "CHAOS_ERROR_EVERY",
 		"CHAOS_SEED", "CHAOS_COMMANDS", "CHAOS_DURATION_SECONDS", "CHAOS_STOP_FAILED_READS_SHARE", "CHAOS_STOP_SEARCH_P99_SECONDS",
 		"CHAOS_SESSIONS_PERCENT", "CHAOS_STOP_WINDOW_SEARCHES", "CHAOS_LAYER", "CHAOS_ERROR_REPLY",
-		"CHAOS_STOP_MIN_SEARCHES", "CHAOS_STOP_DEGRADED_SHARE", "CHAOS_DRY_RUN", "CHAOS_RUN_ID"}
+		"CHAOS_STOP_MIN_SEARCHES", "CHAOS_STOP_DEGRADED_SHARE", "CHAOS_DRY_RUN", "CHAOS_RUN_ID",
+		"CHAOS_DEPENDENCIES", "CHAOS_HTTP_FAULT", "CHAOS_HTTP_STATUS", "CHAOS_HTTP_HOSTS", "CHAOS_HTTP_PATHS", "CHAOS_DELAY_AFTER_HEADERS"}
 	var index []int
 	for _, env := range order {
 		i := slices.IndexFunc(settings, func(s setting) bool { return s.env == env })
