@@ -16,7 +16,7 @@ type plan struct {
 	// http are the faults of each HTTP dependency the Config names, which
 	// Transport's calls inject; nil: none.
 	http map[string]*httpFaults
-	run     *run    // the guardrails' state, which the plan that ends it shares
+	run  *run // the guardrails' state, which the plan that ends it shares
 	// fleetVersion is the version of the fleet's record this plan runs; 0:
 	// the instance's own experiment (New, Use, PUT, PATCH).
 	fleetVersion int64
