@@ -231,14 +231,14 @@ func newExperiment(cfg Config, opts Options, c clock) (*Experiment, error) {
 // check validates cfg, whoever built it, in the terms it was written in: the
 // environment's variables or the JSON fields.
 func (e *Experiment) check(cfg *Config) error {
-	name, commands, dependencies := jsonName, "commands", "dependencies"
+	name, commands := jsonName, "commands"
 	if cfg.fromEnv {
-		name, commands, dependencies = envName, "CHAOS_COMMANDS", "CHAOS_DEPENDENCIES"
+		name, commands = envName, "CHAOS_COMMANDS"
 	}
 	if err := cfg.check(name); err != nil {
 		return err
 	}
-	if err := e.checkDependencies(cfg, dependencies); err != nil {
+	if err := e.checkDependencies(cfg); err != nil {
 		return err
 	}
 	return e.opts.checkCommands(cfg, commands)

@@ -155,8 +155,12 @@ func delayAfterHeadersSetting() setting {
 }
 
 // checkDependencies refuses a Config that names a dependency the service
-// does not register; name spells the setting as the Config was written.
-func (e *Experiment) checkDependencies(c *Config, name string) error {
+// does not register, naming the setting as the Config was written.
+func (e *Experiment) checkDependencies(c *Config) error {
+	name := "dependencies"
+	if c.fromEnv {
+		name = "CHAOS_DEPENDENCIES"
+	}
 	for _, d := range c.Dependencies {
 		if d != redisDependency && e.httpCalls[d] == nil {
 			known := append([]string{redisDependency}, e.opts.HTTPDependencies...)

@@ -13,10 +13,7 @@ type plan struct {
 	config  Config
 	command *faults // injected around go-redis's commands
 	conn    *faults // injected on the connections go-redis dials
-	// http are the faults of each HTTP dependency the Config names, which
-	// Transport's calls inject; nil: none.
-	http map[string]*httpFaults
-	run  *run // the guardrails' state, which the plan that ends it shares
+	run     *run    // the guardrails' state, which the plan that ends it shares
 	// fleetVersion is the version of the fleet's record this plan runs; 0:
 	// the instance's own experiment (New, Use, PUT, PATCH).
 	fleetVersion int64
@@ -38,6 +35,10 @@ type plan struct {
 
 	latencySince time.Time
 	errorSince   time.Time
+
+	// http are the faults of each HTTP dependency the Config names, which
+	// Transport's calls inject; nil: none.
+	http map[string]*httpFaults
 }
 
 // faults are what one layer injects; a nil kind injects nothing.
