@@ -42,7 +42,12 @@ var httpOptions = Options{HTTPDependencies: []string{"recommender", "other"}}
 // of dependency name through its Transport.
 func httpExperiment(t *testing.T, body, name string) (*Experiment, *http.Client) {
 	t.Helper()
-	e := testExperiment(t, map[string]string{}, httpOptions)
+	return httpExperimentWith(t, httpOptions, body, name)
+}
+
+func httpExperimentWith(t *testing.T, opts Options, body, name string) (*Experiment, *http.Client) {
+	t.Helper()
+	e := testExperiment(t, map[string]string{}, opts)
 	cfg, err := FromJSON([]byte(body))
 	if err != nil {
 		t.Fatal(err)
