@@ -25,6 +25,10 @@ type experiment struct {
 	fleet bool // join the fleet's control plane (CHAOS_FLEET)
 }
 
+// recommenderDependency is the recommender's name in an experiment's
+// dependencies, its metrics and its status.
+const recommenderDependency = "recommender"
+
 // shopCommands are the Redis commands the shop sends: its read, the
 // compare-and-set script (EVALSHA, EVAL after a NOSCRIPT, SCRIPT LOAD at
 // start), PING (for whoever names it), the handshake of each connection
@@ -53,6 +57,8 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 		Namespace: metricsNamespace,
 		Token:     token,
 		Commands:  shopCommands,
+		// The shop's HTTP dependency, which dependencies may name besides redis.
+		HTTPDependencies: []string{recommenderDependency},
 		// The error experiment fails the read of a session's interests.
 		Reads: func(c chaos.Command) bool { return c.Name == "get" && strings.HasPrefix(c.Key, sessionKeyPrefix) },
 		// /readyz's canaries: a probe that waits for them must not fail.
