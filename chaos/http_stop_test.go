@@ -42,7 +42,11 @@ func TestHTTPStopEndsEveryFaultInProgress(t *testing.T) {
 		}
 		done := make(chan answer, 1)
 		go func() {
-			_, b, err := call(context.Background(), c, dep.URL)
+			// A deadline well past the test's own, so that a fault the stop
+			// fails to end fails the test rather than hanging it.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, b, err := call(ctx, c, dep.URL)
 			done <- answer{b, err, time.Now()}
 		}()
 		inProgress(t, e, 1)
@@ -66,7 +70,9 @@ func TestHTTPExpiryEndsAHang(t *testing.T) {
 	dep := newDependency(t)
 	e, c := httpExperiment(t, `{"experiment":"error","error_every":1,"dependencies":["recommender"],"http_fault":"hang","duration_seconds":1}`, "recommender")
 	ends := *e.Status("").EndsAt
-	_, b, err := call(context.Background(), c, dep.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, b, err := call(ctx, c, dep.URL)
 	if late := time.Since(ends); late > 100*time.Millisecond || err != nil || !strings.Contains(b, "Pears") {
 		t.Errorf("the hung call ended %v after the experiment: %q %v", late, b, err)
 	}
