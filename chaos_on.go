@@ -86,6 +86,13 @@ func (e *experiment) withRunID(logger *slog.Logger) *slog.Logger {
 
 func (e *experiment) instrument(rdb redis.UniversalClient) { e.Instrument(rdb) }
 
+// instrumentHTTP hands the client of an HTTP dependency ("recommender") to
+// the experiment, which may wrap its Transport; the client comes back to be
+// used in its place.
+func (e *experiment) instrumentHTTP(dependency string, client *http.Client) *http.Client {
+	return client
+}
+
 func (e *experiment) observe(shop http.Handler) http.Handler { return e.Middleware(shop) }
 
 func (e *experiment) mountControl(admin *http.ServeMux) { admin.Handle("/debug/chaos", e.Handler()) }
