@@ -59,6 +59,9 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 		Commands:  shopCommands,
 		// The shop's HTTP dependency, which dependencies may name besides redis.
 		HTTPDependencies: []string{recommenderDependency},
+		// /readyz's call, as its Redis canaries: the breaker's canary is
+		// faulted as pages are, so an experiment keeps it open as an outage does.
+		SparedHTTP: func(r *http.Request) bool { return recommenderProbe(r) == "readiness" },
 		// The error experiment fails the read of a session's interests.
 		Reads: func(c chaos.Command) bool { return c.Name == "get" && strings.HasPrefix(c.Key, sessionKeyPrefix) },
 		// /readyz's canaries: a probe that waits for them must not fail.
@@ -90,6 +93,7 @@ func (e *experiment) instrument(rdb redis.UniversalClient) { e.Instrument(rdb) }
 // the experiment, which may wrap its Transport; the client comes back to be
 // used in its place.
 func (e *experiment) instrumentHTTP(dependency string, client *http.Client) *http.Client {
+	client.Transport = e.Transport(dependency, client.Transport)
 	return client
 }
 

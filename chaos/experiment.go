@@ -56,6 +56,9 @@ type Options struct {
 	// Transport, such as recommender: the names a Config's dependencies may
 	// give besides redis. nil: none.
 	HTTPDependencies []string
+	// SparedHTTP reports whether an HTTP call is one no experiment touches,
+	// as Spared does for Redis commands: a health check's. nil: none.
+	SparedHTTP func(*http.Request) bool
 	// Token is the credential that PUT, PATCH and DELETE of Handler need, as
 	// Authorization: Bearer (TokenFromEnv reads one): 16 to 1024 printable
 	// ASCII characters. Empty: New generates one and writes it to a new

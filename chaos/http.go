@@ -58,7 +58,7 @@ func (t *faultyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := requestOf(ctx)
 	p := t.e.active.Load()
 	f := p.http[t.dependency]
-	if f == nil || !f.targets(req.URL) || !p.run.reaches(ctx) {
+	if f == nil || !f.targets(req.URL) || !p.run.reaches(ctx) || t.e.opts.SparedHTTP != nil && t.e.opts.SparedHTTP(req) {
 		return r.called(t.next.RoundTrip(req))
 	}
 	fails, delay := f.decide()

@@ -222,3 +222,16 @@ func TestHTTPLeavesRedisAlone(t *testing.T) {
 		t.Errorf("an experiment of redis alone: GET %v, want CHAOS", err)
 	}
 }
+
+// TestHTTPSparedCalls: a call SparedHTTP names is never faulted, nor
+// counted in the every Nth.
+func TestHTTPSparedCalls(t *testing.T) {
+	dep := newDependency(t)
+	opts := Options{HTTPDependencies: []string{"recommender"}, SparedHTTP: func(r *http.Request) bool { return r.URL.Path == "/healthz" }}
+	_, c := httpExperimentWith(t, opts, `{"experiment":"error","error_every":2,"dependencies":["recommender"]}`, "recommender")
+	for i, path := range []string{"/healthz", "/r", "/healthz", "/r", "/healthz"} {
+		if _, _, err := call(context.Background(), c, dep.URL+path); (err != nil) != (i == 3) {
+			t.Errorf("call %d to %s: %v; want only the second to /r failed", i, path, err)
+		}
+	}
+}
