@@ -28,8 +28,8 @@ const (
 	wantHTTPStatus   = "want an HTTP status from 400 to 599, such as 503 (the default)"
 	wantHTTPHosts    = "want host names or host:port, such as recommender.internal or 127.0.0.1:8081 (empty: every host)"
 	wantHTTPPaths    = "want path prefixes starting with /, such as /recommendations (empty: every path)"
+	wantAfterHeaders = "want true (hold the response body after its headers) or false (delay the request, the default)"
 	wantHTTPNamed    = "want an HTTP dependency in dependencies too, such as recommender: only HTTP calls take it"
-	wantRedisNamed   = "want redis in dependencies too: only Redis commands take it"
 	defaultHTTPCode  = 503
 )
 
@@ -98,34 +98,44 @@ func dependenciesSetting() setting {
 	return s
 }
 
-func httpFaultSetting() setting {
-	return setting{env: "CHAOS_HTTP_FAULT", field: "http_fault", want: wantHTTPFault,
-		parse: func(c *Config, raw string) bool { c.HTTPFault = raw; return true },
-		check: func(c *Config) (any, string) {
-			c.HTTPFault = lowerTrimmed(c.HTTPFault)
-			if _, known := httpFailures[c.HTTPFault]; !known {
-				return c.HTTPFault, wantHTTPFault
-			}
-			if c.HTTPFault != "" && c.HTTPFault != httpFaultError {
-				return c.HTTPFault, needsHTTP(c)
-			}
-			return nil, ""
-		}}
+// checkHTTPFault is http_fault's check: error, status or hang, the last
+// two only with an HTTP dependency.
+func checkHTTPFault(c *Config) (any, string) {
+	c.HTTPFault = lowerTrimmed(c.HTTPFault)
+	if _, known := httpFailures[c.HTTPFault]; !known {
+		return c.HTTPFault, wantHTTPFault
+	}
+	if c.HTTPFault != "" && c.HTTPFault != httpFaultError {
+		return c.HTTPFault, needsHTTP(c)
+	}
+	return nil, ""
 }
 
-func httpStatusSetting() setting {
-	return setting{env: "CHAOS_HTTP_STATUS", field: "http_status", want: wantHTTPStatus,
-		parse: func(c *Config, raw string) bool {
-			n, err := strconv.Atoi(raw)
-			c.HTTPStatus = n
-			return err == nil && n >= 400 && n <= 599
-		},
-		check: func(c *Config) (any, string) {
-			if c.HTTPStatus == 0 && c.HTTPFault == httpFaultStatus {
-				c.HTTPStatus = defaultHTTPCode // shown, so the status says what is answered
-			}
-			return c.HTTPStatus, wantIf(c.HTTPStatus != 0 && (c.HTTPStatus < 400 || c.HTTPStatus > 599), wantHTTPStatus)
-		}}
+// parseHTTPStatus reads CHAOS_HTTP_STATUS, refusing it out of range as typed.
+func parseHTTPStatus(c *Config, raw string) bool {
+	n, err := strconv.Atoi(raw)
+	c.HTTPStatus = n
+	return err == nil && n >= 400 && n <= 599
+}
+
+func checkHTTPStatus(c *Config) (any, string) {
+	if c.HTTPStatus == 0 && c.HTTPFault == httpFaultStatus {
+		c.HTTPStatus = defaultHTTPCode // shown, so the status says what is answered
+	}
+	return c.HTTPStatus, wantIf(c.HTTPStatus != 0 && (c.HTTPStatus < 400 || c.HTTPStatus > 599), wantHTTPStatus)
+}
+
+func parseDelayAfterHeaders(c *Config, raw string) bool {
+	v, err := strconv.ParseBool(raw)
+	c.DelayAfterHeaders = v
+	return err == nil
+}
+
+func checkDelayAfterHeaders(c *Config) (any, string) {
+	if c.DelayAfterHeaders {
+		return true, needsHTTP(c)
+	}
+	return nil, ""
 }
 
 func httpHostsSetting() setting {
@@ -136,22 +146,6 @@ func httpHostsSetting() setting {
 func httpPathsSetting() setting {
 	return listSetting("CHAOS_HTTP_PATHS", "http_paths", wantHTTPPaths, func(c *Config) *[]string { return &c.HTTPPaths },
 		strings.TrimSpace, func(p string) bool { return strings.HasPrefix(p, "/") && !strings.ContainsAny(p, "?# \t") }, needsHTTP)
-}
-
-func delayAfterHeadersSetting() setting {
-	return setting{env: "CHAOS_DELAY_AFTER_HEADERS", field: "delay_after_headers",
-		want: "want true (hold the response body after its headers) or false (delay the request, the default)",
-		parse: func(c *Config, raw string) bool {
-			v, err := strconv.ParseBool(raw)
-			c.DelayAfterHeaders = v
-			return err == nil
-		},
-		check: func(c *Config) (any, string) {
-			if c.DelayAfterHeaders {
-				return true, needsHTTP(c)
-			}
-			return nil, ""
-		}}
 }
 
 // checkDependencies refuses a Config that names a dependency the service

@@ -136,11 +136,13 @@ var settings = []setting{
 		parse: func(c *Config, raw string) bool { c.RunID = raw; return true },
 		check: func(c *Config) (any, string) { return c.RunID, wantIf(!runID.MatchString(c.RunID), wantRunID) }},
 	dependenciesSetting(),
-	httpFaultSetting(),
-	httpStatusSetting(),
+	{env: "CHAOS_HTTP_FAULT", field: "http_fault", want: wantHTTPFault,
+		parse: func(c *Config, raw string) bool { c.HTTPFault = raw; return true }, check: checkHTTPFault},
+	{env: "CHAOS_HTTP_STATUS", field: "http_status", want: wantHTTPStatus, parse: parseHTTPStatus, check: checkHTTPStatus},
 	httpHostsSetting(),
 	httpPathsSetting(),
-	delayAfterHeadersSetting(),
+	{env: "CHAOS_DELAY_AFTER_HEADERS", field: "delay_after_headers", want: wantAfterHeaders,
+		parse: parseDelayAfterHeaders, check: checkDelayAfterHeaders},
 }
 
 const (
