@@ -54,9 +54,11 @@ func TestHTTPStopEndsEveryFaultInProgress(t *testing.T) {
 		e.Stop()
 		select {
 		case a := <-done:
-			if took := a.at.Sub(stopped); took > 100*time.Millisecond || a.err != nil || !strings.Contains(a.body, "Pears") {
+			took := a.at.Sub(stopped)
+			if took > 100*time.Millisecond || a.err != nil || !strings.Contains(a.body, "Pears") {
 				t.Errorf("%s: after the stop, %v later: %q %v", body, took, a.body, a.err)
 			}
+			t.Logf("%s: answered %v after the stop", body, took)
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: the call did not end within 5 s of the stop", body)
 		}
@@ -73,9 +75,11 @@ func TestHTTPExpiryEndsAHang(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, b, err := call(ctx, c, dep.URL)
-	if late := time.Since(ends); late > 100*time.Millisecond || err != nil || !strings.Contains(b, "Pears") {
+	late := time.Since(ends)
+	if late > 100*time.Millisecond || err != nil || !strings.Contains(b, "Pears") {
 		t.Errorf("the hung call ended %v after the experiment: %q %v", late, b, err)
 	}
+	t.Logf("the hung call answered %v after the experiment's end", late)
 	if st := e.Status("").State; st != StateEnded {
 		t.Errorf("state %s, want ended", st)
 	}
@@ -113,9 +117,11 @@ func TestHTTPAbortEndsADelay(t *testing.T) {
 	aborted := time.Now()
 	select {
 	case at := <-delayed:
-		if late := at.Sub(aborted); late > 100*time.Millisecond {
+		late := at.Sub(aborted)
+		if late > 100*time.Millisecond {
 			t.Errorf("the delayed page ended %v after the abort", late)
 		}
+		t.Logf("the delayed page ended %v after the aborting page", late)
 	case <-time.After(5 * time.Second):
 		t.Fatalf("the delayed page did not end within 5 s of the abort; status %+v", e.Status(""))
 	}
