@@ -227,7 +227,7 @@ func (r *recommender) fetch(ctx context.Context, interests []string) ([]recommen
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
 		r.metrics.recommenderCall("status")
-		return nil, fmt.Errorf("recommender answered %s", resp.Status)
+		return nil, fmt.Errorf("status %s", resp.Status)
 	}
 	recs, err := decodeRecommendations(resp)
 	if err != nil {
@@ -257,7 +257,7 @@ func recommenderTransportError(ctx context.Context, err error) string {
 // errInvalidRecommendations is a 200 whose body the page cannot show.
 type errInvalidRecommendations string
 
-func (e errInvalidRecommendations) Error() string { return "recommender answered " + string(e) }
+func (e errInvalidRecommendations) Error() string { return "invalid answer: " + string(e) }
 
 // decodeRecommendations reads a 200's body: JSON of at most
 // maxRecommendationBytes, with at most maxRecommendations that each could be

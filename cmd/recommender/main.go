@@ -113,8 +113,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set RECOMMENDER_ADDR or -addr to another host:port)", cfg.addr, err)
 	}
+	rec := recommender.New(cfg.settings)
 	srv := &http.Server{
-		Handler:           recommender.New(cfg.settings).Handler(),
+		Handler:           rec.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       90 * time.Second, // longer than the shop keeps an idle connection
@@ -128,8 +129,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	// A held answer waits for its delay or its caller: the drain closes
-	// what is still held after a second rather than wait up to -delay.
+	// Held answers are sent at once, so that the drain waits for none of
+	// them; a second bounds the rest.
+	srv.RegisterOnShutdown(rec.Release)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

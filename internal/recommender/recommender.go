@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -59,14 +60,20 @@ type Server struct {
 	settings atomic.Pointer[Settings]
 	requests atomic.Uint64 // POST /recommendations received
 	failed   atomic.Uint64 // of them, answered 503 by FailEvery
+	released chan struct{} // closed by Release
+	release  sync.Once
 }
 
 // New returns a recommender with the given settings.
 func New(s Settings) *Server {
-	srv := &Server{}
+	srv := &Server{released: make(chan struct{})}
 	srv.Set(s)
 	return srv
 }
+
+// Release ends every delay, those held now and those to come, so that a
+// server shutting down waits for no held answer.
+func (s *Server) Release() { s.release.Do(func() { close(s.released) }) }
 
 // Set changes the settings; requests already waiting keep theirs.
 func (s *Server) Set(settings Settings) { s.settings.Store(&settings) }
@@ -107,6 +114,8 @@ func (s *Server) recommend(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done(): // the caller gave up: nobody reads the answer
 			t.Stop()
 			return
+		case <-s.released:
+			t.Stop()
 		}
 	}
 	if settings.FailEvery > 0 && n%uint64(settings.FailEvery) == 0 {
