@@ -109,7 +109,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// its guardrails; in production observe returns the handler unchanged.
 	// Without RECOMMENDER_URL rec is nil, and pages carry the built-in
 	// recommendation. The chaos build wraps the client's Transport.
-	recClient := experiment.instrumentHTTP("recommender", newRecommenderClient(cfg.maxConns, cfg.recommenderTimeout))
+	recClient := newRecommenderClient(cfg.maxConns, cfg.recommenderTimeout)
+	if cfg.recommenderEndpoint != "" {
+		recClient = experiment.instrumentHTTP("recommender", recClient)
+	}
 	rec := newRecommender(cfg.recommenderEndpoint, recClient, cfg.recommenderTimeout, cfg.breaker, logger, m)
 	handler := experiment.observe(newHandler(st, rec, logger, cfg.cookieSecure, m))
 	st.loadScripts(ctx)

@@ -149,8 +149,11 @@ func TestProductionBinaryOmitsExperiments(t *testing.T) {
 		}
 	}
 	t.Logf("checked %d names, the variables %q, the metric texts %v and %d struct tags and constants", len(names), envVars, kinds, len(texts))
-	prodScrape := scrape(t, startBinary(t, filepath.Join(dir, "prod"), "REDIS_URL="+testRedis.url()).testApp)
-	chaosScrape := scrape(t, startBinary(t, filepath.Join(dir, "chaos"), "REDIS_URL="+testRedis.url()).testApp)
+	// With a recommender configured, so that the chaos build wraps its calls
+	// and shows their series; nothing calls it.
+	recommenderURL := "RECOMMENDER_URL=http://127.0.0.1:1"
+	prodScrape := scrape(t, startBinary(t, filepath.Join(dir, "prod"), "REDIS_URL="+testRedis.url(), recommenderURL).testApp)
+	chaosScrape := scrape(t, startBinary(t, filepath.Join(dir, "chaos"), "REDIS_URL="+testRedis.url(), recommenderURL).testApp)
 	if prodScrape.families["shopsession_http_requests_total"] == nil || chaosScrape.families["shopsession_http_requests_total"] == nil {
 		t.Fatalf("a binary's /metrics lacks the service's own metrics")
 	}

@@ -41,6 +41,7 @@ func (e *Experiment) Transport(dependency string, next http.RoundTripper) http.R
 			"dependency", dependency, "registered", strings.Join(e.opts.HTTPDependencies, ","))
 		return next
 	}
+	counters.wrapped.Store(true)
 	return &faultyTransport{e: e, dependency: name, counters: counters, next: next}
 }
 
@@ -209,6 +210,7 @@ type httpCounters struct {
 	errorsWouldInject atomic.Int64
 	inProgress        atomic.Int64 // delays and hangs waiting now
 	delayedNanos      atomic.Int64
+	wrapped           atomic.Bool // Transport made a round tripper for it
 }
 
 // HTTPCounters are what the experiments did to one HTTP dependency's calls.
@@ -228,14 +230,17 @@ type HTTPCounters struct {
 	DelaySecondsInjected float64 `json:"delay_seconds_injected"`
 }
 
-// httpStatus is every HTTP dependency's counters; nil: the service names
-// none.
+// httpStatus is the counters of every HTTP dependency whose calls the
+// service wraps; nil: none.
 func (e *Experiment) httpStatus() map[string]HTTPCounters {
-	if len(e.httpCalls) == 0 {
-		return nil
-	}
-	m := map[string]HTTPCounters{}
+	var m map[string]HTTPCounters
 	for name, c := range e.httpCalls {
+		if !c.wrapped.Load() {
+			continue
+		}
+		if m == nil {
+			m = map[string]HTTPCounters{}
+		}
 		m[name] = HTTPCounters{Calls: c.calls.Load(), DelaysInjected: c.delaysInjected.Load(), ErrorsInjected: c.errorsInjected.Load(),
 			DelaysWouldInject: c.delaysWouldInject.Load(), ErrorsWouldInject: c.errorsWouldInject.Load(),
 			FaultsInProgress: c.inProgress.Load(), DelaySecondsInjected: time.Duration(c.delayedNanos.Load()).Seconds()}
