@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -305,5 +306,41 @@ func TestRecommenderProbesAreMarked(t *testing.T) {
 	}
 	if got := fmt.Sprintf("%q", recorder.kinds); got != `["" "readiness" "canary"]` {
 		t.Errorf("probe marks = %s", got)
+	}
+}
+
+type connRequestsKey struct{}
+
+// TestRecommenderRetriesAClosedKeepAlive: a recommender that closes a
+// kept-alive connection just as the shop reuses it (its idle timeout
+// shorter than the shop's, or a restart) costs no recommendation: the call
+// is retried once on a new connection.
+func TestRecommenderRetriesAClosedKeepAlive(t *testing.T) {
+	ref := reference.New(reference.Settings{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The second request on each connection finds it closed, unanswered.
+		if r.Context().Value(connRequestsKey{}).(*atomic.Int64).Add(1) == 2 {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		ref.Handler().ServeHTTP(w, r)
+	}))
+	srv.Config.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+		return context.WithValue(ctx, connRequestsKey{}, new(atomic.Int64))
+	}
+	srv.Start()
+	defer srv.Close()
+	cfg, err := parseConfig([]string{"-recommender-url", srv.URL}, mapGetenv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRecommender(cfg.recommenderEndpoint, newRecommenderClient(cfg.maxConns, cfg.recommenderTimeout), cfg.recommenderTimeout, cfg.breaker, slog.New(slog.DiscardHandler), nil)
+	for i := range 4 {
+		if recs, err := r.recommend(t.Context(), []string{"apple"}); err != nil || len(recs) != 1 {
+			t.Errorf("call %d: %v, %v; want one recommendation", i, recs, err)
+		}
 	}
 }
