@@ -126,7 +126,8 @@ func failedPage(t *testing.T, page response, interests string) {
 
 // TestRecommenderFailures: the recommender answering 503, slower than
 // RECOMMENDER_TIMEOUT, down, or answering what the page cannot show. Each
-// page is a 200 with the interests within the timeout; after
+// page is a 200 with the interests within the timeout (plus a slack, far
+// below the slow recommender's minute); after
 // BREAKER_FAILURES the breaker opens and pages stop calling; /readyz says so.
 func TestRecommenderFailures(t *testing.T) {
 	const timeout = 100 * time.Millisecond
@@ -183,7 +184,9 @@ func TestRecommenderFailures(t *testing.T) {
 			for i := range 6 {
 				start := time.Now()
 				page := app.searchFor(t, session, "apple")
-				if took := time.Since(start); took > timeout+400*time.Millisecond {
+				// The slack is a loaded CI machine's under -race; the slow
+				// recommender holds its answer a minute.
+				if took := time.Since(start); took > timeout+900*time.Millisecond {
 					t.Errorf("page %d took %v with RECOMMENDER_TIMEOUT=%v", i, took, timeout)
 				}
 				failedPage(t, page, "[apple]")
