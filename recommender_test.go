@@ -47,10 +47,13 @@ func serveRecommender(t *testing.T, h http.Handler, conns *atomic.Int64) *httpte
 	return srv
 }
 
-// startShopWith runs the shop against the recommender at url.
+// startShopWith runs the shop against the recommender at url. Its timeout
+// is 10 s unless env says otherwise: a loaded machine under -race took
+// longer than the default 500 ms, which opened the breaker of a test that
+// counts calls.
 func startShopWith(t *testing.T, url string, env ...string) *testApp {
 	t.Helper()
-	return startApp(t, withEnv(map[string]string{"RECOMMENDER_URL": url}, env...))
+	return startApp(t, withEnv(map[string]string{"RECOMMENDER_URL": url, "RECOMMENDER_TIMEOUT": "10s"}, env...))
 }
 
 var recommendationLink = regexp.MustCompile(`<li><a href="[^"]*">([^<]*)</a></li>`)
@@ -267,7 +270,7 @@ func TestRecommenderKeepAlive(t *testing.T) {
 	}
 	wg.Wait()
 	if rec.Requests() != visitors*searches || rec.conns.Load() > visitors {
-		t.Errorf("%d calls over %d connections; want %d over at most %d", rec.Requests(), rec.conns.Load(), visitors*searches, visitors)
+		t.Errorf("%d calls over %d connections; want %d over at most %d; log:\n%s", rec.Requests(), rec.conns.Load(), visitors*searches, visitors, app.logs)
 	}
 }
 
