@@ -218,6 +218,11 @@ func (r *recommender) fetch(ctx context.Context, interests []string) ([]recommen
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	// The call only reads, so it is marked idempotent (a nil value: the
+	// header is not sent): net/http then retries it once when the
+	// recommender closes a kept-alive connection as the shop reuses it,
+	// instead of failing the page over a race of two idle timeouts.
+	req.Header["Idempotency-Key"] = nil
 	resp, err := r.client.Do(req)
 	if err != nil {
 		r.metrics.recommenderCall(recommenderTransportError(ctx, err))

@@ -107,22 +107,22 @@ func TestDelayEndsWithTheCaller(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err := post(t, ctx, srv.URL, `{"interests":["apple"]}`)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v; want the caller's deadline", err)
 	}
+	gaveUp := time.Now()
 	select {
 	case <-handlerDone:
-		if took := time.Since(start); took > 50*time.Millisecond+100*time.Millisecond {
-			t.Errorf("the held answer ended %v after the call began; want within 100 ms of its 50 ms deadline", took)
+		if took := time.Since(gaveUp); took > 100*time.Millisecond {
+			t.Errorf("the held answer ended %v after its caller gave up; want within 100 ms", took)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the held answer never ended after its caller went away")
 	}
 
 	rec.Set(Settings{Delay: 30 * time.Millisecond})
-	start = time.Now()
+	start := time.Now()
 	resp, err := post(t, t.Context(), srv.URL, `{"interests":["apple"]}`)
 	if err != nil {
 		t.Fatal(err)
