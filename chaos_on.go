@@ -91,8 +91,10 @@ func (e *experiment) instrument(rdb redis.UniversalClient) { e.Instrument(rdb) }
 
 // instrumentHTTP hands the client of an HTTP dependency ("recommender") to
 // the experiment, which may wrap its Transport; the client comes back to be
-// used in its place. Not inlined while it passes the client through: the
-// omission proof's positive control must find it in the chaos binary.
+// used in its place: its Transport wrapped (chaos.Experiment.Transport), so
+// that the experiments that name the dependency fault its calls. Not
+// inlined, small as it is: the omission proof's positive control must find
+// it in the chaos binary.
 //
 //go:noinline
 func (e *experiment) instrumentHTTP(dependency string, client *http.Client) *http.Client {
