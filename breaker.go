@@ -82,6 +82,10 @@ type breaker struct {
 	logger    *slog.Logger
 	probing   atomic.Bool  // a canary goroutine is under way
 	state     atomic.Int32 // gobreaker.State, kept here to be read without gobreaker's lock
+
+	// dependency names what the breaker guards in its log lines: "" for
+	// Redis, "recommender" for the recommender's (recommender.go).
+	dependency string
 }
 
 // newBreaker makes a breaker for h on node, reporting its changes to s.
@@ -168,7 +172,7 @@ func (b *breaker) ready(ctx context.Context) error {
 	defer cancel()
 	err := b.readiness(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
-		b.logger.Warn("redis error "+err.Error(), b.attrs("op", "readiness "+string(b.half))...)
+		b.logger.Warn(b.errorLine(err), b.attrs("op", "readiness "+string(b.half))...)
 	}
 	return err
 }
@@ -183,7 +187,7 @@ func (b *breaker) check(ctx context.Context) error {
 		return b.canary(ctx)
 	})
 	if err != nil && !errors.Is(err, errCacheUnavailable) && !errors.Is(err, context.Canceled) {
-		b.logger.Warn("redis error "+err.Error(), b.attrs("op", "canary "+string(b.half))...)
+		b.logger.Warn(b.errorLine(err), b.attrs("op", "canary "+string(b.half))...)
 	}
 	return err
 }
@@ -195,6 +199,14 @@ func (b *breaker) run(op func() error) error {
 		return errCacheUnavailable
 	}
 	return err
+}
+
+// errorLine is the message of a log line about a failed probe.
+func (b *breaker) errorLine(err error) string {
+	if b.dependency != "" {
+		return b.dependency + " error " + err.Error()
+	}
+	return "redis error " + err.Error()
 }
 
 // attrs are a log line's attributes about b, after those given.

@@ -27,6 +27,8 @@ func (*experiment) withRunID(logger *slog.Logger) *slog.Logger { return logger }
 
 func (*experiment) instrument(rdb redis.UniversalClient) {}
 
+func (*experiment) instrumentHTTP(dependency string, client *http.Client) *http.Client { return client }
+
 func (*experiment) observe(shop http.Handler) http.Handler { return shop }
 
 func (*experiment) mountControl(admin *http.ServeMux) {}

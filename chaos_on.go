@@ -25,6 +25,10 @@ type experiment struct {
 	fleet bool // join the fleet's control plane (CHAOS_FLEET)
 }
 
+// recommenderDependency is the recommender's name in an experiment's
+// dependencies, its metrics and its status.
+const recommenderDependency = "recommender"
+
 // shopCommands are the Redis commands the shop sends: its read, the
 // compare-and-set script (EVALSHA, EVAL after a NOSCRIPT, SCRIPT LOAD at
 // start), PING (for whoever names it), the handshake of each connection
@@ -53,6 +57,11 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 		Namespace: metricsNamespace,
 		Token:     token,
 		Commands:  shopCommands,
+		// The shop's HTTP dependency, which dependencies may name besides redis.
+		HTTPDependencies: []string{recommenderDependency},
+		// /readyz's call, as its Redis canaries: the breaker's canary is
+		// faulted as pages are, so an experiment keeps it open as an outage does.
+		SparedHTTP: func(r *http.Request) bool { return recommenderProbe(r) == "readiness" },
 		// The error experiment fails the read of a session's interests.
 		Reads: func(c chaos.Command) bool { return c.Name == "get" && strings.HasPrefix(c.Key, sessionKeyPrefix) },
 		// /readyz's canaries: a probe that waits for them must not fail.
@@ -79,6 +88,19 @@ func (e *experiment) withRunID(logger *slog.Logger) *slog.Logger {
 }
 
 func (e *experiment) instrument(rdb redis.UniversalClient) { e.Instrument(rdb) }
+
+// instrumentHTTP hands the client of an HTTP dependency ("recommender") to
+// the experiment, which may wrap its Transport; the client comes back to be
+// used in its place: its Transport wrapped (chaos.Experiment.Transport), so
+// that the experiments that name the dependency fault its calls. Not
+// inlined, small as it is: the omission proof's positive control must find
+// it in the chaos binary.
+//
+//go:noinline
+func (e *experiment) instrumentHTTP(dependency string, client *http.Client) *http.Client {
+	client.Transport = e.Transport(dependency, client.Transport)
+	return client
+}
 
 func (e *experiment) observe(shop http.Handler) http.Handler { return e.Middleware(shop) }
 

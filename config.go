@@ -36,6 +36,10 @@ type config struct {
 	cookieSecure bool
 	logFormat    string
 	breaker      breakerSettings
+	// recommenderEndpoint is RECOMMENDER_URL's POST /recommendations; ""
+	// keeps the built-in recommendation (recommender.go).
+	recommenderEndpoint string
+	recommenderTimeout  time.Duration
 }
 
 // parseConfig reads flags, falling back to environment variables, then to
@@ -61,9 +65,12 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	logFormat := fs.String("log-format", envOr("LOG_FORMAT", "text"), "log format: `text or json` (env LOG_FORMAT)")
 	breakerFailures := fs.String("breaker-failures", envOr("BREAKER_FAILURES", "5"), "consecutive failed Redis operations that open the circuit breaker, a whole `number` (env BREAKER_FAILURES)")
 	breakerCooldown := fs.String("breaker-cooldown", envOr("BREAKER_COOLDOWN", "500ms"), "how long an open circuit breaker serves pages without Redis before a canary probes it, a Go `duration` (env BREAKER_COOLDOWN)")
+	recommenderURL := fs.String("recommender-url", envOr("RECOMMENDER_URL", ""), "recommender `URL`, http:// or https://host:port[/path]: /search asks its /recommendations; empty recommends from the built-in answer (env RECOMMENDER_URL)")
+	recommenderTimeout := fs.String("recommender-timeout", envOr("RECOMMENDER_TIMEOUT", "500ms"), "bound on each call to the recommender, a Go `duration` (env RECOMMENDER_TIMEOUT)")
 
 	// -h shows each flag's default, which for -redis-url is REDIS_URL.
 	fs.Lookup("redis-url").DefValue = redactURL(*redisURL)
+	fs.Lookup("recommender-url").DefValue = redactURL(*recommenderURL)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, "Usage: shopsession [flags]\nEach flag falls back to the environment variable named in its help, then to its default.")
@@ -141,6 +148,15 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	cfg.breaker.failures = uint32(failures)
 	if cfg.breaker.cooldown, err = time.ParseDuration(*breakerCooldown); err != nil || cfg.breaker.cooldown < 10*time.Millisecond || cfg.breaker.cooldown > 10*time.Minute {
 		return config{}, invalid("breaker-cooldown", "BREAKER_COOLDOWN", *breakerCooldown, "a duration from 10ms to 10m, such as 500ms or 2s")
+	}
+	if *recommenderURL != "" {
+		var want string
+		if cfg.recommenderEndpoint, want = parseRecommenderURL(*recommenderURL); want != "" {
+			return config{}, invalid("recommender-url", "RECOMMENDER_URL", redactURL(*recommenderURL), want)
+		}
+	}
+	if cfg.recommenderTimeout, err = time.ParseDuration(*recommenderTimeout); err != nil || cfg.recommenderTimeout < time.Millisecond || cfg.recommenderTimeout > time.Minute {
+		return config{}, invalid("recommender-timeout", "RECOMMENDER_TIMEOUT", *recommenderTimeout, "a duration from 1ms to 1m, such as 500ms")
 	}
 	return cfg, nil
 }

@@ -25,14 +25,15 @@ const (
 
 type app struct {
 	store        *store
+	recommender  *recommender // nil: the built-in recommendation
 	logger       *slog.Logger
 	cookieSecure bool
 	metrics      *metrics
 }
 
 // newHandler returns the service's routes, all of them.
-func newHandler(st *store, logger *slog.Logger, cookieSecure bool, m *metrics) http.Handler {
-	a := &app{store: st, logger: logger, cookieSecure: cookieSecure, metrics: m}
+func newHandler(st *store, rec *recommender, logger *slog.Logger, cookieSecure bool, m *metrics) http.Handler {
+	a := &app{store: st, recommender: rec, logger: logger, cookieSecure: cookieSecure, metrics: m}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("GET /search", a.search)
@@ -80,6 +81,10 @@ type searchPage struct {
 	// NotRemembered: the query was to be remembered and Redis did not
 	// store it; Interests are those stored before.
 	NotRemembered bool
+	// Recommender: the recommender is configured, and Recommendations are
+	// what it answered for Interests; none when it failed or was slow.
+	Recommender     bool
+	Recommendations []recommendation
 }
 
 func (a *app) search(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +139,21 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 		// Redis the command that would have failed.
 		pageDegraded(r.Context())
 	}
-	a.metrics.searchPage(len(page.Interests) > 0)
+	recommended := len(page.Interests) > 0
+	if a.recommender != nil {
+		page.Recommender = true
+		if len(page.Interests) > 0 {
+			// On its failure the page shows the interests alone, as a
+			// Redis failure shows none: a 200 either way.
+			recs, err := a.recommender.recommend(r.Context(), page.Interests)
+			if err != nil {
+				pageDegraded(r.Context())
+			}
+			page.Recommendations = recs
+		}
+		recommended = len(page.Recommendations) > 0
+	}
+	a.metrics.searchPage(recommended)
 	if err == nil && len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
 		// The store has just refreshed the session's TTL; the cookie follows,
 		// so that a visitor who keeps searching keeps their session.
@@ -187,17 +206,35 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 // has that. It asks each Redis server with its breakers' canaries, data
 // commands of the kind sessions need, not a PING, which a server that cannot
 // serve a session (a replica, a full one, a cluster that is down) answers.
+// The recommender, when there is one, is asked the same way: for
+// recommendations, outside its breaker (recommender.go).
 func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	switch a.store.check(r.Context()) {
+	var recommenderErr error
+	var cache readiness
+	if a.recommender == nil {
+		cache = a.store.check(r.Context())
+	} else {
+		// Both at once: the answer waits for the slower, not their sum.
+		recommenderReady := make(chan error, 1)
+		go func() { recommenderReady <- a.recommender.ready(r.Context()) }()
+		cache = a.store.check(r.Context())
+		recommenderErr = <-recommenderReady
+	}
+	switch cache {
 	case cacheReady:
-		w.Write([]byte("ready\n"))
+		if recommenderErr == nil {
+			w.Write([]byte("ready\n"))
+		}
 	case writesRefused:
 		w.Write([]byte("degraded: session cache refuses writes; pages show the interests stored, and new searches are not remembered\n"))
 	case partlyUnavailable:
 		w.Write([]byte("degraded: session cache partly unavailable; some pages are served without recommendations\n"))
 	default:
 		w.Write([]byte("degraded: session cache unavailable; pages are served without recommendations\n"))
+	}
+	if recommenderErr != nil {
+		w.Write([]byte("degraded: recommender unavailable; pages show the interests without recommendations\n"))
 	}
 }
 

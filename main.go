@@ -107,7 +107,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	m.watchDegraded(st.degraded)
 	// In the chaos build the experiment watches the searches it serves, for
 	// its guardrails; in production observe returns the handler unchanged.
-	handler := experiment.observe(newHandler(st, logger, cfg.cookieSecure, m))
+	// Without RECOMMENDER_URL rec is nil, and pages carry the built-in
+	// recommendation. The chaos build wraps the client's Transport.
+	recClient := newRecommenderClient(cfg.maxConns, cfg.recommenderTimeout)
+	if cfg.recommenderEndpoint != "" {
+		recClient = experiment.instrumentHTTP("recommender", recClient)
+	}
+	rec := newRecommender(cfg.recommenderEndpoint, recClient, cfg.recommenderTimeout, cfg.breaker, logger, m)
+	handler := experiment.observe(newHandler(st, rec, logger, cfg.cookieSecure, m))
 	st.loadScripts(ctx)
 
 	tcp, err := net.Listen("tcp", cfg.addr)
@@ -121,7 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		// Counted from the end of the headers, so it holds the body's reading too.
-		WriteTimeout:   longestRequest(cfg.redisTimeout),
+		WriteTimeout:   longestRequest(cfg.redisTimeout) + cfg.recommenderBound(),
 		IdleTimeout:    60 * time.Second,
 		MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -153,7 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case <-ctx.Done():
 	}
 
-	grace := shutdownGrace(cfg.redisTimeout)
+	grace := shutdownGrace(cfg.redisTimeout) + cfg.recommenderBound()
 	logger.Info("shutting down", "grace", grace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -38,6 +38,8 @@ type metrics struct {
 	breakerState       *prometheus.GaugeVec   // state; registered by watchBreaker
 	breakerTransitions *prometheus.CounterVec // from, to; registered by watchBreaker
 	breakers           *prometheus.GaugeVec   // operation, state; registered by watchBreaker
+
+	recommender *recommenderMetrics // nil without RECOMMENDER_URL (recommender_metrics.go)
 }
 
 const metricsNamespace = "shopsession"

@@ -130,9 +130,30 @@ func TestProductionBinaryOmitsExperiments(t *testing.T) {
 	if kinds["name"] < 8 || kinds["help"] < 8 || kinds["label"] < 2 {
 		t.Fatalf("found only %v in the chaos files' metric options: %+v", kinds, chaosMetrics)
 	}
-	t.Logf("checked %d names, the variables %q and the metric texts %v", len(names), envVars, kinds)
-	prodScrape := scrape(t, startBinary(t, filepath.Join(dir, "prod"), "REDIS_URL="+testRedis.url()).testApp)
-	chaosScrape := scrape(t, startBinary(t, filepath.Join(dir, "chaos"), "REDIS_URL="+testRedis.url()).testApp)
+	// The settings' JSON fields, the status's and every other struct tag, and
+	// the package's string constants (its messages, the HTTP faults'
+	// header): none in the production binary, all in the chaos binary.
+	var texts []string
+	for _, f := range packageFiles {
+		texts = append(texts, packageTextsIn(t, f)...)
+	}
+	if len(texts) < 100 || !slices.Contains(texts, `json:"http_fault,omitempty"`) || !slices.Contains(texts, "Chaos-Injected") {
+		t.Fatalf("found only %d struct tags and constants in %q", len(texts), packageFiles)
+	}
+	for _, text := range texts {
+		if bytes.Contains(prod, []byte(text)) {
+			t.Errorf("production binary contains the chaos package's %q", text)
+		}
+		if !bytes.Contains(chaos, []byte(text)) {
+			t.Errorf("positive control: chaos binary lacks the chaos package's %q", text)
+		}
+	}
+	t.Logf("checked %d names, the variables %q, the metric texts %v and %d struct tags and constants", len(names), envVars, kinds, len(texts))
+	// With a recommender configured, so that the chaos build wraps its calls
+	// and shows their series; nothing calls it.
+	recommenderURL := "RECOMMENDER_URL=http://127.0.0.1:1"
+	prodScrape := scrape(t, startBinary(t, filepath.Join(dir, "prod"), "REDIS_URL="+testRedis.url(), recommenderURL).testApp)
+	chaosScrape := scrape(t, startBinary(t, filepath.Join(dir, "chaos"), "REDIS_URL="+testRedis.url(), recommenderURL).testApp)
 	if prodScrape.families["shopsession_http_requests_total"] == nil || chaosScrape.families["shopsession_http_requests_total"] == nil {
 		t.Fatalf("a binary's /metrics lacks the service's own metrics")
 	}
@@ -572,6 +593,49 @@ func declaredIn(t *testing.T, file, pkgPath string) ([]declaredName, []string) {
 		return true
 	})
 	return names, envVars
+}
+
+// sharedTags are struct tags that package chaos and a dependency of the
+// production build both declare: prometheus's client model has the
+// journal's metric, name and value.
+var sharedTags = []string{`json:"metric,omitempty"`, `json:"name,omitempty"`, `json:"value,omitempty"`}
+
+// packageTextsIn lists the struct tags a file declares, but sharedTags, and
+// its string constants of 8 characters or more that are not one word (a
+// word such as "connection" is any HTTP library's too), which a binary
+// carries as they are written.
+func packageTextsIn(t *testing.T, file string) []string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.Field:
+			if n.Tag != nil {
+				if tag, err := strconv.Unquote(n.Tag.Value); err == nil && !slices.Contains(sharedTags, tag) {
+					out = append(out, tag)
+				}
+			}
+		case *ast.GenDecl:
+			if n.Tok != token.CONST {
+				return true
+			}
+			for _, spec := range n.Specs {
+				for _, v := range spec.(*ast.ValueSpec).Values {
+					if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						if s, err := strconv.Unquote(lit.Value); err == nil && len(s) >= 8 && strings.ContainsAny(s, " -") {
+							out = append(out, s)
+						}
+					}
+				}
+			}
+		}
+		return true
+	})
+	return out
 }
 
 // funcSymbol is how the linker names a function or method: f, T.m or (*T).m.

@@ -71,8 +71,9 @@ func renderPage(buf *bytes.Buffer, name string, data any) error {
 	return <-done
 }
 
-// pages are the service's HTML. The recommendation is part of the page, as in
-// the reference: any known interest earns the same one.
+// pages are the service's HTML. Without RECOMMENDER_URL the recommendation
+// is part of the page, as in the reference: any known interest earns the
+// same one. With it, the recommender's, or none when it failed.
 var pages = template.Must(template.New("").Parse(`
 {{define "head"}}<!doctype html>
 <html lang="en">
@@ -106,9 +107,12 @@ var pages = template.Must(template.New("").Parse(`
 {{else}}<h1>Recommendations</h1>
 {{end}}{{with .Interests}}<p>Since you're interested in</p>
 <ul id="interests">{{range .}}<li>{{.}}</li>{{end}}</ul>
-<p>why don't you try...</p>
+{{if not $.Recommender}}<p>why don't you try...</p>
 <ul id="recommendations"><li><a href="/search?query=amazing+product">this amazing product</a></li></ul>
-{{else}}<p>No recommendations yet.</p>
+{{else}}{{with $.Recommendations}}<p>why don't you try...</p>
+<ul id="recommendations">{{range .}}<li><a href="/search?query={{.Query}}">{{.Title}}</a></li>{{end}}</ul>
+{{else}}<p id="no-recommendations">No recommendations right now.</p>
+{{end}}{{end}}{{else}}<p>No recommendations yet.</p>
 {{end}}{{if .NotRemembered}}<p id="not-remembered">This search could not be remembered; please try again later.</p>
 {{end}}<p id="session">Session ID: <code>{{.SessionID}}</code></p>
 <nav><a href="/">Back home</a> · <a href="/search">Recommendations</a> · <a href="/reset">Reset</a></nav>

@@ -249,6 +249,15 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		p.done()
 		return r, nil
 	}
+	if s.only == "recommender" {
+		rows, err := b.recommenderScenarios(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = rows
+		p.done()
+		return r, nil
+	}
 
 	steady := scenario{Name: "steady", Build: "production",
 		Hypothesis: fmt.Sprintf("the business steady state: recommendations on ≥ %.1f %% of search pages", steadyRecommended*100)}
@@ -359,6 +368,11 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		return nil, err
 	}
 	r.Scenarios = append(r.Scenarios, outages...)
+	recommenderRows, err := b.recommenderScenarios(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, recommenderRows...)
 	off, on, err := b.metricsCostScenarios(ctx)
 	if err != nil {
 		return nil, err

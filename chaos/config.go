@@ -51,6 +51,23 @@ type Config struct {
 	// first run of an experiment on real traffic, and the comparison's A/A
 	// check: with nothing injected the groups must not differ.
 	DryRun bool `json:"dry_run"`
+	// Dependencies are what the experiment faults: redis and the HTTP
+	// dependencies the service names (Options.HTTPDependencies), one or
+	// several; empty: redis alone.
+	Dependencies []string `json:"dependencies,omitempty"`
+	// HTTPFault is what a failed HTTP call gets: error (a
+	// transport error, the default; "" reads as error), status (a synthetic
+	// response of HTTPStatus, 503 unless set) or hang (no answer until the
+	// caller's deadline).
+	HTTPFault  string `json:"http_fault,omitempty"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	// HTTPHosts and HTTPPaths confine the HTTP faults to the calls to these
+	// hosts (host or host:port) and under these path prefixes; empty: all.
+	HTTPHosts []string `json:"http_hosts,omitempty"`
+	HTTPPaths []string `json:"http_paths,omitempty"`
+	// DelayAfterHeaders makes an HTTP call's latency hold its response body
+	// after the headers came, instead of delaying the request.
+	DelayAfterHeaders bool `json:"delay_after_headers,omitempty"`
 	// RunID names the run this experiment is part of (ctl run sets it): while
 	// it runs, the status, the heartbeat, every log line and every chaos
 	// metric carry it, so what a run touched can be found afterwards. Up to
@@ -168,6 +185,7 @@ func names(fields map[string]json.RawMessage, field string) bool {
 // hooks read c.
 func (c Config) clone() Config {
 	c.Commands = slices.Clone(c.Commands)
+	c.Dependencies, c.HTTPHosts, c.HTTPPaths = slices.Clone(c.Dependencies), slices.Clone(c.HTTPHosts), slices.Clone(c.HTTPPaths)
 	if c.SessionsPercent != nil {
 		percent := *c.SessionsPercent
 		c.SessionsPercent = &percent
@@ -234,6 +252,7 @@ func (c Config) logAttrs() []any {
 	if c.DryRun {
 		attrs = append(attrs, "dry_run", true)
 	}
+	attrs = append(attrs, c.httpLogAttrs()...)
 	g := c.Guardrails
 	attrs = append(attrs, "duration_seconds", g.DurationSeconds)
 	if g.SessionsPercent != nil {

@@ -33,7 +33,9 @@
 // a page the service knows is degraded without a failed command (a breaker
 // skipped it) it marks with Degraded. Which Redis commands the service sends (Commands) lets New and
 // Use refuse a latency that would never apply. Instrument hooks a client
-// (every node of a cluster); Handler serves GET, PUT, PATCH and DELETE of
+// (every node of a cluster); Transport wraps the round tripper of an HTTP
+// dependency (Options.HTTPDependencies), whose calls an experiment faults
+// when its dependencies name it; Handler serves GET, PUT, PATCH and DELETE of
 // the experiment, every change with the control token (Token, which
 // TokenFromEnv reads; none: New writes one to a file only its user can
 // read, and logs the file's path); Register exports its metrics.
@@ -78,6 +80,12 @@
 //	conn_blackhole.go blackhole: no reply until the deadline, lifted when the plan ends
 //	conn_slow.go    slow_reply: the reply handed over at a rate, as on a saturated link
 //	redis.go        Instrument and the go-redis hooks of the command layer
+//	http.go         Transport: the HTTP adapter, a call's one decision, its counters
+//	http_latency.go an HTTP call's latency: before the request, or the body held after the headers
+//	http_error.go   a failed HTTP call's transport error
+//	http_status.go  a failed HTTP call's synthetic response
+//	http_hang.go    a failed HTTP call that hangs until the caller's deadline
+//	http_settings.go dependencies and the HTTP settings
 //	experiment.go   Options, Experiment, New, Use, Stop
 //	guard.go        the duration, the stop conditions' once-a-second judge, the end of a run
 //	stop.go         the stop conditions: each group's window, its judgement, Abort

@@ -52,6 +52,13 @@ type Options struct {
 	// refused, since its latency would never apply. nil: only the names'
 	// syntax is checked.
 	Commands []string
+	// HTTPDependencies name the HTTP dependencies the service calls through
+	// Transport, such as recommender: the names a Config's dependencies may
+	// give besides redis. nil: none.
+	HTTPDependencies []string
+	// SparedHTTP reports whether an HTTP call is one no experiment touches,
+	// as Spared does for Redis commands: a health check's. nil: none.
+	SparedHTTP func(*http.Request) bool
 	// Token is the credential that PUT, PATCH and DELETE of Handler need, as
 	// Authorization: Bearer (TokenFromEnv reads one): 16 to 1024 printable
 	// ASCII characters. Empty: New generates one and writes it to a new
@@ -154,6 +161,7 @@ type Experiment struct {
 	delayedNanos     atomic.Int64
 	delaysInProgress atomic.Int64 // both layers' delays waiting now
 	conn             connCounters
+	httpCalls        map[string]*httpCounters // by HTTP dependency; fixed by New
 	// groupTotals count every run's pages by group since the experiment was
 	// made, for the metrics, which must only grow; each run counts its own.
 	groupTotals [2]groupCounters
@@ -188,6 +196,9 @@ func newExperiment(cfg Config, opts Options, c clock) (*Experiment, error) {
 	e.opts.Commands = nil
 	for _, cmd := range opts.Commands {
 		e.opts.Commands = append(e.opts.Commands, strings.ToLower(cmd))
+	}
+	if err := e.registerHTTP(opts.HTTPDependencies); err != nil {
+		return nil, err
 	}
 	if err := e.check(&cfg); err != nil {
 		return nil, err
@@ -228,6 +239,9 @@ func (e *Experiment) check(cfg *Config) error {
 		name, commands = envName, "CHAOS_COMMANDS"
 	}
 	if err := cfg.check(name); err != nil {
+		return err
+	}
+	if err := e.checkDependencies(cfg); err != nil {
 		return err
 	}
 	return e.opts.checkCommands(cfg, commands)

@@ -35,6 +35,7 @@ type series struct {
 	labels []string
 	fixed  prometheus.Labels
 	value  func() float64
+	shown  func() bool // nil: always; else only while it reports true
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -55,6 +56,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if l == "run_id" {
 				values[i] = id
 			}
+		}
+		if s.shown != nil && !s.shown() {
+			continue
 		}
 		ch <- prometheus.MustNewConstMetric(s.desc, s.kind, s.value(), values...)
 	}
@@ -139,6 +143,44 @@ func (e *Experiment) series() []series {
 	counter("reads_blackholed_total", "Commands the connection layer gave no reply until their deadline (CHAOS_CONN_FAULT=blackhole).", point{value: count(&e.conn.blackholes)})
 	counter("slow_replies_total", "Commands whose reply the connection layer trickled at CHAOS_SLOW_REPLY_BYTES_PER_SECOND (CHAOS_CONN_FAULT=slow_reply).", point{value: count(&e.conn.slowReplies)})
 
+	if deps := e.opts.HTTPDependencies; len(deps) > 0 {
+		byDependency := func(field func(*httpCounters) *atomic.Int64, read func(*atomic.Int64) func() float64) []point {
+			var points []point
+			for _, d := range deps {
+				points = append(points, point{prometheus.Labels{"chaos_dependency": d}, read(field(e.httpCalls[d]))})
+			}
+			return points
+		}
+		// A dependency's series show once the service wraps its calls: one it
+		// registers and does not call (no recommender configured) has no
+		// figures to give. wrapped applies it to the family just added.
+		wrapped := func() {
+			for i, d := range deps {
+				out[len(out)-len(deps)+i].shown = e.httpCalls[d].wrapped.Load
+			}
+		}
+		counter("http_calls_total", "Calls to each HTTP dependency through the chaos Transport, faulted or not.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.calls }, count)...)
+		wrapped()
+		counter("http_delays_injected_total", "Calls to each HTTP dependency the latency experiment delayed, before the request or after the response headers.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.delaysInjected }, count)...)
+		wrapped()
+		counter("http_errors_injected_total", "Calls to each HTTP dependency the error experiment failed: a transport error, a synthetic status or a hang (http_fault).",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.errorsInjected }, count)...)
+		wrapped()
+		counter("http_delays_would_inject_total", "Calls to each HTTP dependency a dry run of the latency experiment would have delayed, and did not.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.delaysWouldInject }, count)...)
+		wrapped()
+		counter("http_errors_would_inject_total", "Calls to each HTTP dependency a dry run of the error experiment would have failed, and did not.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.errorsWouldInject }, count)...)
+		wrapped()
+		gauge("http_faults_in_progress", "Delays and hangs of calls to each HTTP dependency waiting now.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.inProgress }, count)...)
+		wrapped()
+		counter("http_delay_seconds_total", "Time the delays of calls to each HTTP dependency actually waited, including those cut short.",
+			byDependency(func(c *httpCounters) *atomic.Int64 { return &c.delayedNanos }, seconds)...)
+		wrapped()
+	}
 	counter("group_searches_total", "Pages served while an experiment injected, by side of the blast radius.",
 		byGroup(func(c *groupCounters) *atomic.Int64 { return &c.searches }, count)...)
 	counter("group_failed_reads_total", "Pages that could not read while an experiment injected, by side of the blast radius.",

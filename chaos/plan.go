@@ -35,6 +35,10 @@ type plan struct {
 
 	latencySince time.Time
 	errorSince   time.Time
+
+	// http are the faults of each HTTP dependency the Config names, which
+	// Transport's calls inject; nil: none.
+	http map[string]*httpFaults
 }
 
 // faults are what one layer injects; a nil kind injects nothing.
@@ -51,8 +55,9 @@ func planOn(c Config, r *run) *plan {
 	p := &plan{config: c, run: r}
 	p.live, p.retire = context.WithCancel(context.Background())
 	f := &faults{latency: newLatency(c), failure: newFailure(c)}
+	p.http = newHTTPFaults(c)
 	switch {
-	case f.latency == nil && f.failure == nil:
+	case f.latency == nil && f.failure == nil, !c.faultsRedis():
 	case c.Layer == LayerConnection:
 		p.conn = f
 	default:
@@ -81,10 +86,17 @@ func (p *plan) faults() *faults { return cmpOr(p.command, p.conn) }
 
 // injects reports whether the plan injects any fault, or in a dry run
 // decides as if it did: the guardrails run alike for both.
-func (p *plan) injects() bool { return p.faults() != nil }
+func (p *plan) injects() bool { return p.faults() != nil || p.http != nil }
 
-func (p *plan) latency() bool { f := p.faults(); return f != nil && f.latency != nil }
-func (p *plan) failure() bool { f := p.faults(); return f != nil && f.failure != nil }
+func (p *plan) latency() bool {
+	f := p.faults()
+	return f != nil && f.latency != nil || p.http != nil && p.httpKind().latency != nil
+}
+
+func (p *plan) failure() bool {
+	f := p.faults()
+	return f != nil && f.failure != nil || p.http != nil && p.httpKind().failure != nil
+}
 
 // succeeded carries over the time each fault kind became active: a kind that
 // stays on keeps its time.

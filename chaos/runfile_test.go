@@ -76,7 +76,7 @@ func TestExperimentFileErrors(t *testing.T) {
 		{"a list", "- 1\n", "x.yaml:1: want a mapping of fields"},
 		// Go's JSON decoding folds case: a key that is not exactly a field
 		// could have set the blast radius, the seed or a dry run.
-		{"a folded owned field", strings.Replace(goodFile, "delay_seconds: 0.1", "delay_seconds: 0.1, \"ſessions_percent\": 100", 1), "x.yaml:8: steps[0].fault.ſessions_percent: unknown field: want one of commands, conn_fault, delay_jitter_seconds"},
+		{"a folded owned field", strings.Replace(goodFile, "delay_seconds: 0.1", "delay_seconds: 0.1, \"ſessions_percent\": 100", 1), "x.yaml:8: steps[0].fault.ſessions_percent: unknown field: want one of commands, conn_fault, delay_after_headers"},
 		{"a field in another case", strings.Replace(goodFile, "delay_seconds: 0.1", "delay_seconds: 0.1, Dry_Run: true", 1), "x.yaml:8: steps[0].fault.Dry_Run: unknown field"},
 		{"experiment none", strings.Replace(goodFile, "experiment: latency, delay_seconds: 0.1", "experiment: none", 1), `x.yaml:8: steps[0].fault: experiment "none" injects nothing`},
 		{"a second document", goodFile + "---\ntitle: u\n", "x.yaml:11: a second YAML document"},

@@ -144,6 +144,14 @@ var settings = []setting{
 	{env: "CHAOS_RUN_ID", field: "run_id", want: wantRunID,
 		parse: func(c *Config, raw string) bool { c.RunID = raw; return true },
 		check: func(c *Config) (any, string) { return c.RunID, wantIf(!runID.MatchString(c.RunID), wantRunID) }},
+	dependenciesSetting(),
+	{env: "CHAOS_HTTP_FAULT", field: "http_fault", want: wantHTTPFault,
+		parse: func(c *Config, raw string) bool { c.HTTPFault = raw; return true }, check: checkHTTPFault},
+	{env: "CHAOS_HTTP_STATUS", field: "http_status", want: wantHTTPStatus, parse: parseHTTPStatus, check: checkHTTPStatus},
+	httpHostsSetting(),
+	httpPathsSetting(),
+	{env: "CHAOS_DELAY_AFTER_HEADERS", field: "delay_after_headers", want: wantAfterHeaders,
+		parse: parseDelayAfterHeaders, check: checkDelayAfterHeaders},
 }
 
 const (
@@ -311,7 +319,8 @@ var envOrder = func() []int {
 		"CHAOS_SEED", "CHAOS_COMMANDS", "CHAOS_DURATION_SECONDS", "CHAOS_STOP_FAILED_READS_SHARE", "CHAOS_STOP_SEARCH_P99_SECONDS",
 		"CHAOS_SESSIONS_PERCENT", "CHAOS_STOP_WINDOW_SEARCHES", "CHAOS_LAYER", "CHAOS_ERROR_REPLY",
 		"CHAOS_STOP_MIN_SEARCHES", "CHAOS_STOP_DEGRADED_SHARE", "CHAOS_DRY_RUN", "CHAOS_RUN_ID",
-		"CHAOS_CONN_FAULT", "CHAOS_SLOW_REPLY_BYTES_PER_SECOND"}
+		"CHAOS_CONN_FAULT", "CHAOS_SLOW_REPLY_BYTES_PER_SECOND",
+		"CHAOS_DEPENDENCIES", "CHAOS_HTTP_FAULT", "CHAOS_HTTP_STATUS", "CHAOS_HTTP_HOSTS", "CHAOS_HTTP_PATHS", "CHAOS_DELAY_AFTER_HEADERS"}
 	var index []int
 	for _, env := range order {
 		i := slices.IndexFunc(settings, func(s setting) bool { return s.env == env })

@@ -88,6 +88,9 @@ type Counters struct {
 	// Connection is what the connection layer did, which the fields above
 	// count too.
 	Connection ConnCounters `json:"connection_layer"`
+	// HTTP is what the experiments did to each HTTP dependency's calls
+	// (Options.HTTPDependencies), which the fields above do not count.
+	HTTP map[string]HTTPCounters `json:"http,omitempty"`
 }
 
 // ConnCounters are what the connection layer did.
@@ -170,6 +173,7 @@ func (e *Experiment) Status(unit string) Status {
 			DelaysWouldInject:    e.delaysWouldInject.Load(),
 			ErrorsWouldInject:    e.errorsWouldInject.Load(),
 			Connection:           e.conn.status(),
+			HTTP:                 e.httpStatus(),
 		},
 		RedisPool: poolStats(e.rdb),
 	}
