@@ -59,6 +59,9 @@ func (r *report) markdown(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, s := range r.Scenarios {
 		if s.Hypothesis == "" {
+			if len(s.Findings) > 0 { // a baseline's own figures, such as a floor's
+				fmt.Fprintf(w, "- **%s**: %s\n", s.Name, strings.Join(s.Findings, "; "))
+			}
 			continue
 		}
 		fmt.Fprintf(w, "- **%s** (%s): %s — %s\n", s.Name, s.Hypothesis, strings.Join(s.Findings, "; "), s.Verdict)
