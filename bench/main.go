@@ -53,7 +53,7 @@ type settings struct {
 	pairs       int
 	loadSeconds int       // the 64-client load scenario; 0 skips it
 	delays      []float64 // the latency sweep, in seconds
-	only        string    // BENCH_ONLY: one scenario alone ("fleet", "floor"); "" runs them all
+	only        string    // BENCH_ONLY: one scenario alone ("fleet", "floor", "instructions"); "" runs them all
 }
 
 // Exit statuses.
@@ -148,9 +148,9 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		return s, err
 	}
 	switch s.only = getenv("BENCH_ONLY"); s.only {
-	case "", "fleet", "floor":
+	case "", "fleet", "floor", "instructions":
 	default:
-		return s, fmt.Errorf("invalid BENCH_ONLY %q: want fleet or floor (the scenarios that run alone), or unset for all", s.only)
+		return s, fmt.Errorf("invalid BENCH_ONLY %q: want fleet, floor or instructions (the scenarios that run alone), or unset for all", s.only)
 	}
 	if raw := getenv("BENCH_DELAYS"); raw != "" {
 		for part := range strings.SplitSeq(raw, ",") {

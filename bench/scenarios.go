@@ -244,6 +244,15 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		p.done()
 		return r, nil
 	}
+	if s.only == "instructions" {
+		sc, err := b.instructionScenario(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = []scenario{sc}
+		p.done()
+		return r, nil
+	}
 	if s.only == "floor" {
 		_, floors, err := b.floorScenarios(ctx)
 		if err != nil {
@@ -297,6 +306,12 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		}
 		r.Scenarios = append(r.Scenarios, calibration)
 	}
+
+	instructions, err := b.instructionScenario(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, instructions)
 
 	floor1, floors, err := b.floorScenarios(ctx)
 	if err != nil {
