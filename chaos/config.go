@@ -20,7 +20,9 @@ type Config struct {
 	// draw within ± JitterSeconds.
 	DelaySeconds  float64 `json:"delay_seconds"`
 	JitterSeconds float64 `json:"delay_jitter_seconds"`
-	// Commands are the Redis commands the delay applies to; empty: all.
+	// Commands are the Redis commands the delay applies to, and the
+	// failure; empty: every command for the delay, the service's reads
+	// (Options.Reads) for the failure.
 	Commands []string `json:"commands"`
 	// ErrorEvery fails every Nth read; ErrorRate, above 0, fails reads at
 	// random with this probability instead. A body names one or the other.
@@ -32,9 +34,10 @@ type Config struct {
 	// Layer is where faults are injected: command (around each go-redis
 	// command) or connection (on the connections go-redis dials).
 	Layer string `json:"layer"`
-	// ErrorReply is the error a failed read gets: "" (CHAOS at the command
-	// layer, a dropped connection at the connection layer), LOADING, READONLY
-	// or CLUSTERDOWN.
+	// ErrorReply is the error a failed command gets: "" (CHAOS at the
+	// command layer, a dropped connection at the connection layer), or one of
+	// Redis's own replies, LOADING, READONLY, CLUSTERDOWN, NOSCRIPT, OOM,
+	// BUSY, TRYAGAIN, MOVED, ASK or MASTERDOWN (docs/redis-failures.md).
 	ErrorReply string `json:"error_reply"`
 	// DryRun decides everything as the experiment would (its groups, its
 	// every Nth read, its draws, its stop conditions, its end) and injects

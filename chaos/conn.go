@@ -57,7 +57,7 @@ func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
 			e.conn.dialsFailed.Add(1)
 			return nil, err
 		}
-		wrapped := &faultyConn{Conn: conn, e: e}
+		wrapped := &faultyConn{Conn: conn, e: e, addr: addr}
 		wrapped.closed, wrapped.closing = context.WithCancel(context.Background())
 		if _, ok := conn.(syscall.Conn); ok {
 			// go-redis's pool peeks at the socket of a syscall.Conn to drop
@@ -84,6 +84,7 @@ type connFault struct {
 type faultyConn struct {
 	net.Conn
 	e            *Experiment
+	addr         string // as go-redis dialled it: the node a MOVED or ASK reply names
 	pending      atomic.Pointer[connFault]
 	readDeadline atomic.Int64    // unix ns; 0: none
 	closed       context.Context // done once Close is called
@@ -119,7 +120,7 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 	if c.e.opts.Spared != nil && slices.ContainsFunc(cmds, func(cmd respCommand) bool { return c.e.opts.spared(cmd.Command) }) {
 		return c.Conn.Write(b)
 	}
-	if f.failure != nil && len(cmds) == 1 && c.e.opts.isRead(cmds[0].Command) && f.failure.fails() {
+	if f.failure != nil && len(cmds) == 1 && f.failure.targets(&c.e.opts, cmds[0].Command) && f.failure.fails() {
 		if p.dryRun {
 			// As in a real run, a failed read draws no delay.
 			c.e.connWouldFail(p)
@@ -128,9 +129,9 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		// The read never reaches Redis, as when Redis is gone or answers
 		// with an error before running it.
 		c.e.connFailed(p)
-		if f.failure.reply != nil {
+		if f.failure.reply != "" {
 			c.e.conn.errorReplies.Add(1)
-			c.pending.Store(&connFault{reply: f.failure.reply})
+			c.pending.Store(&connFault{reply: replyFor(f.failure.reply, cmds[0].Key, c.addr)})
 		} else {
 			c.e.conn.drops.Add(1)
 			c.pending.Store(&connFault{drop: true})

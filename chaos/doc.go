@@ -23,12 +23,12 @@
 // broken Redis acts: the pool, the read deadline and the retries all react).
 //
 // What is particular to the service is handed in as Options: which commands
-// are its reads (the ones the error experiment fails), which requests are
-// its pages (the ones the guardrails count by group, and judge by what the
-// experiment group's got: a failed Redis operation, an answer other than
-// 2xx, a panic, the time taken), and whom a request is for (its unit: a
-// session, a user), which Middleware puts in the request's context for the
-// hooks. A unit the handler assigns during the request is given with
+// are its reads (the ones the error experiment fails, unless its commands
+// list names others), which requests are its pages (the ones the guardrails
+// count by group, and judge by what the experiment group's got: a failed
+// Redis operation, an answer other than 2xx, a panic, the time taken), and
+// whom a request is for (its unit: a session, a user), which Middleware
+// puts in the request's context for the hooks. A unit the handler assigns during the request is given with
 // SetUnit. Commands no experiment may touch, a health check's, are Spared;
 // a page the service knows is degraded without a failed command (a breaker
 // skipped it) it marks with Degraded. Which Redis commands the service sends (Commands) lets New and
@@ -69,7 +69,8 @@
 //	wait.go         the one wait of both layers, ended by whatever ends its reason
 //	wait_linux.go   the wait on a timerfd: no spin, no millisecond rounding
 //	wait_other.go   the wait elsewhere: a Go timer
-//	failure.go      the failing-reads fault: every Nth or at a rate; the errors
+//	failure.go      the failing-reads fault: every Nth or at a rate, of the reads or the commands listed
+//	replies.go      Redis's own error replies, byte for byte; MOVED and ASK for a key's slot
 //	conn.go         the connection layer: the wrapped net.Conn, round trips, RESP parsing
 //	redis.go        Instrument and the go-redis hooks of the command layer
 //	experiment.go   Options, Experiment, New, Use, Stop

@@ -24,8 +24,8 @@ type Options struct {
 	// Namespace_chaos_delays_injected_total; empty: none.
 	Namespace string
 	// Reads reports whether a command is one of the service's reads, which
-	// the error experiment fails and the stop conditions judge. nil: every
-	// GET.
+	// the error experiment fails (unless Config.Commands names others) and
+	// the stop conditions judge. nil: every GET.
 	Reads func(Command) bool
 	// Pages reports whether a request is one of the pages the guardrails
 	// count by group and judge. nil: every request.

@@ -8,16 +8,18 @@ import (
 	"sync/atomic"
 )
 
-// failure fails the service's reads (the Reads option): every Nth read
-// under the plan, or at random at a rate from the seeded draws. At the
-// command layer the read returns an error without reaching Redis; at the
-// connection layer its connection is dropped, or answered with a real Redis
-// error reply.
+// failure fails the commands it targets (the service's reads, the Reads
+// option, unless the commands list names others): every Nth under the
+// plan, or at random at a rate from the seeded draws. At the command layer
+// the command returns an error without reaching Redis; at the connection
+// layer its connection is dropped, or answered with a real Redis error
+// reply.
 type failure struct {
-	every int64
-	rate  float64      // above 0: at random instead of every Nth
-	reply []byte       // the RESP error reply a failed read gets; nil: CHAOS, or a dropped connection
-	reads atomic.Int64 // reads while this plan fails every Nth
+	every    int64
+	rate     float64         // above 0: at random instead of every Nth
+	reply    string          // the error reply a failed command gets (errorReplies, redirects); "": CHAOS, or a dropped connection
+	commands map[string]bool // nil: the service's reads
+	reads    atomic.Int64    // targeted commands while this plan fails every Nth
 
 	mu    sync.Mutex
 	draws *rand.Rand
@@ -28,11 +30,27 @@ func newFailure(c Config) *failure {
 	if !c.failsReads() {
 		return nil
 	}
-	return &failure{every: c.ErrorEvery, rate: c.ErrorRate, reply: errorReplies[c.ErrorReply],
+	f := &failure{every: c.ErrorEvery, rate: c.ErrorRate, reply: c.ErrorReply,
 		draws: rand.New(rand.NewPCG(c.Seed, 1))}
+	if len(c.Commands) > 0 {
+		f.commands = map[string]bool{}
+		for _, cmd := range c.Commands {
+			f.commands[cmd] = true
+		}
+	}
+	return f
 }
 
-// fails decides whether this read fails.
+// targets reports whether the failure applies to c: one of the commands
+// listed, or with none listed one of the service's reads.
+func (f *failure) targets(o *Options, c Command) bool {
+	if f.commands == nil {
+		return o.isRead(c)
+	}
+	return f.commands[c.Name]
+}
+
+// fails decides whether this targeted command fails.
 func (f *failure) fails() bool {
 	if f.rate > 0 {
 		f.mu.Lock()
@@ -48,7 +66,7 @@ func (f *failure) fails() bool {
 // tells the latency that a real run's read would not have reached it: the
 // dry run draws no delay for it either, so that its draws stay a real
 // run's.
-func (e *Experiment) failRead(ctx context.Context, p *plan, req *request) (context.Context, error) {
+func (e *Experiment) failRead(ctx context.Context, p *plan, req *request, c Command) (context.Context, error) {
 	if p.dryRun {
 		e.errorsWouldInject.Add(1)
 		req.errorWouldInject()
@@ -56,7 +74,11 @@ func (e *Experiment) failRead(ctx context.Context, p *plan, req *request) (conte
 	}
 	e.errorsInjected.Add(1)
 	req.errorInjected()
-	return ctx, p.command.failure.commandError()
+	f, addr := p.command.failure, ""
+	if redirects[f.reply] {
+		addr = e.nodeAddr(ctx, c.Key)
+	}
+	return ctx, f.commandError(c, addr)
 }
 
 type wouldFailKey struct{}
@@ -65,23 +87,16 @@ type wouldFailKey struct{}
 // real.
 func wouldFail(ctx context.Context) bool { return ctx.Value(wouldFailKey{}) != nil }
 
-// errorReplies are the error replies a failed read can get, byte for byte
-// as a Redis server sends them. go-redis retries all three when it is
-// configured to retry; READONLY also makes it close the connection.
-var errorReplies = map[string][]byte{
-	"LOADING":     []byte("-LOADING Redis is loading the dataset in memory\r\n"),
-	"READONLY":    []byte("-READONLY You can't write against a read only replica.\r\n"),
-	"CLUSTERDOWN": []byte("-CLUSTERDOWN Hash slot not served\r\n"),
-}
-
-// commandError is what a read failed at the command layer returns: the
-// book's CHAOS, or the chosen reply's text as an error reply. It is returned
-// from a hook, outside go-redis's retry loop, so it is never retried.
-func (f *failure) commandError() error {
-	if f.reply == nil {
+// commandError is what a command failed at the command layer returns: the
+// book's CHAOS, or the chosen reply's text as an error reply; a redirect
+// names the node that serves key (addr). It is returned from a hook,
+// outside go-redis's retry and redirect loops, so it is never retried nor
+// followed.
+func (f *failure) commandError(c Command, addr string) error {
+	if f.reply == "" {
 		return Error{}
 	}
-	return replyError(bytes.TrimSpace(f.reply[1:]))
+	return replyError(bytes.TrimSpace(replyFor(f.reply, c.Key, addr)[1:]))
 }
 
 // Error is the injected failure of the command layer. It is a redis.Error,

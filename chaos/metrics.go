@@ -134,7 +134,7 @@ func (e *Experiment) series() []series {
 		point{value: oneIf(func(p *plan) bool { return p.config.Layer == LayerConnection })})
 	counter("connection_delays_injected_total", "Replies the connection layer held back, holding their pooled connection.", point{value: count(&e.conn.delays)})
 	counter("connections_dropped_total", "Reads the connection layer failed by closing their connection.", point{value: count(&e.conn.drops)})
-	counter("error_replies_injected_total", "Reads the connection layer answered with a Redis error reply (CHAOS_ERROR_REPLY).", point{value: count(&e.conn.errorReplies)})
+	counter("error_replies_injected_total", "Commands the connection layer answered with a Redis error reply (CHAOS_ERROR_REPLY).", point{value: count(&e.conn.errorReplies)})
 
 	counter("group_searches_total", "Pages served while an experiment injected, by side of the blast radius.",
 		byGroup(func(c *groupCounters) *atomic.Int64 { return &c.searches }, count)...)

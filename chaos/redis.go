@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,8 +50,38 @@ func noKeys(n any) bool {
 	return false
 }
 
+// nodeAddr is the node a redirect that the command layer returns names:
+// the master a cluster client would send key to, a single server, or a
+// ring's first shard in the order of their names. go-redis never follows
+// it (the hook returns outside its redirect loop); it is there for the
+// reply to read as a real one does.
+func (e *Experiment) nodeAddr(ctx context.Context, key string) string {
+	switch rdb := e.rdb.(type) {
+	case *redis.Client:
+		return rdb.Options().Addr
+	case *redis.ClusterClient:
+		if node, err := rdb.MasterForKey(ctx, key); err == nil {
+			return node.Options().Addr
+		}
+		if addrs := rdb.Options().Addrs; len(addrs) > 0 {
+			return addrs[0]
+		}
+	case *redis.Ring:
+		shards := rdb.Options().Addrs
+		names := make([]string, 0, len(shards))
+		for name := range shards {
+			names = append(names, name)
+		}
+		if sort.Strings(names); len(names) > 0 {
+			return shards[names[0]]
+		}
+	}
+	return "127.0.0.1:6379" // no node known: Redis's own default
+}
+
 // readHook counts the service's reads and, at the command layer, fails
-// some before they reach Redis. It records the outcome of every command in
+// the commands its failure targets (the reads, unless the commands list
+// names others) before they reach Redis. It records the outcome of every command in
 // its request, for the stop conditions, as the service sees it: after
 // go-redis's retries and whichever layer injected.
 type readHook struct{ e *Experiment }
@@ -60,24 +91,26 @@ func (h readHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h readHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		req := requestOf(ctx)
-		if c := commandOf(cmd); h.e.opts.spared(c) {
+		c := commandOf(cmd)
+		if h.e.opts.spared(c) {
 			return next(ctx, cmd)
-		} else if !h.e.opts.isRead(c) {
-			err := next(ctx, cmd)
-			req.done(err)
-			return err
 		}
-		h.e.reads.Add(1)
+		read := h.e.opts.isRead(c)
+		if read {
+			h.e.reads.Add(1)
+		}
 		p := h.e.active.Load()
-		if f := p.command; f != nil && f.failure != nil && p.run.reaches(ctx) && f.failure.fails() {
+		if f := p.command; f != nil && f.failure != nil && f.failure.targets(&h.e.opts, c) && p.run.reaches(ctx) && f.failure.fails() {
 			var err error
-			if ctx, err = h.e.failRead(ctx, p, req); err != nil {
+			if ctx, err = h.e.failRead(ctx, p, req, c); err != nil {
 				req.done(err)
 				return err
 			}
 		}
 		err := next(ctx, cmd)
-		req.read(err)
+		if read {
+			req.read(err)
+		}
 		req.done(err)
 		return err
 	}

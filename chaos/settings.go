@@ -27,7 +27,7 @@ type setting struct {
 
 const (
 	experimentChoices  = "latency, error or latency,error (none, unset or empty: no experiment)"
-	errorReplyChoices  = "LOADING, READONLY or CLUSTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)"
+	errorReplyChoices  = "LOADING, READONLY, CLUSTERDOWN, NOSCRIPT, OOM, BUSY, TRYAGAIN, MOVED, ASK or MASTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)"
 	maxDurationSeconds = 24 * 60 * 60
 	// defaultDurationSeconds ends an experiment that names no duration:
 	// long enough for a session of experiments, short enough that one
@@ -82,8 +82,7 @@ var settings = []setting{
 		parse: func(c *Config, raw string) bool { c.ErrorReply = raw; return true },
 		check: func(c *Config) (any, string) {
 			c.ErrorReply = strings.ToUpper(strings.TrimSpace(c.ErrorReply))
-			_, known := errorReplies[c.ErrorReply]
-			return c.ErrorReply, wantIf(c.ErrorReply != "" && !known, "want "+errorReplyChoices)
+			return c.ErrorReply, wantIf(c.ErrorReply != "" && !knownReply(c.ErrorReply), "want "+errorReplyChoices)
 		}},
 	guardrail("CHAOS_DURATION_SECONDS", "duration_seconds", "want seconds from 1 to 86400, such as 300 (default 1800; there is no unlimited run: 0 is refused)", 1, maxDurationSeconds,
 		func(c *Config) *float64 { return &c.DurationSeconds }),

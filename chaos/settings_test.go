@@ -25,6 +25,8 @@ func TestFromEnv(t *testing.T) {
 			Config{Experiment: "latency", DelaySeconds: 0.75, JitterSeconds: 0.02, Commands: []string{"get", "evalsha"}, ErrorEvery: 2, Seed: 7, Layer: LayerCommand}},
 		{map[string]string{"CHAOS": "error", "CHAOS_LAYER": "Connection", "CHAOS_ERROR_REPLY": "readonly", "CHAOS_SEED": "7"},
 			Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, Seed: 7, Layer: LayerConnection, ErrorReply: "READONLY"}},
+		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_REPLY": " noscript", "CHAOS_COMMANDS": "EVALSHA", "CHAOS_ERROR_EVERY": "1", "CHAOS_SEED": "7"},
+			Config{Experiment: "error", DelaySeconds: 0.75, Commands: []string{"evalsha"}, ErrorEvery: 1, Seed: 7, Layer: LayerCommand, ErrorReply: "NOSCRIPT"}},
 		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0.3", "CHAOS_SEED": "42"}, Config{Experiment: "error", DelaySeconds: 0.75, ErrorEvery: 2, ErrorRate: 0.3, Seed: 42, Layer: LayerCommand}},
 	} {
 		// Every experiment has a duration, and remembers that it was read
@@ -74,7 +76,7 @@ func TestFromEnvRefuses(t *testing.T) {
 		{map[string]string{"CHAOS_COMMANDS": "get,,set"}, `invalid CHAOS_COMMANDS "get,,set": want Redis command names`},
 		{map[string]string{"CHAOS_COMMANDS": "get*"}, `invalid CHAOS_COMMANDS "get*"`},
 		{map[string]string{"CHAOS_LAYER": "network"}, `invalid CHAOS_LAYER "network": want command`},
-		{map[string]string{"CHAOS_ERROR_REPLY": "OOM"}, `invalid CHAOS_ERROR_REPLY "OOM": want LOADING, READONLY or CLUSTERDOWN`},
+		{map[string]string{"CHAOS_ERROR_REPLY": "EXECABORT"}, `invalid CHAOS_ERROR_REPLY "EXECABORT": want LOADING, READONLY, CLUSTERDOWN, NOSCRIPT, OOM, BUSY, TRYAGAIN, MOVED, ASK or MASTERDOWN`},
 		// Settings that would run and inject nothing.
 		{map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0"}, `invalid CHAOS_DELAY_SECONDS "0": want seconds above 0 for a latency experiment`},
 		{map[string]string{"CHAOS": "error", "CHAOS_ERROR_RATE": "0"}, `invalid CHAOS_ERROR_RATE "0": want a probability above 0`},
@@ -197,7 +199,7 @@ func TestFromJSON(t *testing.T) {
 		`{"error_every":3,"error_rate":0.5}`:          `error_every and error_rate are both set: set one, every Nth read (error_every) or a random rate (error_rate)`,
 		`{"duration_seconds":0}`:                      `invalid duration_seconds "0": want seconds from 1 to 86400, such as 300 (default 1800; there is no unlimited run: 0 is refused)`,
 		`{"layer":"network"}`:                         `invalid layer "network": want command (around each go-redis command, the default) or connection (on the connections go-redis dials)`,
-		`{"error_reply":"OOM"}`:                       `invalid error_reply "OOM": want LOADING, READONLY or CLUSTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)`,
+		`{"error_reply":"EXECABORT"}`:                 `invalid error_reply "EXECABORT": want LOADING, READONLY, CLUSTERDOWN, NOSCRIPT, OOM, BUSY, TRYAGAIN, MOVED, ASK or MASTERDOWN (empty: CHAOS at the command layer, a dropped connection at the connection layer)`,
 		`{"delay":1}`:                                 `body is not a JSON experiment: json: unknown field "delay"`,
 		`{"seed":-1}`:                                 `body is not a JSON experiment: json: cannot unmarshal number -1 into Go struct field Config.seed of type uint64`,
 		`{} {}`:                                       `body has more than one JSON value`,
