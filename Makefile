@@ -71,13 +71,15 @@ lint:
 
 # deps installs the tests' and the benchmark's programs with apt-get, only
 # when they are missing: Redis, Apache Bench, Chromium for the browser tests,
-# and Prometheus for the experiment files' Prometheus probes.
+# Prometheus for the experiment files' Prometheus probes, and valgrind for
+# the bench's instruction counts.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
 	command -v chromium >/dev/null || missing="$$missing chromium fonts-liberation"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \

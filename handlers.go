@@ -173,11 +173,26 @@ const formMediaType = "application/x-www-form-urlencoded"
 func formContentType(h http.Header) ([]string, bool) {
 	fields := h.Values("Content-Type")
 	for i, v := range fields {
-		if mt, _, _ := mime.ParseMediaType(v); mt == formMediaType {
+		if namesForm(v) {
 			return fields[i : i+1 : i+1], true
 		}
 	}
 	return nil, false
+}
+
+// namesForm reports whether a Content-Type field names the form, parsing it
+// only when it could: the usual field is the bare media type, and a field
+// shorter than it (ab's "text/plain") cannot name it, for ParseMediaType's
+// media type is the field's first part, trimmed and lower-cased.
+func namesForm(v string) bool {
+	if v == formMediaType {
+		return true
+	}
+	if len(v) < len(formMediaType) {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(v)
+	return mt == formMediaType
 }
 
 //go:embed static/style.css

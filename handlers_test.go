@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"mime"
 	"net/http"
 	"regexp"
 	"slices"
@@ -246,6 +247,22 @@ func BenchmarkSearch(b *testing.B) {
 	for i := range b.N {
 		if resp := app.searchFor(b, "bench", fmt.Sprint("q", i%5)); resp.status != http.StatusOK {
 			b.Fatal(resp.status)
+		}
+	}
+}
+
+// namesForm parses a Content-Type field only when it could name the form;
+// whatever it skips, ParseMediaType would not have read as the form either.
+func TestNamesFormAgreesWithParseMediaType(t *testing.T) {
+	for _, v := range []string{
+		"application/x-www-form-urlencoded", "Application/X-WWW-Form-Urlencoded", " application/x-www-form-urlencoded ",
+		"application/x-www-form-urlencoded; charset=utf-8", "application/x-www-form-urlencoded;", "application/x-www-form-urlencode",
+		"text/plain", "", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded, text/plain",
+		"application/x-www-form-urlencoded; charset", "\tapplication/x-www-form-urlencoded\t", "application/json",
+	} {
+		mt, _, _ := mime.ParseMediaType(v)
+		if got, want := namesForm(v), mt == formMediaType; got != want {
+			t.Errorf("namesForm(%q) = %v, ParseMediaType reads %q", v, got, mt)
 		}
 	}
 }

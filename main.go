@@ -122,8 +122,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	ln := newConnLimit(tcp, cfg.maxConns)
+	workers := newWorkerPool(boundBodyRead(handler))
+	defer workers.Close()
 	srv := &http.Server{
-		Handler:           boundBodyRead(handler),
+		Handler:           workers,
 		ConnState:         ln.trackState,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

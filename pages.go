@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"html/template"
 	"net/http"
-	"runtime"
+	"strconv"
 	"sync"
 )
 
@@ -13,14 +13,22 @@ import (
 func (a *app) render(w http.ResponseWriter, name string, data any) {
 	buf := pageBuffers.Get().(*bytes.Buffer)
 	defer putPageBuffer(buf)
-	if err := renderPage(buf, name, data); err != nil {
+	if err := pages.ExecuteTemplate(buf, name, data); err != nil {
 		a.logger.Error("render page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	h := w.Header()
+	h["Content-Type"] = htmlContentType
+	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	w.Write(buf.Bytes())
+	// The response goes out from here, on the handler's worker (workers.go),
+	// not from net/http's finishing of the request on the connection's
+	// goroutine, whose small stack writing the header would grow.
+	http.NewResponseController(w).Flush()
 }
+
+var htmlContentType = []string{"text/html; charset=utf-8"}
 
 // pageBuffers hold pages as they are executed, already as large as a page:
 // a new buffer grew five times for each page, 11.5 % of the bytes the
@@ -34,41 +42,6 @@ func putPageBuffer(buf *bytes.Buffer) {
 	}
 	buf.Reset()
 	pageBuffers.Put(buf)
-}
-
-// renderJob is one page for a renderer to execute.
-type renderJob struct {
-	buf  *bytes.Buffer
-	name string
-	data any
-	done chan error
-}
-
-// renderJobs feeds the page renderers: one goroutine per processor, started
-// once, that execute the templates. Executing a template through
-// html/template's escapers needs a deeper stack than a new goroutine starts
-// with, and net/http serves each connection on a new goroutine: a visitor
-// without keep-alive (ab, as the book types it) cost the runtime two stack
-// copies per page, 14 µs of CPU, 10 % of the process's CPU at -c 16
-// (docs/performance.md). The renderers' stacks grow once and stay grown;
-// handing a page over costs two goroutine switches.
-var renderJobs = func() chan renderJob {
-	jobs := make(chan renderJob)
-	for range runtime.GOMAXPROCS(0) {
-		go func() {
-			for j := range jobs {
-				j.done <- pages.ExecuteTemplate(j.buf, j.name, j.data)
-			}
-		}()
-	}
-	return jobs
-}()
-
-// renderPage executes the named page into buf on a renderer.
-func renderPage(buf *bytes.Buffer, name string, data any) error {
-	done := make(chan error, 1)
-	renderJobs <- renderJob{buf: buf, name: name, data: data, done: done}
-	return <-done
 }
 
 // pages are the service's HTML. Without RECOMMENDER_URL the recommendation

@@ -4,6 +4,8 @@ package main
 
 import (
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 )
 
@@ -14,10 +16,27 @@ import (
 // slowdown of that size; it is never shipped.
 const knownSlowdown = 5 * time.Microsecond
 
+// BENCH_SLOWDOWN_SPINS, when set, spins that many rounds of spinRound
+// instead: a known count of instructions, not of time, for the bench's
+// instruction counts under callgrind, where time runs many times slower.
+var slowdownSpins, _ = strconv.Atoi(os.Getenv("BENCH_SLOWDOWN_SPINS"))
+
+var spinSink uint64
+
+// spinRound is one round of the counted spin; the package variable keeps
+// the compiler from dropping it.
+func spinRound(i int) { spinSink = spinSink*31 + uint64(i) }
+
 func withKnownSlowdown(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for start := time.Now(); time.Since(start) < knownSlowdown; {
-			// spin: the cost must be CPU time, as an inefficiency would be
+		if slowdownSpins > 0 {
+			for i := range slowdownSpins {
+				spinRound(i)
+			}
+		} else {
+			for start := time.Now(); time.Since(start) < knownSlowdown; {
+				// spin: the cost must be CPU time, as an inefficiency would be
+			}
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"example.com/shopsession/internal/redisclient"
+	"example.com/shopsession/internal/storescript"
 )
 
 const (
@@ -28,23 +29,9 @@ const (
 	maxWriteAttempts = 8
 )
 
-// storeInterests writes ARGV[3] with a TTL of ARGV[4] ms only if the key still
-// holds what the caller read: absent when ARGV[1] is "absent", ARGV[2]
-// otherwise; "any" writes whatever it holds (the write canary, nodes.go). On
-// a conflict it returns what the key holds now, so the caller can retry
-// without another read.
-var storeInterests = redis.NewScript(`
-local current = redis.call('GET', KEYS[1])
-local unchanged
-if ARGV[1] == 'any' then unchanged = true
-elseif ARGV[1] == 'absent' then unchanged = (current == false)
-else unchanged = (current == ARGV[2]) end
-if unchanged then
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-  return {1}
-end
-return {0, current}
-`)
+// storeInterests is the compare-and-set script every write goes through
+// (storescript's doc says what it does); the canaries (nodes.go) use it too.
+var storeInterests = storescript.StoreInterests
 
 // store keeps each session's last few distinct searches in Redis. A search
 // costs two round trips when no other search of the session races it: one

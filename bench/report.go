@@ -33,7 +33,9 @@ func (r *report) write(w io.Writer, dir string) error {
 		}
 	}
 	chart := filepath.Join(dir, "latest.svg")
-	if err := r.chart(chart); err != nil {
+	if !r.hasPercentiles() {
+		chart = "none (no ab run)"
+	} else if err := r.chart(chart); err != nil {
 		return fmt.Errorf("chart: %w", err)
 	}
 	r.markdown(w)
@@ -59,6 +61,9 @@ func (r *report) markdown(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, s := range r.Scenarios {
 		if s.Hypothesis == "" {
+			if len(s.Findings) > 0 { // a baseline's own figures, such as a floor's
+				fmt.Fprintf(w, "- **%s**: %s\n", s.Name, strings.Join(s.Findings, "; "))
+			}
 			continue
 		}
 		fmt.Fprintf(w, "- **%s** (%s): %s — %s\n", s.Name, s.Hypothesis, strings.Join(s.Findings, "; "), s.Verdict)
@@ -96,6 +101,17 @@ func redraw(jsonPath string) error {
 
 // chart draws each scenario's latency percentiles and, when there was a
 // sweep, its predicted and measured increases.
+// hasPercentiles reports whether a scenario has ab's percentiles to chart:
+// BENCH_ONLY=instructions runs none.
+func (r *report) hasPercentiles() bool {
+	for _, s := range r.Scenarios {
+		if s.Summary.percentile(50) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *report) chart(path string) error {
 	percentiles := plot.New()
 	percentiles.Title.Text = fmt.Sprintf("Time per request by percentile (ab -c %d; the load scenario -c %d)", r.Concurrency, loadConcurrency)

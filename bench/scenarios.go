@@ -42,6 +42,9 @@ type measurement struct {
 	CPUSeconds float64         `json:"cpu_seconds"`     // user + system CPU the service used during the ab run
 	// CPUPerRequestUS is CPUSeconds divided by the requests ab completed.
 	CPUPerRequestUS float64 `json:"cpu_per_request_us,omitempty"`
+	// RedisCPUPerRequestUS is the CPU Redis used during the ab run, over the
+	// same requests: what each page cost the server beside the service.
+	RedisCPUPerRequestUS float64 `json:"redis_cpu_per_request_us,omitempty"`
 }
 
 // scenario is one row of the report.
@@ -258,6 +261,24 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		p.done()
 		return r, nil
 	}
+	if s.only == "instructions" {
+		sc, err := b.instructionScenario(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = []scenario{sc}
+		p.done()
+		return r, nil
+	}
+	if s.only == "floor" {
+		_, floors, err := b.floorScenarios(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = floors
+		p.done()
+		return r, nil
+	}
 
 	steady := scenario{Name: "steady", Build: "production",
 		Hypothesis: fmt.Sprintf("the business steady state: recommendations on ≥ %.1f %% of search pages", steadyRecommended*100)}
@@ -302,6 +323,12 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		}
 		r.Scenarios = append(r.Scenarios, calibration)
 	}
+
+	instructions, err := b.instructionScenario(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenarios = append(r.Scenarios, instructions)
 
 	floor1, floors, err := b.floorScenarios(ctx)
 	if err != nil {
@@ -594,6 +621,10 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", label, err)
 	}
+	redisBefore, err := b.redis.cpuSeconds(ctx)
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
+	}
 	b.progress.start(label, seconds)
 	m.AB, err = runAB(ctx, abOptions{url: app.url + "/search", seconds: seconds, concurrency: concurrency,
 		postFile: b.postFile, cookie: benchCookie}, b.workDir)
@@ -605,9 +636,14 @@ func (b *bench) measureOn(ctx context.Context, app *appProcess, spec runSpec) (m
 	if err != nil {
 		return m, fmt.Errorf("%s: %w", label, err)
 	}
+	redisAfter, err := b.redis.cpuSeconds(ctx)
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", label, err)
+	}
 	m.CPUSeconds = cpuAfter - cpuBefore
 	if m.AB.Complete > 0 {
 		m.CPUPerRequestUS = m.CPUSeconds * 1e6 / float64(m.AB.Complete)
+		m.RedisCPUPerRequestUS = (redisAfter - redisBefore) * 1e6 / float64(m.AB.Complete)
 	}
 	after, err := app.counts()
 	if err != nil {

@@ -108,6 +108,30 @@ func (t *redisTarget) flush(ctx context.Context) error {
 	return nil
 }
 
+// cpuSeconds is the CPU Redis has used, user and system, from its own INFO:
+// a REDIS_URL's server counts as well as the bench's. 0 without a server.
+func (t *redisTarget) cpuSeconds(ctx context.Context) (float64, error) {
+	if t.client == nil {
+		return 0, nil
+	}
+	info, err := t.client.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO cpu: %w", err)
+	}
+	var total float64
+	for line := range strings.SplitSeq(info, "\n") {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (name == "used_cpu_sys" || name == "used_cpu_user") {
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				return 0, fmt.Errorf("redis INFO cpu: %s: %w", line, err)
+			}
+			total += v
+		}
+	}
+	return total, nil
+}
+
 func (t *redisTarget) close() {
 	if t.client != nil {
 		t.client.Close()
