@@ -62,7 +62,8 @@ func poolBetween(after, before chaos.PoolStats) chaos.PoolStats {
 }
 
 // minus returns a − b for every number of a struct of numbers (nested
-// structs included); plus returns a + b.
+// structs and maps of them included, a key missing on one side counting as
+// zero); plus returns a + b.
 func minus[T any](a, b T) T { return combine(a, b, -1) }
 func plus[T any](a, b T) T  { return combine(a, b, 1) }
 
@@ -77,6 +78,29 @@ func combineValues(out, a, b reflect.Value, sign int) {
 	case reflect.Struct:
 		for i := range a.NumField() {
 			combineValues(out.Field(i), a.Field(i), b.Field(i), sign)
+		}
+	case reflect.Map: // such as the counters of each HTTP dependency: key by key
+		if a.Len() == 0 && b.Len() == 0 {
+			return
+		}
+		out.Set(reflect.MakeMap(a.Type()))
+		zero := reflect.Zero(a.Type().Elem())
+		for _, m := range []reflect.Value{a, b} {
+			for _, k := range m.MapKeys() {
+				if out.MapIndex(k).IsValid() {
+					continue
+				}
+				av, bv := a.MapIndex(k), b.MapIndex(k)
+				if !av.IsValid() {
+					av = zero
+				}
+				if !bv.IsValid() {
+					bv = zero
+				}
+				v := reflect.New(a.Type().Elem()).Elem()
+				combineValues(v, av, bv, sign)
+				out.SetMapIndex(k, v)
+			}
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		out.SetInt(a.Int() + int64(sign)*b.Int())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -61,6 +62,12 @@ func fill(v reflect.Value, next float64) float64 {
 			next = fill(v.Field(i), next)
 		}
 		return next
+	case reflect.Map: // one key, the same on both sides
+		e := reflect.New(v.Type().Elem()).Elem()
+		next = fill(e, next)
+		v.Set(reflect.MakeMap(v.Type()))
+		v.SetMapIndex(reflect.ValueOf("dependency").Convert(v.Type().Key()), e)
+		return next
 	case reflect.Int64, reflect.Int:
 		v.SetInt(int64(next))
 	case reflect.Uint32:
@@ -88,6 +95,15 @@ func TestMinusCarriesEveryField(t *testing.T) {
 			if v.Kind() == reflect.Struct {
 				for i := range v.NumField() {
 					walk(prefix+"."+v.Type().Field(i).Name, v.Field(i))
+				}
+				return
+			}
+			if v.Kind() == reflect.Map {
+				if v.Len() == 0 {
+					t.Errorf("%s%s: no keys", name, prefix)
+				}
+				for _, k := range v.MapKeys() {
+					walk(fmt.Sprintf("%s[%v]", prefix, k), v.MapIndex(k))
 				}
 				return
 			}
@@ -160,5 +176,15 @@ func TestSetExperimentSendsTheToken(t *testing.T) {
 	}
 	if err := (&appProcess{admin: srv.URL, token: "another-token-0123456789abcdef"}).setExperiment(`{"experiment":"error"}`); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("setExperiment with another token: %v, want a 401", err)
+	}
+}
+
+// A dependency that appears between before and after (its calls wrapped
+// since) counts from zero.
+func TestMinusOfAMapKeyOnOneSide(t *testing.T) {
+	after := map[string]chaos.HTTPCounters{"recommender": {DelaysInjected: 5}}
+	got := minus(chaos.Counters{HTTP: after}, chaos.Counters{})
+	if got.HTTP["recommender"].DelaysInjected != 5 {
+		t.Errorf("after − before: %+v, want 5 delays of the recommender", got.HTTP)
 	}
 }
