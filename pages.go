@@ -21,11 +21,9 @@ func (a *app) render(w http.ResponseWriter, name string, data any) {
 	h := w.Header()
 	h["Content-Type"] = htmlContentType
 	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
+	// With its length given, the worker flushes the page once every
+	// middleware has counted it, on the worker's stack (workers.go).
 	w.Write(buf.Bytes())
-	// The response goes out from here, on the handler's worker (workers.go),
-	// not from net/http's finishing of the request on the connection's
-	// goroutine, whose small stack writing the header would grow.
-	http.NewResponseController(w).Flush()
 }
 
 var htmlContentType = []string{"text/html; charset=utf-8"}

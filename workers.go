@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -14,10 +15,12 @@ import (
 // goroutine, which starts with the smallest stack, and without keep-alive
 // (ab as the book types it, many browsers' first visit) that is a new
 // goroutine per page. A page goes deeper than that stack: the middleware,
-// the breaker, go-redis's command path, html/template's escapers. So the
-// runtime copied the stack as it grew, more than once a page
-// (docs/performance.md). A worker's stack grows once and stays grown; handing
-// a request over costs two goroutine switches.
+// the breaker, go-redis's command path, html/template's escapers, the
+// response's header. So the runtime copied the stack as it grew, more than
+// once a page (docs/performance.md). A busy worker's stack stays grown (the
+// garbage collector halves only the stacks of goroutines that use little of
+// theirs, such as a worker idle for a while); handing a request over costs
+// two goroutine switches.
 //
 // A worker that waits workerIdle without a request ends, so that a burst's
 // workers do not outlive it; when none is waiting, the request starts one.
@@ -57,6 +60,11 @@ func (p *workerPool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	recovered := <-j.done
 	j.w, j.r = nil, nil
 	workerJobs.Put(j)
+	if _, ok := recovered.(workerGoexit); ok {
+		// As the handler did: net/http's deferred close of the connection
+		// runs, as it would have without the pool.
+		runtime.Goexit()
+	}
 	if recovered != nil {
 		// Again on the connection's goroutine, where net/http handles a
 		// handler's panic: it logs it, or for ErrAbortHandler aborts the
@@ -72,8 +80,17 @@ func (p *workerPool) Close() { p.once.Do(func() { close(p.done) }) }
 func (p *workerPool) work(j *workerJob) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
+	serving := false
+	defer func() {
+		if serving { // the handler called runtime.Goexit: hand that back too
+			j.done <- workerGoexit{}
+		}
+	}()
 	for {
-		j.done <- p.serve(j)
+		serving = true
+		recovered := p.serve(j)
+		serving = false
+		j.done <- recovered
 		idle.Reset(workerIdle)
 		select {
 		case j = <-p.jobs:
@@ -98,8 +115,19 @@ func (p *workerPool) serve(j *workerJob) (recovered any) {
 		}
 	}()
 	p.next.ServeHTTP(j.w, j.r)
+	// A response that gave its length goes out from here, on the worker's
+	// stack, once every middleware has counted it: net/http would write it
+	// when the request is finished, on the connection's goroutine, whose
+	// small stack writing the header grows.
+	if _, ok := j.w.Header()["Content-Length"]; ok {
+		http.NewResponseController(j.w).Flush()
+	}
 	return nil
 }
+
+// workerGoexit is what a worker hands back when its handler called
+// runtime.Goexit.
+type workerGoexit struct{}
 
 // workerPanic is a handler's panic as the connection's goroutine panics
 // again with it.

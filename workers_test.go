@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // servePool serves h through a worker pool on a loopback test server whose
@@ -93,3 +97,42 @@ func TestWorkerPoolHandsPanicsBack(t *testing.T) {
 }
 
 func panicInHandler() { panic("the handler broke") }
+
+// A handler that ends its goroutine with runtime.Goexit, as t.FailNow does,
+// ends the request as it would without the pool: the connection closes, and
+// nothing waits for a worker that is gone.
+func TestWorkerPoolHandsGoexitBack(t *testing.T) {
+	pool := newWorkerPool(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { runtime.Goexit() }))
+	srv := httptest.NewUnstartedServer(pool)
+	srv.Start()
+	// http.Server's Close, not httptest's, which would wait for ever for
+	// the request a broken pool never ends.
+	t.Cleanup(func() { srv.Config.Close(); pool.Close() })
+	client := &http.Client{Timeout: 5 * time.Second}
+	start := time.Now()
+	resp, err := client.Get(srv.URL)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("status %d, want the connection closed without a response", resp.StatusCode)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 4*time.Second {
+		t.Fatalf("the request waited %v: %v", time.Since(start), err)
+	}
+}
+
+// Every page is counted before it reaches the client: the pool flushes a
+// page once the middleware around the handler has returned, so a scrape
+// right after a search sees it.
+func TestPageCountedBeforeItIsSent(t *testing.T) {
+	app := startApp(t, nil)
+	const requests = "shopsession_http_requests_total"
+	for i := range 30 {
+		if resp := app.searchFor(t, "counted", "apples"); resp.status != http.StatusOK {
+			t.Fatalf("search %d: %d", i, resp.status)
+		}
+		scrape(t, app).expect(t, float64(i+1), requests, "route", "/search", "method", "POST", "code", "200")
+		if t.Failed() {
+			return
+		}
+	}
+}
