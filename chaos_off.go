@@ -19,7 +19,7 @@ const chaosBuild = false
 
 type experiment struct{}
 
-func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment, error) {
+func newExperiment(getenv func(string) string, logger *slog.Logger, httpDependencies ...string) (*experiment, error) {
 	return nil, nil
 }
 

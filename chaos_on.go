@@ -25,10 +25,6 @@ type experiment struct {
 	fleet bool // join the fleet's control plane (CHAOS_FLEET)
 }
 
-// recommenderDependency is the recommender's name in an experiment's
-// dependencies, its metrics and its status.
-const recommenderDependency = "recommender"
-
 // shopCommands are the Redis commands the shop sends: its read, the
 // compare-and-set script (EVALSHA, EVAL after a NOSCRIPT, SCRIPT LOAD at
 // start), PING (for whoever names it), the handshake of each connection
@@ -39,7 +35,11 @@ var shopCommands = []string{"get", "evalsha", "eval", "script", "ping", "hello",
 
 // newExperiment reads the experiment the environment asks for, and the
 // control token (none: chaos.New writes one to the file it logs).
-func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment, error) {
+// httpDependencies are the HTTP dependencies this process calls (the
+// recommender, with RECOMMENDER_URL): an experiment may name no other, so
+// that one naming a dependency the process never calls is refused, not
+// shown as running while it injects nothing.
+func newExperiment(getenv func(string) string, logger *slog.Logger, httpDependencies ...string) (*experiment, error) {
 	cfg, err := chaos.FromEnv(getenv)
 	if err != nil {
 		return nil, usageError(err.Error())
@@ -57,8 +57,9 @@ func newExperiment(getenv func(string) string, logger *slog.Logger) (*experiment
 		Namespace: metricsNamespace,
 		Token:     token,
 		Commands:  shopCommands,
-		// The shop's HTTP dependency, which dependencies may name besides redis.
-		HTTPDependencies: []string{recommenderDependency},
+		// The shop's HTTP dependency, which dependencies may name besides
+		// redis when the shop calls it.
+		HTTPDependencies: httpDependencies,
 		// /readyz's call, as its Redis canaries: the breaker's canary is
 		// faulted as pages are, so an experiment keeps it open as an outage does.
 		SparedHTTP: func(r *http.Request) bool { return recommenderProbe(r) == "readiness" },

@@ -182,3 +182,16 @@ func TestLatencyAndErrorCombined(t *testing.T) {
 		t.Errorf("round trips %d, delays %d; want 4 and 4 (two searches of two trips)", trips, delays)
 	}
 }
+
+// An experiment that names the recommender is refused when the shop calls
+// no recommender: it would be shown as running and inject nothing.
+func TestRecommenderDependencyNeedsARecommender(t *testing.T) {
+	env := map[string]string{"CHAOS": "error", "CHAOS_DEPENDENCIES": "recommender", "CHAOS_CONTROL_TOKEN": testControlToken}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := newExperiment(mapGetenv(env), discard); err == nil || !strings.Contains(err.Error(), `invalid CHAOS_DEPENDENCIES "recommender"`) {
+		t.Errorf("without a recommender: %v, want CHAOS_DEPENDENCIES refused", err)
+	}
+	if _, err := newExperiment(mapGetenv(env), discard, recommenderDependency); err != nil {
+		t.Errorf("with a recommender: %v", err)
+	}
+}

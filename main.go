@@ -69,7 +69,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := newLogger(cfg.logFormat, stderr)
 	// In production newExperiment is a no-op returning nil (chaos_off.go).
-	experiment, err := newExperiment(getenv, logger)
+	var httpDependencies []string
+	if cfg.recommenderEndpoint != "" {
+		httpDependencies = append(httpDependencies, recommenderDependency)
+	}
+	experiment, err := newExperiment(getenv, logger, httpDependencies...)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,10 @@ import (
 	"github.com/sony/gobreaker/v2"
 )
 
+// recommenderDependency is the recommender's name in an experiment's
+// dependencies, its metrics and its status.
+const recommenderDependency = "recommender"
+
 // The recommender: with RECOMMENDER_URL set, /search asks that service for
 // recommendations for the session's interests instead of the built-in
 // answer (docs/recommender.md). It is a dependency as Redis is: its own
