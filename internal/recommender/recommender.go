@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,7 +127,11 @@ func (s *Server) recommend(w http.ResponseWriter, r *http.Request) {
 	resp := Response{Recommendations: make([]Recommendation, 0, len(req.Interests))}
 	// The newest interest first: it says most about what the visitor wants now.
 	for i := len(req.Interests) - 1; i >= 0; i-- {
-		interest := req.Interests[i]
+		// Cut so that title and query stay within what a shop shows, a
+		// search query's 200 characters: a visitor's longest search must
+		// not make the answer one the shop refuses, whose breaker would then
+		// count the recommender failing for every visitor.
+		interest := cutRunes(req.Interests[i], MaxInterestRune-len("bestsellers in "))
 		resp.Recommendations = append(resp.Recommendations, Recommendation{
 			Title: "bestsellers in " + interest,
 			Query: interest + " bestsellers",
@@ -147,4 +152,15 @@ func invalid(interests []string) string {
 		}
 	}
 	return ""
+}
+
+// cutRunes is s cut to at most n runes, its trailing space trimmed.
+func cutRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return strings.TrimRight(s[:i], " ")
+		}
+		n--
+	}
+	return s
 }

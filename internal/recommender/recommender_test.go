@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func post(t *testing.T, ctx context.Context, url, body string) (*http.Response, error) {
@@ -178,5 +179,27 @@ func TestReleaseEndsDelays(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the held answer was not released")
+	}
+}
+
+// The longest interest a shop sends still gets a title and a query a shop
+// shows: at most 200 characters each.
+func TestRecommendsWithinWhatAShopShows(t *testing.T) {
+	srv := httptest.NewServer(New(Settings{}).Handler())
+	defer srv.Close()
+	long := strings.Repeat("é", MaxInterestRune)
+	resp, err := post(t, t.Context(), srv.URL, `{"interests":["`+long+`"]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got Response
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || len(got.Recommendations) != 1 {
+		t.Fatalf("%+v, %v", got, err)
+	}
+	for _, s := range []string{got.Recommendations[0].Title, got.Recommendations[0].Query} {
+		if n := utf8.RuneCountInString(s); n > 200 {
+			t.Errorf("%d characters: %q", n, s)
+		}
 	}
 }
