@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -134,5 +135,28 @@ func TestPageCountedBeforeItIsSent(t *testing.T) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+// Every page carries its length, however long: a page of long, escaped
+// interests (over net/http's 2 KB buffer, which used to make it chunked on
+// HTTP/1.1) and its HEAD alike.
+func TestPagesCarryTheirLength(t *testing.T) {
+	app := startApp(t, nil)
+	long := strings.Repeat("&<>", 66) // 198 characters, each escaped to 4 or 5 bytes
+	var resp response
+	for i := range 3 {
+		resp = app.searchFor(t, "long", long[:197]+string(rune('a'+i)))
+	}
+	if resp.status != http.StatusOK || len(resp.body) < 2048 {
+		t.Fatalf("%d, %d bytes: want a page over 2 KB", resp.status, len(resp.body))
+	}
+	if got := resp.header.Get("Content-Length"); got != strconv.Itoa(len(resp.body)) {
+		t.Errorf("Content-Length %q for a page of %d bytes", got, len(resp.body))
+	}
+	get := app.do(t, http.MethodGet, "/search", sessionCookie+"=long", "", nil)
+	head := app.do(t, http.MethodHead, "/search", sessionCookie+"=long", "", nil)
+	if got := head.header.Get("Content-Length"); len(get.body) < 2048 || got != strconv.Itoa(len(get.body)) {
+		t.Errorf("HEAD: Content-Length %q, GET's page has %d bytes", got, len(get.body))
 	}
 }

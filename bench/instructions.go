@@ -46,8 +46,8 @@ const (
 
 func (b *bench) instructionScenario(ctx context.Context) (scenario, error) {
 	sc := scenario{Name: "chaos-off instructions", Build: "chaos", Hypothesis: fmt.Sprintf(
-		"instructions per search within %.0f %% of production's (callgrind): the 95 %% interval of the ratio lies below %.2f, and the calibration build's known ~3 %% lies above it",
-		chaosOffTolerance*100, 1+chaosOffTolerance)}
+		"instructions per search within %.0f %% of production's (callgrind): the 95 %% interval of the ratio lies below %.2f and is narrower than %.0f %%, the calibration build's known ~3 %% lies above it, and A/A relabellings of production's runs flag at most %.0f %%",
+		chaosOffTolerance*100, 1+chaosOffTolerance, chaosOffTolerance*100, aaSoundRate*100)}
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		return sc, errors.New("chaos-off instructions: valgrind is not installed: apt-get install valgrind")
 	}
@@ -109,6 +109,24 @@ func (b *bench) instructionScenario(ctx context.Context) (scenario, error) {
 	offCI := bootstrapRatio(ratios(off, 0), newRand())
 	sc.Findings = append(sc.Findings, fmt.Sprintf("production %s, chaos-off %s instructions a search", formatCounts(prod), formatCounts(off)))
 	sc.judgeInterval(offCI, 0, 1+chaosOffTolerance, "chaos-off/production instructions per search")
+	// Below the bound is not enough: an interval as wide as the bound itself
+	// would say little of a 2 % question.
+	if width := offCI.High/offCI.Low - 1; sc.Verdict == verdictPass && width >= chaosOffTolerance {
+		sc.inconclusive(fmt.Sprintf("the interval is %.1f %% wide, not narrower than %.0f %%", width*100, chaosOffTolerance*100))
+	}
+	// The A/A check, as the calibration scenario makes it of seconds:
+	// production's runs relabelled at random into production and "other".
+	if rate := aaFlagRate(prod, aaTrials); len(prod) >= 7 {
+		finding := fmt.Sprintf("A/A: %.1f %% of %d random relabellings of the %d production runs flagged a difference", rate*100, aaTrials, len(prod))
+		switch aaVerdict(rate) {
+		case verdictPass:
+			sc.Findings = append(sc.Findings, finding)
+		case verdictDeviated:
+			sc.judge(false, finding+fmt.Sprintf(", above %.0f %%: the method is unsound here", aaUnsoundRate*100))
+		default:
+			sc.inconclusive(finding + fmt.Sprintf(", above %.0f %%", aaSoundRate*100))
+		}
+	}
 	if slowBinary != "" {
 		slowCI := bootstrapRatio(ratios(slow, 1), newRand())
 		finding := fmt.Sprintf("calibration: slow (%d counted spins a request) %s instructions, slow/production %s", slowdownSpins, formatCounts(slow), slowCI)

@@ -78,7 +78,7 @@ func dependenciesSetting() setting {
 		if shown, want := check(c); want != "" {
 			return shown, want
 		}
-		c.Dependencies = slices.Compact(c.Dependencies)
+		c.Dependencies = dedupe(c.Dependencies)
 		if c.faultsRedis() {
 			return nil, ""
 		}
@@ -106,9 +106,26 @@ func checkHTTPFault(c *Config) (any, string) {
 		return c.HTTPFault, wantHTTPFault
 	}
 	if c.HTTPFault != "" && c.HTTPFault != httpFaultError {
-		return c.HTTPFault, needsHTTP(c)
+		if want := needsHTTP(c); want != "" {
+			return c.HTTPFault, want
+		}
+		// An experiment that runs and fails no call would never answer
+		// it; with none running it waits for the PATCH that starts one.
+		return c.HTTPFault, wantIf(c.Experiment != "none" && !c.failsReads(),
+			"want an experiment that fails calls (error or latency,error) with http_fault "+c.HTTPFault)
 	}
 	return nil, ""
+}
+
+// dedupe is list without its repeats, in its order.
+func dedupe(list []string) []string {
+	out := list[:0]
+	for i, v := range list {
+		if !slices.Contains(list[:i], v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // parseHTTPStatus reads CHAOS_HTTP_STATUS, refusing it out of range as typed.
@@ -122,7 +139,19 @@ func checkHTTPStatus(c *Config) (any, string) {
 	if c.HTTPStatus == 0 && c.HTTPFault == httpFaultStatus {
 		c.HTTPStatus = defaultHTTPCode // shown, so the status says what is answered
 	}
-	return c.HTTPStatus, wantIf(c.HTTPStatus != 0 && (c.HTTPStatus < 400 || c.HTTPStatus > 599), wantHTTPStatus)
+	if c.HTTPStatus != 0 && (c.HTTPStatus < 400 || c.HTTPStatus > 599) {
+		return c.HTTPStatus, wantHTTPStatus
+	}
+	if c.HTTPStatus != 0 && c.HTTPFault != httpFaultStatus {
+		if c.HTTPStatus == defaultHTTPCode {
+			// The default a status fault filled in, left by a PATCH to
+			// another fault: nothing the operator asked for.
+			c.HTTPStatus = 0
+			return nil, ""
+		}
+		return c.HTTPStatus, "want http_fault status with http_status, the status a failed call is answered with"
+	}
+	return nil, ""
 }
 
 func parseDelayAfterHeaders(c *Config, raw string) bool {
@@ -133,7 +162,11 @@ func parseDelayAfterHeaders(c *Config, raw string) bool {
 
 func checkDelayAfterHeaders(c *Config) (any, string) {
 	if c.DelayAfterHeaders {
-		return true, needsHTTP(c)
+		if want := needsHTTP(c); want != "" {
+			return true, want
+		}
+		return true, wantIf(c.Experiment != "none" && !c.latency(),
+			"want a latency experiment (latency or latency,error) with delay_after_headers, which places its delay")
 	}
 	return nil, ""
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -107,7 +108,7 @@ func TestHTTPSettingsEverywhere(t *testing.T) {
 		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
 	}
 	if rec := serve(h, http.MethodPatch, "127.0.0.1:1", "127.0.0.1:2", `{"http_fault":"hang","http_paths":["/r"]}`); rec.Code != 200 ||
-		!strings.Contains(rec.Body.String(), `"http_fault":"hang","http_status":503,"http_paths":["/r"]`) || !strings.Contains(rec.Body.String(), `"http":{`) {
+		!strings.Contains(rec.Body.String(), `"http_fault":"hang","http_paths":["/r"]`) || !strings.Contains(rec.Body.String(), `"http":{`) {
 		t.Errorf("PATCH: %d %s", rec.Code, rec.Body)
 	}
 	if rec := serve(h, http.MethodPatch, "127.0.0.1:1", "127.0.0.1:2", `{"http_status":700}`); rec.Code != 400 || rec.Body.String() != "invalid http_status \"700\": "+wantHTTPStatus+"\n" {
@@ -150,4 +151,32 @@ func TestHTTPMetrics(t *testing.T) {
 	g.expect(t, 4, "chaos_http_calls_total chaos_dependency=recommender run_id=")
 	g.expect(t, 0, "chaos_http_faults_in_progress chaos_dependency=recommender run_id=")
 	g.expect(t, 1, "chaos_experiment_active experiment=error run_id=")
+}
+
+// Settings that could never apply to the experiment they are part of are
+// refused, each in one line; with no experiment running they wait for one.
+func TestHTTPSettingsThatCannotApply(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{`{"experiment":"error","dependencies":["recommender"],"http_status":500}`, `invalid http_status "500": want http_fault status with http_status`},
+		{`{"experiment":"latency","dependencies":["recommender"],"http_fault":"hang"}`, `invalid http_fault "hang": want an experiment that fails calls`},
+		{`{"experiment":"latency","dependencies":["recommender"],"http_fault":"status"}`, `invalid http_fault "status": want an experiment that fails calls`},
+		{`{"experiment":"error","dependencies":["recommender"],"delay_after_headers":true}`, `invalid delay_after_headers "true": want a latency experiment`},
+	} {
+		if _, err := FromJSON([]byte(c.body)); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %s…", c.body, err, c.want)
+		}
+	}
+	for _, body := range []string{
+		`{"experiment":"none","dependencies":["recommender"],"http_fault":"hang","delay_after_headers":true}`,
+		`{"experiment":"error","dependencies":["recommender"],"http_fault":"status","http_status":500}`,
+		`{"experiment":"latency,error","dependencies":["recommender"],"http_fault":"hang","delay_after_headers":true}`,
+	} {
+		if _, err := FromJSON([]byte(body)); err != nil {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
+	cfg, err := FromJSON([]byte(`{"dependencies":["recommender","redis","recommender"]}`))
+	if err != nil || !slices.Equal(cfg.Dependencies, []string{"recommender", "redis"}) {
+		t.Errorf("dependencies %v (%v), want recommender,redis", cfg.Dependencies, err)
+	}
 }
