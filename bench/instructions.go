@@ -106,8 +106,15 @@ func (b *bench) instructionScenario(ctx context.Context) (scenario, error) {
 		}
 		return out
 	}
-	offCI := bootstrapRatio(ratios(off, 0), newRand())
 	sc.Findings = append(sc.Findings, fmt.Sprintf("production %s, chaos-off %s instructions a search", formatCounts(prod), formatCounts(off)))
+	if len(off) < 3 {
+		// The quick bench's rounds: an interval needs three pairs at least
+		// (with fewer its bounds are infinite).
+		sc.inconclusive(fmt.Sprintf("chaos-off/production instructions per search %s over %d rounds: too few for an interval (the full bench runs %d)",
+			formatRatios(ratios(off, 0)), len(off), instructionRounds))
+		return sc, nil
+	}
+	offCI := bootstrapRatio(ratios(off, 0), newRand())
 	sc.judgeInterval(offCI, 0, 1+chaosOffTolerance, "chaos-off/production instructions per search")
 	// Below the bound is not enough: an interval as wide as the bound itself
 	// would say little of a 2 % question.
