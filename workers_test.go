@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,39 +10,21 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
 // servePool serves h through a worker pool on a loopback test server whose
 // error log the test reads.
-func servePool(t *testing.T, h http.HandlerFunc) (*workerPool, *httptest.Server, *syncBuffer) {
+func servePool(t *testing.T, h http.HandlerFunc) (*workerPool, *httptest.Server, *logBuffer) {
 	t.Helper()
 	pool := newWorkerPool(h)
-	logs := &syncBuffer{}
+	logs := newLogBuffer()
 	srv := httptest.NewUnstartedServer(pool)
 	srv.Config.ErrorLog = log.New(logs, "", 0)
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); pool.Close() })
 	return pool, srv, logs
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // One request after another, each on a new connection as ab sends them, is
