@@ -3,7 +3,6 @@ package chaos
 import (
 	"cmp"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,9 +17,12 @@ import (
 // redisDependency is the name of the Redis client's dependency.
 const redisDependency = "redis"
 
-// dependencyName is what a dependency's name may be: what a metric's label
-// value and an environment variable's list both take as it is.
-var dependencyName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+// isDependencyName reports what a dependency's name may be: what a metric's
+// label value and an environment variable's list both take as it is; a
+// lower-case letter, then up to 63 of a-z 0-9 _ -.
+func isDependencyName(s string) bool {
+	return s != "" && len(s) <= 64 && isLower(s[0]) && allBytes(s, func(b byte) bool { return isLower(b) || isDigit(b) || b == '_' || b == '-' })
+}
 
 const (
 	wantDependencies = "want redis and/or the HTTP dependencies this service calls, such as redis, recommender or redis,recommender (empty: redis)"
@@ -72,7 +74,7 @@ func needsHTTP(c *Config) string { return wantIf(len(c.httpDependencies()) == 0,
 
 func dependenciesSetting() setting {
 	s := listSetting("CHAOS_DEPENDENCIES", "dependencies", wantDependencies, func(c *Config) *[]string { return &c.Dependencies },
-		lowerTrimmed, dependencyName.MatchString, nil)
+		lowerTrimmed, isDependencyName, nil)
 	check := s.check
 	s.check = func(c *Config) (any, string) {
 		if shown, want := check(c); want != "" {
@@ -205,7 +207,7 @@ func (e *Experiment) registerHTTP(names []string) error {
 	e.httpCalls = map[string]*httpCounters{}
 	for _, n := range names {
 		n = lowerTrimmed(n)
-		if !dependencyName.MatchString(n) || n == redisDependency || e.httpCalls[n] != nil {
+		if !isDependencyName(n) || n == redisDependency || e.httpCalls[n] != nil {
 			return fmt.Errorf("invalid chaos.Options.HTTPDependencies %q: want distinct names of 1 to 64 characters from a-z 0-9 _ -, starting with a letter, other than redis",
 				strings.Join(names, ","))
 		}

@@ -12,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,7 +24,12 @@ import (
 //go:embed report.html.tmpl
 var reportHTML string
 
-var reportTemplate = template.Must(template.New("report").Parse(reportHTML))
+// reportTemplate is parsed when a report is first written, not at start:
+// parsed, it is heap that every garbage collection of a chaos build would
+// scan, report or none.
+var reportTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Parse(reportHTML))
+})
 
 // absent is how the report shows a value the journal has not got.
 const absent = "—"
@@ -72,7 +78,7 @@ type reportProbe struct {
 // order they happened; any prefix of a journal makes a report.
 func writeReport(w io.Writer, events []JournalEvent) error {
 	var buf bytes.Buffer
-	if err := reportTemplate.Execute(&buf, buildReport(events)); err != nil {
+	if err := reportTemplate().Execute(&buf, buildReport(events)); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	_, err := w.Write(buf.Bytes())

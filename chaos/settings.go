@@ -3,7 +3,6 @@ package chaos
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +39,23 @@ const (
 	maxStopWindow          = 100_000
 )
 
-var commandName = regexp.MustCompile(`^[a-z]+$`)
+// Names are checked byte by byte rather than by regexp: the compiled
+// `{0,64}` of a run id alone is tens of kilobytes of heap, which every
+// garbage collection of a chaos build would scan, experiment or none.
+
+func isCommandName(s string) bool { return s != "" && allBytes(s, isLower) }
+
+func allBytes(s string, ok func(byte) bool) bool {
+	for i := range len(s) {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isLower(b byte) bool { return 'a' <= b && b <= 'z' }
+func isDigit(b byte) bool { return '0' <= b && b <= '9' }
 
 var settings = []setting{
 	{env: "CHAOS", field: "experiment", want: "want " + experimentChoices,
@@ -63,7 +78,7 @@ var settings = []setting{
 		check: func(c *Config) (any, string) {
 			for i, cmd := range c.Commands {
 				c.Commands[i] = strings.ToLower(strings.TrimSpace(cmd))
-				if !commandName.MatchString(c.Commands[i]) {
+				if !isCommandName(c.Commands[i]) {
 					return strings.Join(c.Commands, ","), "want Redis command names, such as get or get,evalsha"
 				}
 			}
@@ -143,7 +158,7 @@ var settings = []setting{
 		}},
 	{env: "CHAOS_RUN_ID", field: "run_id", want: wantRunID,
 		parse: func(c *Config, raw string) bool { c.RunID = raw; return true },
-		check: func(c *Config) (any, string) { return c.RunID, wantIf(!runID.MatchString(c.RunID), wantRunID) }},
+		check: func(c *Config) (any, string) { return c.RunID, wantIf(!isRunID(c.RunID), wantRunID) }},
 	dependenciesSetting(),
 	{env: "CHAOS_HTTP_FAULT", field: "http_fault", want: wantHTTPFault,
 		parse: func(c *Config, raw string) bool { c.HTTPFault = raw; return true }, check: checkHTTPFault},
@@ -162,9 +177,13 @@ const (
 	wantRunID   = "want up to 64 characters of A-Z a-z 0-9 . _ -, such as latency-2024-06-01 (empty: none)"
 )
 
-// runID is what a run id may be: what a log line, a label value and a file
-// name all take as it is.
-var runID = regexp.MustCompile(`^[A-Za-z0-9._-]{0,64}$`)
+// isRunID reports what a run id may be: what a log line, a label value and
+// a file name all take as it is.
+func isRunID(s string) bool {
+	return len(s) <= 64 && allBytes(s, func(b byte) bool {
+		return isLower(b) || 'A' <= b && b <= 'Z' || isDigit(b) || b == '.' || b == '_' || b == '-'
+	})
+}
 
 // stopShare is a stop condition's share of the searches, which it aborts
 // above: below 1, as no share is above every search.
