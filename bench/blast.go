@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -189,11 +188,10 @@ func judgeBlastRadius(setup []string, steady []measurement, runs []*blastRun) []
 	}
 	perSearch := float64(exp.DelaysInjected) / float64(exp.Searches)
 	predicted := latencyDelay * 1000 * perSearch
-	delta := exp.MeanSearchMS - ctl.MeanSearchMS
 	experiment.DeltaMS, experiment.PredictedMS = ptr(experiment.Summary.MeanMS-steadySummary.MeanMS), &predicted
-	off := (delta - predicted) / predicted
-	experiment.judge(math.Abs(off) <= blastDeltaTolerance, fmt.Sprintf(
-		"service time per search: experiment %.3f ms (%d searches, %.2f delays each), control %.3f ms (%d searches); difference %.3f ms, predicted %.3f ms (%+.3f %%); ab medians %.3f and %.3f ms",
-		exp.MeanSearchMS, exp.Searches, perSearch, ctl.MeanSearchMS, ctl.Searches, delta, predicted, off*100, experiment.Summary.MeanMS, control.Summary.MeanMS))
+	delta, low, high := searchDifference(exp, ctl)
+	experiment.judgeDifference(delta, low, high, predicted, blastDeltaTolerance, fmt.Sprintf(
+		"service time per search: experiment %.3f ms (%d searches, %.2f delays each), control %.3f ms (%d searches); ab medians %.3f and %.3f ms",
+		exp.MeanSearchMS, exp.Searches, perSearch, ctl.MeanSearchMS, ctl.Searches, experiment.Summary.MeanMS, control.Summary.MeanMS))
 	return []scenario{control, experiment}
 }

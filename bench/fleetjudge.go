@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"strings"
 )
 
@@ -41,12 +40,11 @@ func judgeFleet(setup []string, groups fleetGroupCheck, runs []fleetInstanceRun)
 		}
 		// The service's own time per search, as in the blast radius: ab's
 		// mean here spans the seconds before the start and after the stop.
-		delta := exp.MeanSearchMS - ctl.MeanSearchMS
-		off := (delta - predicted) / predicted
+		delta, low, high := searchDifference(exp, ctl)
 		sc.DeltaMS, sc.PredictedMS = &delta, &predicted
-		sc.judge(math.Abs(off) <= fleetDeltaTolerance, fmt.Sprintf(
-			"service time per search: experiment %.3f ms (%d searches, %.2f delays each), control %.3f ms (%d searches); difference %.3f ms, predicted %.3f ms (%+.3f %%)",
-			exp.MeanSearchMS, exp.Searches, float64(exp.DelaysInjected)/float64(exp.Searches), ctl.MeanSearchMS, ctl.Searches, delta, predicted, off*100))
+		sc.judgeDifference(delta, low, high, predicted, fleetDeltaTolerance, fmt.Sprintf(
+			"service time per search: experiment %.3f ms (%d searches, %.2f delays each), control %.3f ms (%d searches)",
+			exp.MeanSearchMS, exp.Searches, float64(exp.DelaysInjected)/float64(exp.Searches), ctl.MeanSearchMS, ctl.Searches))
 		rows = append(rows, sc)
 	}
 	return rows

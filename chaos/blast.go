@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -252,6 +253,7 @@ type groupCounters struct {
 	failedReads      atomic.Int64
 	degradedSearches atomic.Int64
 	searchNanos      atomic.Int64
+	searchSquares    atomicFloat // seconds²
 	delaysInjected   atomic.Int64
 	errorsInjected   atomic.Int64
 	// A dry run's: what it would have injected.
@@ -262,6 +264,7 @@ type groupCounters struct {
 func (g *groupCounters) add(r *request, o outcome) {
 	g.searches.Add(1)
 	g.searchNanos.Add(int64(o.took))
+	g.searchSquares.add(o.took.Seconds() * o.took.Seconds())
 	g.delaysInjected.Add(r.delaysInjected.Load())
 	g.errorsInjected.Add(r.errorsInjected.Load())
 	g.delaysWouldInject.Add(r.delaysWouldInject.Load())
@@ -274,11 +277,26 @@ func (g *groupCounters) add(r *request, o outcome) {
 	}
 }
 
+// atomicFloat is a float64 added to by many pages at once: a sum of squares
+// of nanoseconds would overflow an int64 within a day of long pages.
+type atomicFloat struct{ bits atomic.Uint64 }
+
+func (f *atomicFloat) add(v float64) {
+	for {
+		old := f.bits.Load()
+		if f.bits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+func (f *atomicFloat) load() float64 { return math.Float64frombits(f.bits.Load()) }
+
 func (g *groupCounters) figures() GroupFigures {
 	f := GroupFigures{Searches: g.searches.Load(), FailedReads: g.failedReads.Load(), DegradedSearches: g.degradedSearches.Load(),
 		DelaysInjected: g.delaysInjected.Load(), ErrorsInjected: g.errorsInjected.Load(),
 		DelaysWouldInject: g.delaysWouldInject.Load(), ErrorsWouldInject: g.errorsWouldInject.Load(),
-		SearchSeconds: time.Duration(g.searchNanos.Load()).Seconds()}
+		SearchSeconds: time.Duration(g.searchNanos.Load()).Seconds(), SearchSquareSeconds: g.searchSquares.load()}
 	if f.Searches > 0 {
 		f.MeanSearchMS = f.SearchSeconds * 1000 / float64(f.Searches)
 	}

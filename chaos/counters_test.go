@@ -95,3 +95,30 @@ func TestRoundTripsAreCountedWhereTheyHappen(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupCountersSumSquares: the sum of squares that gives the spread of a
+// group's searches loses no page added at once from many goroutines.
+func TestGroupCountersSumSquares(t *testing.T) {
+	var g groupCounters
+	const pages, each = 8, 500
+	done := make(chan struct{})
+	for p := range pages {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range each {
+				g.add(&request{}, outcome{took: time.Duration(p+1) * time.Millisecond})
+			}
+		}()
+	}
+	for range pages {
+		<-done
+	}
+	f := g.figures()
+	want := 0.0
+	for p := range pages {
+		want += each * float64(p+1) * float64(p+1) / 1e6
+	}
+	if f.Searches != pages*each || f.SearchSquareSeconds < want*(1-1e-9) || f.SearchSquareSeconds > want*(1+1e-9) {
+		t.Fatalf("%d searches, %g s² summed; want %d and %g s²", f.Searches, f.SearchSquareSeconds, pages*each, want)
+	}
+}

@@ -196,7 +196,8 @@ func sumFigures(a, b GroupFigures) GroupFigures {
 	s := GroupFigures{Searches: a.Searches + b.Searches, FailedReads: a.FailedReads + b.FailedReads,
 		DegradedSearches: a.DegradedSearches + b.DegradedSearches, DelaysInjected: a.DelaysInjected + b.DelaysInjected,
 		ErrorsInjected: a.ErrorsInjected + b.ErrorsInjected, SearchSeconds: a.SearchSeconds + b.SearchSeconds,
-		DelaysWouldInject: a.DelaysWouldInject + b.DelaysWouldInject, ErrorsWouldInject: a.ErrorsWouldInject + b.ErrorsWouldInject}
+		SearchSquareSeconds: a.SearchSquareSeconds + b.SearchSquareSeconds,
+		DelaysWouldInject:   a.DelaysWouldInject + b.DelaysWouldInject, ErrorsWouldInject: a.ErrorsWouldInject + b.ErrorsWouldInject}
 	if s.Searches > 0 {
 		s.MeanSearchMS = s.SearchSeconds / float64(s.Searches) * 1000
 	}

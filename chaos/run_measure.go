@@ -81,7 +81,8 @@ func minusFigures(a, b GroupFigures) GroupFigures {
 	return GroupFigures{Searches: a.Searches - b.Searches, FailedReads: a.FailedReads - b.FailedReads,
 		DegradedSearches: a.DegradedSearches - b.DegradedSearches, DelaysInjected: a.DelaysInjected - b.DelaysInjected,
 		ErrorsInjected: a.ErrorsInjected - b.ErrorsInjected, SearchSeconds: a.SearchSeconds - b.SearchSeconds,
-		DelaysWouldInject: a.DelaysWouldInject - b.DelaysWouldInject, ErrorsWouldInject: a.ErrorsWouldInject - b.ErrorsWouldInject}
+		SearchSquareSeconds: a.SearchSquareSeconds - b.SearchSquareSeconds,
+		DelaysWouldInject:   a.DelaysWouldInject - b.DelaysWouldInject, ErrorsWouldInject: a.ErrorsWouldInject - b.ErrorsWouldInject}
 }
 
 // sample is a tick as the journal has it, in the prediction's metric.

@@ -120,7 +120,11 @@ type GroupFigures struct {
 	DelaysWouldInject int64   `json:"delays_would_inject"`
 	ErrorsWouldInject int64   `json:"errors_would_inject"`
 	SearchSeconds     float64 `json:"search_seconds"`
-	MeanSearchMS      float64 `json:"mean_search_ms"`
+	// SearchSquareSeconds sums each search's seconds squared: with
+	// SearchSeconds and Searches it gives the spread of the searches between
+	// two readings, and so an interval for their mean.
+	SearchSquareSeconds float64 `json:"search_square_seconds"`
+	MeanSearchMS        float64 `json:"mean_search_ms"`
 }
 
 // UnitGroup says which group a unit is in.
