@@ -162,7 +162,7 @@ func judgeBlastRadius(setup []string, steady []measurement, runs []*blastRun) []
 		Hypothesis: fmt.Sprintf("no fault reaches the control group, and its mean is within %.0f %% of the steady state's, over %d runs, each against the production runs either side of it: held if the 95 %% interval of the ratio lies within %.2f–%.2f, deviated if every run lies beyond the same bound, else inconclusive",
 			blastControlTolerance*100, len(runs), 1-blastControlTolerance, 1+blastControlTolerance)}
 	experiment := scenario{Name: "blast radius: experiment", Build: "chaos", Setup: setup, DelaySeconds: latencyDelay,
-		Hypothesis: fmt.Sprintf("the experiment group's mean time per search minus the control group's, in the same seconds, = %s s × round trips per search, within ±%.1f %%",
+		Hypothesis: fmt.Sprintf("the experiment group's mean time per search minus the control group's, in the same seconds, = %s s × round trips per search, within ±%.1f %% by its 95 %% interval",
 			formatSeconds(latencyDelay), blastDeltaTolerance*100)}
 	for _, run := range runs {
 		exp, ctl = groupSum(exp, run.experiment), groupSum(ctl, run.control)

@@ -43,7 +43,7 @@ const (
 var fleetBody = fmt.Sprintf(`{"experiment":"latency","delay_seconds":%s,"sessions_percent":%d,"seed":%d}`,
 	formatSeconds(latencyDelay), fleetPercent, fleetSeed)
 
-var fleetHypothesis = fmt.Sprintf("started on three instances by one ctl start: on this one the first delayed page within %g s of ctl start, the last delay ended within %g s of ctl start's SIGTERM; the experiment group's mean service time per search minus the control group's, in the same seconds, = %d round trips × %s s, within ±%.1f %%; no fault reaches the control group; every session asked is in the same group on all three",
+var fleetHypothesis = fmt.Sprintf("started on three instances by one ctl start: on this one the first delayed page within %g s of ctl start, the last delay ended within %g s of ctl start's SIGTERM; the experiment group's mean service time per search minus the control group's, in the same seconds, = %d round trips × %s s, within ±%.1f %% by its 95 %% interval; no fault reaches the control group; every session asked is in the same group on all three",
 	fleetReact.Seconds(), fleetReact.Seconds(), fleetRoundTrips, formatSeconds(latencyDelay), fleetDeltaTolerance*100)
 
 // fleetTiming is how fast one instance followed ctl, in ms from ctl start's
