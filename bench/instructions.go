@@ -27,15 +27,18 @@ import (
 
 const (
 	// instructionRequests are counted per run, after instructionWarmUp:
-	// under callgrind the service serves a few hundred a second.
-	instructionRequests = 2000
+	// under callgrind the service serves a few hundred a second. A GC cycle
+	// more or less in the counted window is ~6 M instructions, 1.5 % of
+	// 2 000 searches' (production's counts fell in two levels that far
+	// apart), half a per cent of 6 000's.
+	instructionRequests = 6000
 	instructionWarmUp   = 500
 	// instructionRounds of production, chaos-off, production, slow, …,
 	// production: each other build's run between two of production's. The
 	// quick bench (BENCH_SECONDS of 2 or less) runs quickRounds of
 	// production and chaos-off alone, of quickRequests: too few for a
 	// verdict, enough to show the counts.
-	instructionRounds = 5
+	instructionRounds = 7
 	quickRounds       = 2
 	quickRequests     = 500
 	// slowdownSpins is the calibration build's counted spin: about 3 % of
@@ -174,8 +177,11 @@ func (b *bench) instructionsPerRequest(ctx context.Context, label, binary string
 	// alike without them. Under callgrind a page runs ~50× slower, and a
 	// stretched GC or a loaded machine can outlast the 2 s REDIS_TIMEOUT: a
 	// degraded page is other work, and ab counts its length as a failure.
+	// One P: with two, the idle one's work-stealing and idle-time GC marking
+	// follow the stretched run's time, not its searches (one production run
+	// in eleven counted a fifth more).
 	cmd.Env = append(os.Environ(), append([]string{"ADDR=" + addr, "ADMIN_ADDR=off", "REDIS_URL=" + b.redis.url,
-		"REDIS_TIMEOUT=1m", "GODEBUG=asyncpreemptoff=1", "CHAOS=", "CHAOS_DELAY_SECONDS=", "CHAOS_ERROR_EVERY=", "CHAOS_CONTROL_TOKEN=" + rand.Text(),
+		"REDIS_TIMEOUT=1m", "GODEBUG=asyncpreemptoff=1", "GOMAXPROCS=1", "CHAOS=", "CHAOS_DELAY_SECONDS=", "CHAOS_ERROR_EVERY=", "CHAOS_CONTROL_TOKEN=" + rand.Text(),
 		"CHAOS_CONTROL_TOKEN_FILE=", "CHAOS_DURATION_SECONDS=86400", "CHAOS_FLEET=off"}, env...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
