@@ -42,12 +42,6 @@ func meanVariance(g chaos.GroupFigures) float64 {
 func (s *scenario) judgeDifference(delta, low, high, predicted, tolerance float64, what string) {
 	finding := fmt.Sprintf("%s; difference %.3f ms (95 %% CI %.3f to %.3f), predicted %.3f ms (%+.3f %%, want within ±%.1f %%)",
 		what, delta, low, high, predicted, (delta-predicted)/predicted*100, tolerance*100)
-	switch stats.IntervalVerdict(low, high, predicted*(1-tolerance), predicted*(1+tolerance)) {
-	case verdictPass:
-		s.judge(true, finding)
-	case verdictDeviated:
-		s.judge(false, finding)
-	default:
-		s.inconclusive(finding + "; the interval straddles a bound: too few searches, or too noisy a machine, to tell")
-	}
+	s.judgeByInterval(stats.IntervalVerdict(low, high, predicted*(1-tolerance), predicted*(1+tolerance)), finding,
+		"too few searches, or too noisy a machine, to tell")
 }

@@ -138,14 +138,20 @@ func (s *scenario) inconclusive(finding string) {
 // high], described by what.
 func (s *scenario) judgeInterval(ci ratioCI, low, high float64, what string) {
 	s.Ratio = &ci
-	finding := fmt.Sprintf("%s %s, want %s", what, ci, boundsText(low, high))
-	switch intervalVerdict(ci, low, high) {
+	s.judgeByInterval(intervalVerdict(ci, low, high), fmt.Sprintf("%s %s, want %s", what, ci, boundsText(low, high)),
+		"too noisy a run to tell")
+}
+
+// judgeByInterval records a finding with the verdict an interval gave it
+// (stats.IntervalVerdict); an inconclusive one says why it could not tell.
+func (s *scenario) judgeByInterval(verdict, finding, why string) {
+	switch verdict {
 	case verdictPass:
 		s.judge(true, finding)
 	case verdictDeviated:
 		s.judge(false, finding)
 	default:
-		s.inconclusive(finding + "; the interval straddles a bound: too noisy a run to tell")
+		s.inconclusive(finding + "; the interval straddles a bound: " + why)
 	}
 }
 
