@@ -40,6 +40,7 @@ func (r *report) write(w io.Writer, dir string) error {
 	}
 	r.markdown(w)
 	fmt.Fprintf(w, "\nFigures: %s (and %s); chart: %s\n", filepath.Join(dir, "latest.json"), stamped, chart)
+	r.verdicts(w)
 	return nil
 }
 
@@ -238,4 +239,30 @@ func (r *report) sweepPlot() (*plot.Plot, plot.Legend) {
 		legend.Add(series.name, line, points)
 	}
 	return p, legend
+}
+
+// verdicts ends the report with its tally and each deviated row's failing
+// findings: the last lines are what a CI log's tail keeps.
+func (r *report) verdicts(w io.Writer) {
+	tally := map[string]int{}
+	var order []string
+	for _, s := range r.Scenarios {
+		if s.Verdict == "" {
+			continue
+		}
+		if tally[s.Verdict] == 0 {
+			order = append(order, s.Verdict)
+		}
+		tally[s.Verdict]++
+	}
+	var parts []string
+	for _, v := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", tally[v], v))
+	}
+	fmt.Fprintf(w, "Verdicts: %s\n", strings.Join(parts, ", "))
+	for _, s := range r.Scenarios {
+		for _, d := range s.Deviations {
+			fmt.Fprintf(w, "DEVIATED: %s: %s\n", s.Name, d)
+		}
+	}
 }

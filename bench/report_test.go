@@ -31,6 +31,7 @@ func TestReportWritesAndRedraws(t *testing.T) {
 		fakeScenario("sweep 0.01", 20.5, ptr(20)),
 		fakeScenario("sweep 0.1", 200.5, ptr(200)),
 	}}
+	r.Scenarios[2].judge(false, "measured 3 against 2")
 	r.Scenarios[0].Build = "production"
 	r.Scenarios[0].Runs = []measurement{{Pages: &pageCounts{WithRecommendations: 9990, WithoutRecommendations: 10}}}
 	r.Scenarios[0].judgeSteadyRecommended()
@@ -40,7 +41,8 @@ func TestReportWritesAndRedraws(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "| steady | production | 10 |") || !strings.Contains(out.String(), "+200.500 ms | +200.000 ms | — |") ||
-		!strings.Contains(out.String(), "| 99.90 % | PASS |") {
+		!strings.Contains(out.String(), "| 99.90 % | PASS |") ||
+		!strings.HasSuffix(out.String(), "\nVerdicts: 1 PASS, 1 DEVIATED\nDEVIATED: sweep 0.1: measured 3 against 2\n") {
 		t.Errorf("markdown:\n%s", out.String())
 	}
 	var saved report

@@ -59,6 +59,7 @@ type scenario struct {
 	Verdict      string        `json:"verdict,omitempty"` // PASS or DEVIATED; empty for the baseline
 	Hypothesis   string        `json:"hypothesis,omitempty"`
 	Findings     []string      `json:"findings,omitempty"`
+	Deviations   []string      `json:"deviations,omitempty"` // the findings that made it DEVIATED
 	DelaySeconds float64       `json:"delay_seconds,omitempty"`
 	PeakRSSKB    int           `json:"peak_rss_kb,omitempty"`
 	TimeoutWaits *int64        `json:"timeout_waits,omitempty"` // slow: requests that waited for REDIS_TIMEOUT
@@ -120,6 +121,7 @@ func (s *scenario) judge(held bool, finding string) {
 	s.Findings = append(s.Findings, finding)
 	if !held {
 		s.Verdict = verdictDeviated
+		s.Deviations = append(s.Deviations, finding)
 	} else if s.Verdict == "" {
 		s.Verdict = verdictPass
 	}
