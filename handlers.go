@@ -132,6 +132,9 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	}
 	// On a Redis error the store has logged it; the page shows what it read.
 	interests, err := a.store.remember(r.Context(), page.SessionID, added)
+	if visitorGone(r) {
+		return
+	}
 	page.Interests = interests
 	page.NotRemembered = err != nil && added != "" && !slices.Contains(interests, added)
 	if err != nil {
@@ -146,6 +149,9 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 			// On its failure the page shows the interests alone, as a
 			// Redis failure shows none: a 200 either way.
 			recs, err := a.recommender.recommend(r.Context(), page.Interests)
+			if visitorGone(r) {
+				return
+			}
 			if err != nil {
 				pageDegraded(r.Context())
 			}
@@ -161,6 +167,13 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 	}
 	a.render(w, "search", page)
 }
+
+// visitorGone says the visitor went away while the page waited for a
+// lookup (a request's context ends only when its connection does): nobody
+// would see the page, so it is neither rendered nor counted, as a page
+// without recommendations or as a degraded one, and its failed lookup is
+// not the dependency's.
+func visitorGone(r *http.Request) bool { return r.Context().Err() != nil }
 
 const formMediaType = "application/x-www-form-urlencoded"
 

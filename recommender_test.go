@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -347,6 +348,51 @@ func TestRecommenderRetriesAClosedKeepAlive(t *testing.T) {
 	for i := range 4 {
 		if recs, err := r.recommend(t.Context(), []string{"apple"}); err != nil || len(recs) != 1 {
 			t.Errorf("call %d: %v, %v; want one recommendation", i, recs, err)
+		}
+	}
+}
+
+// TestRecommenderVisitorGone: a visitor who leaves while the recommender
+// holds the answer gets no page, and none is counted without
+// recommendations; the call is counted as canceled.
+func TestRecommenderVisitorGone(t *testing.T) {
+	rec := startRecommender(t, reference.Settings{Delay: time.Minute})
+	app := startShopWith(t, rec.url)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, app.url+"/search", strings.NewReader("query=apple"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", formMediaType)
+	req.AddCookie(&http.Cookie{Name: "sessionID", Value: "rec-gone"})
+	done := make(chan error, 1)
+	go func() {
+		resp, err := noRedirects.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	until(t, "the recommender has the call", func() bool { return rec.Requests() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the visitor's request ended with %v, want context.Canceled", err)
+	}
+	until(t, "the shop has answered the search", func() bool {
+		return scrape(t, app).value("shopsession_http_requests_total", "route", "/search", "method", "POST", "code", "200") == 1
+	})
+	s := scrape(t, app)
+	s.expect(t, 1, "shopsession_recommender_requests_total", "outcome", "canceled")
+	s.expect(t, 0, "shopsession_search_pages_total", "outcome", outcomeWithout)
+	s.expect(t, 0, "shopsession_search_pages_total", "outcome", outcomeWith)
+}
+
+// until polls cond every millisecond for up to ten seconds.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10 s: %s", what)
 		}
 	}
 }

@@ -176,7 +176,15 @@ func (b *bench) recommenderSteady(ctx context.Context) (scenario, error) {
 	env := recommenderEnv(rec.url)
 	sc := scenario{Name: name, Build: "production", Setup: env,
 		Hypothesis: fmt.Sprintf("the business steady state with the recommender at -c %d: no failed or non-2xx response, recommendations on ≥ %.1f %% of search pages", outageConcurrency, steadyRecommended*100)}
-	m, err := b.measureThen(ctx, runSpec{label: name, binary: b.prodBinary, env: env, concurrency: outageConcurrency})
+	var before, after map[string]float64
+	var log string
+	m, err := b.measureThen(ctx, runSpec{label: name, binary: b.prodBinary, env: env, concurrency: outageConcurrency,
+		before: func(app *appProcess) (err error) { before, err = app.recommenderCalls(); return err },
+		after: func(app *appProcess) (err error) {
+			after, err = app.recommenderCalls()
+			log = app.stderr.String()
+			return err
+		}})
 	if err != nil {
 		return sc, err
 	}
@@ -184,7 +192,7 @@ func (b *bench) recommenderSteady(ctx context.Context) (scenario, error) {
 	sc.judgeServed()
 	sc.judgeSteadyRecommended()
 	sc.Findings = append(sc.Findings, fmt.Sprintf("%.0f req/s, mean %.2f ms, longest page %.0f ms; the recommender got %d calls",
-		m.AB.RequestsPerS, m.AB.MeanMS, m.AB.Percentiles["100"], rec.Requests()))
+		m.AB.RequestsPerS, m.AB.MeanMS, m.AB.Percentiles["100"], rec.Requests()), recommenderFindings(log, before, after))
 	return sc, nil
 }
 
