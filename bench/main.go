@@ -53,7 +53,7 @@ type settings struct {
 	pairs       int
 	loadSeconds int       // the 64-client load scenario; 0 skips it
 	delays      []float64 // the latency sweep, in seconds
-	only        string    // BENCH_ONLY: one scenario alone ("fleet", "catalogue", "recommender", "floor", "instructions"); "" runs them all
+	only        string    // BENCH_ONLY: one scenario alone ("fleet", "catalogue", "recommender", "floor", "instructions", "validate"); "" runs them all
 }
 
 // Exit statuses.
@@ -148,10 +148,10 @@ func parseSettings(args []string, getenv func(string) string) (settings, error) 
 		return s, err
 	}
 	switch s.only = getenv("BENCH_ONLY"); s.only {
-	case "", "fleet", "catalogue", "floor", "instructions":
+	case "", "fleet", "catalogue", "floor", "instructions", "validate":
 	case "recommender": // bench/recommender.go
 	default:
-		return s, fmt.Errorf("invalid BENCH_ONLY %q: want fleet, catalogue, recommender, floor or instructions (the scenarios that run alone), or unset for all", s.only)
+		return s, fmt.Errorf("invalid BENCH_ONLY %q: want fleet, catalogue, recommender, floor, instructions or validate (the scenarios that run alone), or unset for all", s.only)
 	}
 	if raw := getenv("BENCH_DELAYS"); raw != "" {
 		for part := range strings.SplitSeq(raw, ",") {

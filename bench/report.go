@@ -261,6 +261,9 @@ func (r *report) verdicts(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Verdicts: %s\n", strings.Join(parts, ", "))
 	for _, s := range r.Scenarios {
+		if s.Verdict != verdictDeviated {
+			continue // a row reported, not judged, keeps the findings it was compared on
+		}
 		for _, d := range s.Deviations {
 			fmt.Fprintf(w, "DEVIATED: %s: %s\n", s.Name, d)
 		}

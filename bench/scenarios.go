@@ -278,6 +278,15 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		p.done()
 		return r, nil
 	}
+	if s.only == "validate" {
+		rows, err := b.validateScenarios(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.Scenarios = rows
+		p.done()
+		return r, nil
+	}
 	if s.only == "floor" {
 		_, floors, err := b.floorScenarios(ctx)
 		if err != nil {
