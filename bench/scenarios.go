@@ -251,48 +251,24 @@ func runScenarios(ctx context.Context, s settings, p *progress) (*report, error)
 		p.done()
 		return r, nil
 	}
-	if s.only == "fleet" {
-		fleet, err := b.fleetScenarios(ctx)
-		if err != nil {
-			return nil, err
-		}
-		r.Scenarios = fleet
-		p.done()
-		return r, nil
+	// The scenarios that run alone (BENCH_ONLY), each with its rows.
+	alone := map[string]func(context.Context) ([]scenario, error){
+		"fleet":       b.fleetScenarios,
+		"recommender": b.recommenderScenarios,
+		"validate":    b.validateScenarios,
+		"instructions": func(ctx context.Context) ([]scenario, error) {
+			sc, err := b.instructionScenario(ctx)
+			return []scenario{sc}, err
+		},
+		"floor": func(ctx context.Context) ([]scenario, error) {
+			_, floors, err := b.floorScenarios(ctx)
+			return floors, err
+		},
 	}
-	if s.only == "recommender" {
-		rows, err := b.recommenderScenarios(ctx)
-		if err != nil {
+	if run, ok := alone[s.only]; ok {
+		if r.Scenarios, err = run(ctx); err != nil {
 			return nil, err
 		}
-		r.Scenarios = rows
-		p.done()
-		return r, nil
-	}
-	if s.only == "instructions" {
-		sc, err := b.instructionScenario(ctx)
-		if err != nil {
-			return nil, err
-		}
-		r.Scenarios = []scenario{sc}
-		p.done()
-		return r, nil
-	}
-	if s.only == "validate" {
-		rows, err := b.validateScenarios(ctx)
-		if err != nil {
-			return nil, err
-		}
-		r.Scenarios = rows
-		p.done()
-		return r, nil
-	}
-	if s.only == "floor" {
-		_, floors, err := b.floorScenarios(ctx)
-		if err != nil {
-			return nil, err
-		}
-		r.Scenarios = floors
 		p.done()
 		return r, nil
 	}
