@@ -130,25 +130,6 @@ func (f *fleet) waitJoined(n int) {
 	}
 }
 
-// pollPause is the time between two looks of a poll: a status on loopback
-// answers in well under it, so a time measured is this precise.
-const pollPause = 5 * time.Millisecond
-
-// pollUntil looks at cond every pollPause until it holds, and reports
-// whether it did within within.
-func pollUntil(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(pollPause)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		<-tick.C
-	}
-	return true
-}
-
 // fleetHTTP is the tests' client: no call of it waits for ever.
 var fleetHTTP = &http.Client{Timeout: time.Minute}
 

@@ -313,3 +313,22 @@ func startBinary(t *testing.T, binary string, env ...string) *process {
 	p.testApp = serving(t, logs)
 	return p
 }
+
+// pollPause is the time between two looks of a poll: a status on loopback
+// answers in well under it, so a time measured is this precise.
+const pollPause = 5 * time.Millisecond
+
+// pollUntil looks at cond every pollPause until it holds, and reports
+// whether it did within within.
+func pollUntil(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(pollPause)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+	return true
+}

@@ -373,26 +373,20 @@ func TestRecommenderVisitorGone(t *testing.T) {
 		}
 		done <- err
 	}()
-	until(t, "the recommender has the call", func() bool { return rec.Requests() == 1 })
+	if !pollUntil(10*time.Second, func() bool { return rec.Requests() == 1 }) {
+		t.Fatal("the recommender has not had the call after 10 s")
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the visitor's request ended with %v, want context.Canceled", err)
 	}
-	until(t, "the shop has answered the search", func() bool {
+	if !pollUntil(10*time.Second, func() bool {
 		return scrape(t, app).value("shopsession_http_requests_total", "route", "/search", "method", "POST", "code", "200") == 1
-	})
+	}) {
+		t.Fatal("the shop has not answered the search after 10 s")
+	}
 	s := scrape(t, app)
 	s.expect(t, 1, "shopsession_recommender_requests_total", "outcome", "canceled")
 	s.expect(t, 0, "shopsession_search_pages_total", "outcome", outcomeWithout)
 	s.expect(t, 0, "shopsession_search_pages_total", "outcome", outcomeWith)
-}
-
-// until polls cond every millisecond for up to ten seconds.
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10 s: %s", what)
-		}
-	}
 }
