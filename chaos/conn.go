@@ -73,8 +73,8 @@ func (e *Experiment) dialHook(next redis.DialHook) redis.DialHook {
 // connFault is what the next Read on a connection does instead of, or
 // before, reading Redis's reply.
 type connFault struct {
-	until time.Time       // delay: read the reply from then on
-	plan  context.Context // the delay's plan's live: the reply is read at once when it is done
+	delay time.Duration   // hold the reply this long after it arrives
+	plan  context.Context // the delay's plan's live: the reply is handed over at once when it is done
 	drop  bool            // close the connection: the read sees end of file
 	reply []byte          // answer with these bytes; the command never reached Redis
 	reset bool            // reset the connection (conn_reset.go)
@@ -143,7 +143,6 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 		}
 		return c.fail(p, reply, b)
 	}
-	written := time.Now()
 	n, err := c.Conn.Write(b)
 	if err != nil || f.latency == nil {
 		return n, err
@@ -154,7 +153,7 @@ func (c *faultyConn) Write(b []byte) (int, error) {
 				c.e.connWouldDelay(p)
 			} else if d > 0 {
 				c.e.connDelayed(p)
-				c.pending.Store(&connFault{until: written.Add(d), plan: p.live})
+				c.pending.Store(&connFault{delay: d, plan: p.live})
 			}
 			break // a pipeline is one round trip, delayed once
 		}
@@ -189,24 +188,29 @@ func (c *faultyConn) Read(b []byte) (int, error) {
 	case f.held != nil:
 		return c.blackholeRead(f, b)
 	}
-	if err := c.waitUntil(f); err != nil {
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		return n, err
+	}
+	if err := c.hold(f, time.Now()); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(b)
+	return n, nil
 }
 
-// waitUntil holds the reply back until f.until, as a slow network does:
-// until the read deadline go-redis set, if that comes first, which then
-// fails the read as a timeout; until the connection is closed; or until the
-// plan that injected the delay ends, when the reply is read at once.
-func (c *faultyConn) waitUntil(f *connFault) error {
-	t, timedOut := f.until, false
+// hold holds back a reply that arrived at arrived for f.delay, as a slow
+// network does: the delay comes on top of the round trip, Redis's own time
+// included, as toxiproxy's latency toxic adds it to each piece it passes
+// on. It holds until the read deadline go-redis set, if that comes first,
+// which then fails the read as a timeout; until the connection is closed;
+// or until the plan that injected the delay ends, when the reply is handed
+// over at once.
+func (c *faultyConn) hold(f *connFault, arrived time.Time) error {
+	t, timedOut := arrived.Add(f.delay), false
 	if ns := c.readDeadline.Load(); ns != 0 && ns < t.UnixNano() {
 		t, timedOut = time.Unix(0, ns), true
 	}
-	// What the connection layer counts is what it held the reply back
-	// after go-redis asked for it: from now.
-	switch c.e.delay(context.Background(), f.plan, c.closed, time.Now(), t) {
+	switch c.e.delay(context.Background(), f.plan, c.closed, arrived, t) {
 	case errConnClosed:
 		return net.ErrClosed
 	case errPlanEnded:

@@ -105,6 +105,30 @@ func TestConnectionLatencyKeepsTheReadDeadline(t *testing.T) {
 	}
 }
 
+// busyScript keeps Redis busy for ARGV[1] microseconds by its own clock, a
+// slow command.
+const busyScript = `local s = redis.call('TIME')
+repeat local n = redis.call('TIME') until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) >= tonumber(ARGV[1])
+return 1`
+
+// TestConnectionLatencyComesOnTopOfRedisTime: a network's latency adds to
+// the round trip, Redis's own time included, as toxiproxy's latency toxic
+// adds it to each reply it passes on: a command Redis takes 60 ms over,
+// delayed 50 ms at the connection layer, takes at least 110 ms, not the
+// 60 ms of a delay counted from the write, which Redis's time hides.
+func TestConnectionLatencyComesOnTopOfRedisTime(t *testing.T) {
+	const busy, delay = 60 * time.Millisecond, 50 * time.Millisecond
+	rdb, _ := connClient(t, map[string]string{"CHAOS": "latency", "CHAOS_DELAY_SECONDS": "0.05", "CHAOS_LAYER": LayerConnection, "CHAOS_COMMANDS": "eval"},
+		redis.Options{MaxRetries: -1})
+	start := time.Now()
+	if err := rdb.Eval(context.Background(), busyScript, nil, busy.Microseconds()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < busy+delay {
+		t.Errorf("a command Redis took %v over, delayed %v, returned after %v: want at least %v", busy, delay, took, busy+delay)
+	}
+}
+
 // wireCounter counts the commands of each name a client writes to Redis: one
 // per attempt, retries included.
 type wireCounter struct {
