@@ -65,6 +65,7 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzValidSessionID$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeQuery$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInterests$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzSearchPageMatchesTemplate$$' -fuzztime $(FUZZTIME) .
 
 lint:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi

@@ -71,7 +71,7 @@ func securityHeaders(next http.Handler) http.Handler {
 
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	a.sessionID(w, r)
-	a.render(w, "home", nil)
+	writePage(w, homePage)
 }
 
 type searchPage struct {
@@ -165,7 +165,7 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 		// so that a visitor who keeps searching keeps their session.
 		a.setSessionCookie(w, page.SessionID)
 	}
-	a.render(w, "search", page)
+	renderSearch(w, &page)
 }
 
 // visitorGone says the visitor went away while the page waited for a
