@@ -79,11 +79,10 @@ func writeSearchPage(b *bytes.Buffer, p *searchPage) {
 		b.WriteString("</ul>\n")
 		switch {
 		case !p.Recommender:
-			b.WriteString(`<p>why don't you try...</p>
-<ul id="recommendations"><li><a href="/search?query=amazing+product">this amazing product</a></li></ul>
+			b.WriteString(recommendationsStart + `<li><a href="/search?query=amazing+product">this amazing product</a></li></ul>
 `)
 		case len(p.Recommendations) > 0:
-			b.WriteString("<p>why don't you try...</p>\n<ul id=\"recommendations\">")
+			b.WriteString(recommendationsStart)
 			for _, r := range p.Recommendations {
 				b.WriteString(`<li><a href="/search?query=`)
 				writeURLQuery(b, r.Query)
@@ -110,6 +109,10 @@ func writeSearchPage(b *bytes.Buffer, p *searchPage) {
 </html>
 `)
 }
+
+// recommendationsStart opens the list of recommendations, the built-in
+// one's and the recommender's.
+const recommendationsStart = "<p>why don't you try...</p>\n<ul id=\"recommendations\">"
 
 // writeText writes s as html/template writes a value in an element's text
 // (its htmlEscaper). Each byte it replaces is ASCII, so no byte of a
