@@ -24,16 +24,18 @@ const (
 )
 
 type app struct {
-	store        *store
-	recommender  *recommender // nil: the built-in recommendation
-	logger       *slog.Logger
-	cookieSecure bool
-	metrics      *metrics
+	store       *store
+	recommender *recommender // nil: the built-in recommendation
+	logger      *slog.Logger
+	metrics     *metrics
+	// cookieAttributes follow "sessionID=<id>" in every session cookie.
+	cookieAttributes string
 }
 
 // newHandler returns the service's routes, all of them.
 func newHandler(st *store, rec *recommender, logger *slog.Logger, cookieSecure bool, m *metrics) http.Handler {
-	a := &app{store: st, recommender: rec, logger: logger, cookieSecure: cookieSecure, metrics: m}
+	a := &app{store: st, recommender: rec, logger: logger, metrics: m,
+		cookieAttributes: sessionCookieAttributes(st.ttl, cookieSecure)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.home)
 	mux.HandleFunc("GET /search", a.search)
@@ -160,7 +162,7 @@ func (a *app) search(w http.ResponseWriter, r *http.Request) {
 		recommended = len(page.Recommendations) > 0
 	}
 	a.metrics.searchPage(recommended)
-	if err == nil && len(page.Interests) > 0 && w.Header().Get("Set-Cookie") == "" {
+	if err == nil && len(page.Interests) > 0 && len(w.Header()["Set-Cookie"]) == 0 {
 		// The store has just refreshed the session's TTL; the cookie follows,
 		// so that a visitor who keeps searching keeps their session.
 		a.setSessionCookie(w, page.SessionID)
@@ -300,16 +302,28 @@ func (a *app) newSession(w http.ResponseWriter, r *http.Request) string {
 }
 
 func (a *app) setSessionCookie(w http.ResponseWriter, id string) {
-	w.Header()["Cache-Control"] = noStore
-	http.SetCookie(w, &http.Cookie{
+	h := w.Header()
+	h["Cache-Control"] = noStore
+	// A valid session id (validSessionID) is a cookie value as it is, which
+	// http.Cookie would neither quote nor change; what follows it is the
+	// same for every session. As http.SetCookie adds it.
+	h["Set-Cookie"] = append(h["Set-Cookie"], sessionCookie+"="+id+a.cookieAttributes)
+}
+
+// sessionCookieAttributes returns what follows "sessionID=<id>" in the
+// session cookie's Set-Cookie field, written by http.Cookie once rather
+// than for every page that refreshes the cookie.
+func sessionCookieAttributes(ttl time.Duration, secure bool) string {
+	c := http.Cookie{
 		Name:     sessionCookie,
-		Value:    id,
+		Value:    "id",
 		Path:     "/",
-		MaxAge:   int(a.store.ttl / time.Second),
+		MaxAge:   int(ttl / time.Second),
 		HttpOnly: true,
-		Secure:   a.cookieSecure,
+		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
-	})
+	}
+	return strings.TrimPrefix(c.String(), sessionCookie+"=id")
 }
 
 // validSessionID reports whether a client-supplied session id may be used as

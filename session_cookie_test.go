@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -195,5 +196,37 @@ func TestFormatCharactersRefused(t *testing.T) {
 	// Marks that combine with a letter are not format characters.
 	if resp := app.searchFor(t, uuid.NewString(), "cafe\u0301 \u0928\u092E\u0938\u094D\u0924\u0947"); resp.status != http.StatusOK {
 		t.Errorf("combining marks refused: %d %q", resp.status, resp.body)
+	}
+}
+
+// TestSessionCookieIsWhatHTTPCookieWrites: the session cookie is written
+// from a prefix and attributes computed once; the field must be the one
+// http.SetCookie writes for the same cookie, for every id the service
+// accepts and every setting that changes an attribute.
+func TestSessionCookieIsWhatHTTPCookieWrites(t *testing.T) {
+	ids := []string{uuid.NewString(), "a", "something", strings.Repeat("Z", 64),
+		"bcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"}
+	for _, ttl := range []time.Duration{time.Second, 1500 * time.Millisecond, 24 * time.Hour, 87600 * time.Hour} {
+		for _, secure := range []bool{false, true} {
+			a := &app{cookieAttributes: sessionCookieAttributes(ttl, secure)}
+			for _, id := range ids {
+				if !validSessionID(id) {
+					t.Fatalf("%q is not a valid session id", id)
+				}
+				got := httptest.NewRecorder()
+				got.Header()["Set-Cookie"] = []string{"other=1"}
+				a.setSessionCookie(got, id)
+				want := httptest.NewRecorder()
+				want.Header()["Set-Cookie"] = []string{"other=1"}
+				http.SetCookie(want, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", MaxAge: int(ttl / time.Second),
+					HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+				if g, w := got.Header()["Set-Cookie"], want.Header()["Set-Cookie"]; !slices.Equal(g, w) {
+					t.Errorf("TTL %v, secure %v, id %q: Set-Cookie %q, want %q", ttl, secure, id, g, w)
+				}
+				if g := got.Header().Get("Cache-Control"); g != "no-store" {
+					t.Errorf("Cache-Control %q, want no-store", g)
+				}
+			}
+		}
 	}
 }
