@@ -65,6 +65,7 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzValidSessionID$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzNormalizeQuery$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeInterests$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzInterestsMatchEncodingJSON$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzSearchPageMatchesTemplate$$' -fuzztime $(FUZZTIME) .
 
 lint:

@@ -83,3 +83,35 @@ func FuzzDecodeInterests(f *testing.F) {
 		}
 	})
 }
+
+// FuzzInterestsMatchEncodingJSON holds the interests' codec (interests.go)
+// to encoding/json, which defines it: whatever is stored decodes as
+// json.Unmarshal decodes it, and whatever is written is what the encoder
+// writes.
+func FuzzInterestsMatchEncodingJSON(f *testing.F) {
+	for _, seed := range []string{`[]`, `[""]`, `["a"]`, `["a","b","c","d"]`, `[ "a" ]`, `["a" ,"b"]`, `["a\"b"]`,
+		`["a\u2028"]`, "[\"a\u2028\"]", "[\"\xff\"]", `["<&>"]`, `null`, `[null]`, `["]`, `[""]"]`, `["a"]x`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		var want []string
+		wantOK := json.Unmarshal([]byte(raw), &want) == nil && want != nil
+		if !wantOK {
+			want = nil // what it filled in before it failed
+		}
+		if len(want) > maxInterests {
+			want = want[len(want)-maxInterests:]
+		}
+		got, ok := decodeInterests(raw)
+		if ok != wantOK || !slices.Equal(got, want) || ok && got == nil {
+			t.Fatalf("decodeInterests(%q) = %q, %v; encoding/json: %q, %v", raw, got, ok, want, wantOK)
+		}
+		// Every list, however it came: as read, and raw's bytes as one string.
+		for _, list := range [][]string{want, {raw}, {raw, raw}} {
+			if got, want := encodeInterests(list), encodeInterestsJSON(list); got != want {
+				t.Fatalf("encodeInterests(%q) = %s; encoding/json: %s", list, got, want)
+			}
+		}
+	})
+}
+

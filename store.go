@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -171,28 +169,6 @@ func (s *store) decode(sessionID, raw string, present bool) []string {
 			"session", loggedSession(sessionID), "bytes", len(raw))
 	}
 	return interests
-}
-
-// encodeInterests stores interests as the JSON array that decodeInterests
-// reads, without encoding/json's HTML-safe escapes, which would store each
-// "<", ">" or "&" a visitor types as six bytes.
-func encodeInterests(interests []string) string {
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.Encode(interests) // a []string always encodes
-	return strings.TrimSuffix(b.String(), "\n")
-}
-
-func decodeInterests(raw string) ([]string, bool) {
-	var interests []string
-	if err := json.Unmarshal([]byte(raw), &interests); err != nil || interests == nil {
-		return nil, false
-	}
-	if len(interests) > maxInterests {
-		interests = interests[len(interests)-maxInterests:]
-	}
-	return interests, true
 }
 
 // withQuery returns interests with query appended, unless it is empty or
