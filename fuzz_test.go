@@ -115,3 +115,12 @@ func FuzzInterestsMatchEncodingJSON(f *testing.F) {
 	})
 }
 
+// TestUnsafeToShowOnEveryRune: unsafeToShow answers printable ASCII without
+// the Unicode tables; on every rune it must answer as they do.
+func TestUnsafeToShowOnEveryRune(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if got, want := unsafeToShow(r), unicode.IsControl(r) || unicode.IsOneOf(formatCharacters, r); got != want {
+			t.Errorf("unsafeToShow(%U) = %v, want %v", r, got, want)
+		}
+	}
+}

@@ -363,5 +363,8 @@ var formatCharacters = []*unicode.RangeTable{unicode.Cf, unicode.Zl, unicode.Zp}
 // unsafeToShow reports whether r may not appear in a query: a control
 // character or a format character.
 func unsafeToShow(r rune) bool {
+	if ' ' <= r && r <= '~' {
+		return false // printable ASCII, most of what visitors type
+	}
 	return unicode.IsControl(r) || unicode.IsOneOf(formatCharacters, r)
 }
