@@ -54,12 +54,23 @@ func encodeInterestsJSON(interests []string) string {
 func decodeInterests(raw string) ([]string, bool) {
 	interests, ok := decodePlainInterests(raw)
 	if !ok {
-		if err := json.Unmarshal([]byte(raw), &interests); err != nil || interests == nil {
+		if interests, ok = decodeInterestsJSON(raw); !ok {
 			return nil, false
 		}
 	}
 	if len(interests) > maxInterests {
 		interests = interests[len(interests)-maxInterests:]
+	}
+	return interests, true
+}
+
+// decodeInterestsJSON is encoding/json's reading of raw, in a function of
+// its own: the slice it decodes into lives on the heap, and the plain lists'
+// need not.
+func decodeInterestsJSON(raw string) ([]string, bool) {
+	var interests []string
+	if err := json.Unmarshal([]byte(raw), &interests); err != nil || interests == nil {
+		return nil, false
 	}
 	return interests, true
 }

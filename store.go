@@ -27,6 +27,10 @@ const (
 	maxWriteAttempts = 8
 )
 
+// The script's first argument, boxed once: a string put in an any is
+// otherwise an allocation per search.
+var expectAbsent, expectValue any = "absent", "value"
+
 // storeInterests is the compare-and-set script every write goes through
 // (storescript's doc says what it does); the canaries (nodes.go) use it too.
 var storeInterests = storescript.StoreInterests
@@ -44,6 +48,7 @@ type store struct {
 	cluster         *redis.ClusterClient // rdb, on a cluster; nil for a single server
 	timeout         time.Duration
 	ttl             time.Duration
+	ttlMillis       any // ttl for the script, boxed once (as expectAbsent)
 	logger          *slog.Logger
 	breakerSettings breakerSettings
 	metrics         *metrics // nil: not counted
@@ -55,7 +60,7 @@ type store struct {
 }
 
 func newStore(rdb redis.UniversalClient, timeout, ttl time.Duration, breaker breakerSettings, logger *slog.Logger, m *metrics) *store {
-	s := &store{rdb: rdb, timeout: timeout, ttl: ttl, logger: logger, breakerSettings: breaker, metrics: m}
+	s := &store{rdb: rdb, timeout: timeout, ttl: ttl, ttlMillis: ttl.Milliseconds(), logger: logger, breakerSettings: breaker, metrics: m}
 	if cluster, ok := rdb.(*redis.ClusterClient); ok {
 		s.cluster = cluster
 		// The slot table's canary is a lookup: it succeeds once go-redis has
@@ -117,15 +122,15 @@ func (s *store) remember(ctx context.Context, sessionID, query string) ([]string
 			return nil, nil // nothing to remember: no key for this visitor
 		}
 		encoded := encodeInterests(interests)
-		expected := "absent"
+		expected := expectAbsent
 		if present {
-			expected = "value"
+			expected = expectValue
 		}
 		var reply []any
 		err := n.write.do(func() error {
 			var err error
 			reply, err = storeInterests.Run(writeCtx, s.rdb, []string{key},
-				expected, raw, encoded, s.ttl.Milliseconds()).Slice()
+				expected, raw, encoded, s.ttlMillis).Slice()
 			return err
 		})
 		if err != nil {
@@ -177,7 +182,7 @@ func withQuery(interests []string, query string) []string {
 	if query == "" || slices.Contains(interests, query) {
 		return interests
 	}
-	next := append(slices.Clone(interests), query)
+	next := append(append(make([]string, 0, len(interests)+1), interests...), query)
 	if len(next) > maxInterests {
 		next = next[len(next)-maxInterests:]
 	}
