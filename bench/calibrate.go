@@ -105,7 +105,10 @@ func judgeCalibration(sc *scenario, rate float64, runs int, slowCI ratioCI) {
 // aaFlagRate splits runs at random into an A B A … A sequence of as many
 // pairs as they allow, trials times, and returns the share of comparisons
 // whose interval excludes 1.
-func aaFlagRate(runs []float64, trials int) float64 {
+func aaFlagRate(runs []float64, trials int) float64 { return aaFlagRateAt(runs, trials, 0.95) }
+
+// aaFlagRateAt is aaFlagRate for the interval at level.
+func aaFlagRateAt(runs []float64, trials int, level float64) float64 {
 	rng := rand.New(rand.NewPCG(1, 16))
 	pairs := (len(runs) - 1) / 2
 	if pairs < 3 {
@@ -123,7 +126,7 @@ func aaFlagRate(runs []float64, trials int) float64 {
 				b = append(b, shuffled[i])
 			}
 		}
-		if bootstrapRatio(neighbourRatios(a, b), rng).Differs() {
+		if bootstrapRatioAt(neighbourRatios(a, b), rng, level).Differs() {
 			flagged++
 		}
 	}

@@ -37,6 +37,10 @@ func bootstrapRatio(ratios []float64, rng *rand.Rand) ratioCI {
 	return stats.BootstrapRatio(ratios, rng)
 }
 
+func bootstrapRatioAt(ratios []float64, rng *rand.Rand, level float64) ratioCI {
+	return stats.BootstrapRatioAt(ratios, rng, level)
+}
+
 func newRand() *rand.Rand { return stats.NewRand() }
 
 // intervalVerdict judges a ratio between alternated runs by its 95 %

@@ -8,6 +8,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"sync"
 )
 
 // Resamples is enough for the 2.5th and 97.5th percentiles to move by well
@@ -24,16 +26,22 @@ const (
 // NewRand is a seeded source: the same figures give the same interval.
 func NewRand() *rand.Rand { return rand.New(rand.NewPCG(16, 16)) }
 
-// RatioCI is a ratio between two builds with its 95 % confidence interval.
+// RatioCI is a ratio between two builds with its confidence interval: 95 %
+// unless Level says otherwise (the JSON keeps its names for either).
 type RatioCI struct {
 	Ratio float64 `json:"ratio"`
 	Low   float64 `json:"ci95_low"`
 	High  float64 `json:"ci95_high"`
 	Pairs int     `json:"pairs"`
+	Level float64 `json:"level,omitempty"` // 0: 95 %
 }
 
 func (c RatioCI) String() string {
-	return fmt.Sprintf("%.4f (95 %% CI %.4f–%.4f, %d pairs)", c.Ratio, c.Low, c.High, c.Pairs)
+	level := 95.0
+	if c.Level != 0 {
+		level = c.Level * 100
+	}
+	return fmt.Sprintf("%.4f (%s %% CI %.4f–%.4f, %d pairs)", c.Ratio, strconv.FormatFloat(level, 'f', -1, 64), c.Low, c.High, c.Pairs)
 }
 
 // Differs reports whether the interval excludes 1: the builds differ.
@@ -58,8 +66,18 @@ func (c RatioCI) Differs() bool { return c.Low > 1 || c.High < 1 }
 // The bench's TestBootstrapRatioFalseAlarms checks the result: A/A
 // comparisons flag a difference in at most 5 % of trials.
 func BootstrapRatio(ratios []float64, rng *rand.Rand) RatioCI {
+	return BootstrapRatioAt(ratios, rng, 0.95)
+}
+
+// BootstrapRatioAt is BootstrapRatio's interval at another level, such as
+// 0.975: one that must keep its false alarms below 5 % on each run's own
+// data, and not only on average over runs, is taken wider than 95 %.
+func BootstrapRatioAt(ratios []float64, rng *rand.Rand, level float64) RatioCI {
 	n := len(ratios)
 	ci := RatioCI{Pairs: n, Ratio: math.NaN(), Low: math.NaN(), High: math.NaN()}
+	if level != 0.95 {
+		ci.Level = level
+	}
 	if n == 0 {
 		return ci
 	}
@@ -68,8 +86,9 @@ func BootstrapRatio(ratios []float64, rng *rand.Rand) RatioCI {
 		logs[i] = math.Log(r)
 	}
 	nf := float64(n)
-	stretch := math.Sqrt(nf/(nf-1)) * StudentT975(n-2) / 1.959964 * math.Sqrt((1+(nf-1)/(3*nf))/(1-1/(3*nf)))
-	mean, low, high := bootstrap(logs, stretch, rng)
+	p := (1 + level) / 2
+	stretch := math.Sqrt(nf/(nf-1)) * StudentT(p, n-2) / NormalQuantile(p) * math.Sqrt((1+(nf-1)/(3*nf))/(1-1/(3*nf)))
+	mean, low, high := bootstrap(logs, stretch, level, rng)
 	ci.Ratio, ci.Low, ci.High = math.Exp(mean), math.Exp(low), math.Exp(high)
 	return ci
 }
@@ -94,14 +113,15 @@ func BootstrapMean(samples []float64, rng *rand.Rand) MeanCI {
 		return ci
 	}
 	nf := float64(n)
-	ci.Mean, ci.Low, ci.High = bootstrap(samples, math.Sqrt(nf/(nf-1))*StudentT975(n-1)/1.959964, rng)
+	ci.Mean, ci.Low, ci.High = bootstrap(samples, math.Sqrt(nf/(nf-1))*StudentT975(n-1)/1.959964, 0.95, rng)
 	return ci
 }
 
 // bootstrap is the resampling both intervals share: the mean of v, and the
-// 2.5th and 97.5th percentiles of the resampled means spread about it by
-// stretch; NaN bounds below three values.
-func bootstrap(v []float64, stretch float64, rng *rand.Rand) (mean, low, high float64) {
+// percentiles of the resampled means spread about it by stretch that hold
+// level between them (the 2.5th and 97.5th for 0.95); NaN bounds below
+// three values.
+func bootstrap(v []float64, stretch, level float64, rng *rand.Rand) (mean, low, high float64) {
 	n := len(v)
 	mean = Mean(v)
 	if n < 3 {
@@ -116,7 +136,7 @@ func bootstrap(v []float64, stretch float64, rng *rand.Rand) (mean, low, high fl
 		means[k] = mean + (sum/float64(n)-mean)*stretch
 	}
 	slices.Sort(means)
-	return mean, Quantile(means, 0.025), Quantile(means, 0.975)
+	return mean, Quantile(means, (1-level)/2), Quantile(means, (1+level)/2)
 }
 
 // IntervalVerdict judges a 95 % interval [low, high] against the bounds a
@@ -167,6 +187,72 @@ func StudentT975(df int) float64 {
 	case df < len(table):
 		return table[df]
 	default:
-		return 1.959964 + 2.4/float64(df) // within 0.002 of the exact value from 30 up
+		return StudentT(0.975, df)
 	}
+}
+
+// StudentT is the p-quantile (p > 0.5) of Student's t with df degrees of
+// freedom: StudentT975's values at 0.975, and any other level's. It bisects
+// the distribution function, integrated by Simpson's rule, once per level
+// and df.
+func StudentT(p float64, df int) float64 {
+	if df < 1 {
+		return math.Inf(1)
+	}
+	key := tKey{p, df}
+	if q, ok := tQuantiles.Load(key); ok {
+		return q.(float64)
+	}
+	nu := float64(df)
+	lg1, _ := math.Lgamma((nu + 1) / 2)
+	lg2, _ := math.Lgamma(nu / 2)
+	c := math.Exp(lg1-lg2) / math.Sqrt(nu*math.Pi)
+	density := func(x float64) float64 { return c * math.Pow(1+x*x/nu, -(nu+1)/2) }
+	q := quantile(p, func(x float64) float64 { return 0.5 + simpson(density, x) })
+	tQuantiles.Store(key, q)
+	return q
+}
+
+type tKey struct {
+	p  float64
+	df int
+}
+
+var tQuantiles sync.Map // tKey → float64
+
+// NormalQuantile is the p-quantile (p > 0.5) of the standard normal.
+func NormalQuantile(p float64) float64 {
+	return quantile(p, func(x float64) float64 { return 0.5 * math.Erfc(-x/math.Sqrt2) })
+}
+
+// quantile bisects an increasing distribution function for the x > 0 at
+// which it reaches p.
+func quantile(p float64, cdf func(float64) float64) float64 {
+	lo, hi := 0.0, 1.0
+	for cdf(hi) < p {
+		lo, hi = hi, hi*2
+	}
+	for range 60 {
+		if mid := (lo + hi) / 2; cdf(mid) < p {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return (lo + hi) / 2
+}
+
+// simpson integrates f from 0 to x.
+func simpson(f func(float64) float64, x float64) float64 {
+	const steps = 2000
+	h := x / steps
+	sum := f(0) + f(x)
+	for i := 1; i < steps; i++ {
+		w := 2.0
+		if i%2 == 1 {
+			w = 4
+		}
+		sum += w * f(float64(i)*h)
+	}
+	return sum * h / 3
 }

@@ -3,6 +3,7 @@ package stats
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -47,5 +48,54 @@ func TestBootstrapMeanOfFewSamples(t *testing.T) {
 	}
 	if v := IntervalVerdict(ci.Low, ci.High, 195, 200.5); v != Inconclusive {
 		t.Errorf("straddling 200.5: %s", v)
+	}
+}
+
+// TestStudentT holds the computed quantiles to the printed tables: the
+// 97.5th percentile to StudentT975's (three decimals), the 98.75th to
+// published values, and the normal's to its own.
+func TestStudentT(t *testing.T) {
+	for df := 1; df <= 30; df++ {
+		if got, want := StudentT(0.975, df), StudentT975(df); math.Abs(got-want) > 0.002 {
+			t.Errorf("StudentT(0.975, %d) = %.4f, want %.3f", df, got, want)
+		}
+	}
+	for _, c := range []struct {
+		df   int
+		want float64
+	}{{31, 2.0395}, {40, 2.0211}, {60, 2.0003}, {120, 1.9799}} {
+		if got := StudentT975(c.df); math.Abs(got-c.want) > 0.0005 {
+			t.Errorf("StudentT975(%d) = %.4f, want %.4f", c.df, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		df   int
+		want float64
+	}{{1, 25.452}, {2, 6.205}, {3, 4.177}, {5, 3.163}, {10, 2.634}, {30, 2.360}} {
+		if got := StudentT(0.9875, c.df); math.Abs(got-c.want) > 0.002 {
+			t.Errorf("StudentT(0.9875, %d) = %.4f, want %.3f", c.df, got, c.want)
+		}
+	}
+	for _, c := range []struct{ p, want float64 }{{0.975, 1.959964}, {0.9875, 2.241403}, {0.995, 2.575829}} {
+		if got := NormalQuantile(c.p); math.Abs(got-c.want) > 1e-6 {
+			t.Errorf("NormalQuantile(%v) = %.6f, want %.6f", c.p, got, c.want)
+		}
+	}
+}
+
+// TestBootstrapRatioAtIsWider: the same ratios give a wider interval at a
+// higher level, and the 95 % one is BootstrapRatio's.
+func TestBootstrapRatioAtIsWider(t *testing.T) {
+	ratios := []float64{1.01, 0.99, 1.02, 1.00, 0.98, 1.015, 1.005}
+	ci95, at95 := BootstrapRatio(ratios, NewRand()), BootstrapRatioAt(ratios, NewRand(), 0.95)
+	if ci95 != at95 {
+		t.Errorf("BootstrapRatioAt(0.95) = %v, BootstrapRatio %v", at95, ci95)
+	}
+	wide := BootstrapRatioAt(ratios, NewRand(), 0.975)
+	if !(wide.Low < ci95.Low && wide.High > ci95.High) || wide.Level != 0.975 {
+		t.Errorf("97.5 %% interval %v is not wider than the 95 %% one %v", wide, ci95)
+	}
+	if s := wide.String(); !strings.Contains(s, "97.5 % CI") {
+		t.Errorf("String() = %q, want it to name 97.5 %%", s)
 	}
 }
