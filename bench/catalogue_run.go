@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -15,8 +14,6 @@ import (
 	"github.com/Shopify/toxiproxy/v2"
 	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
@@ -209,15 +206,9 @@ func (b *bench) catalogueSideRun(ctx context.Context, side catalogueSide, postFi
 // breakerOpenings is how many times the app's breakers opened so far, from
 // its /metrics.
 func breakerOpenings(app *appProcess) (int, error) {
-	resp, err := http.Get(app.admin + "/metrics")
+	families, err := scrapeMetrics(app.admin)
 	if err != nil {
 		return 0, err
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return 0, fmt.Errorf("GET /metrics: %w", err)
 	}
 	n := 0
 	for _, m := range families["shopsession_redis_breaker_transitions_total"].GetMetric() {

@@ -13,9 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // Chaos-off by instructions. Two builds' CPU per request, measured in
@@ -302,15 +299,9 @@ type instructionCount struct {
 // runtimeAllocations reads the bytes the process has allocated on its heap
 // so far, go_memstats_alloc_bytes_total on the admin listener's /metrics.
 func runtimeAllocations(admin string) (float64, error) {
-	resp, err := http.Get(admin + "/metrics")
+	families, err := scrapeMetrics(admin)
 	if err != nil {
 		return 0, err
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return 0, fmt.Errorf("GET /metrics: %w", err)
 	}
 	f := families["go_memstats_alloc_bytes_total"]
 	if f == nil || len(f.GetMetric()) == 0 {

@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"example.com/shopsession/internal/recommender"
 )
 
@@ -227,18 +224,9 @@ func recommenderFindings(log string, before, after map[string]float64) string {
 // recommenderCalls reads shopsession_recommender_requests_total by outcome
 // from the admin listener's /metrics.
 func (a *appProcess) recommenderCalls() (map[string]float64, error) {
-	resp, err := http.Get(a.admin + "/metrics")
+	families, err := scrapeMetrics(a.admin)
 	if err != nil {
 		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("GET /metrics: %w", err)
 	}
 	calls := families["shopsession_recommender_requests_total"]
 	if calls == nil {

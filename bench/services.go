@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
@@ -311,18 +312,9 @@ func (m *measurement) countedBetween(app *appProcess, before, after appCounts) {
 
 func (a *appProcess) searchPages() (pageCounts, error) {
 	var p pageCounts
-	resp, err := http.Get(a.admin + "/metrics")
+	families, err := scrapeMetrics(a.admin)
 	if err != nil {
 		return p, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return p, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return p, fmt.Errorf("GET /metrics: %w", err)
 	}
 	pages := families["shopsession_search_pages_total"]
 	if pages == nil {
@@ -342,6 +334,24 @@ func (a *appProcess) searchPages() (pageCounts, error) {
 		}
 	}
 	return p, nil
+}
+
+// scrapeMetrics reads an admin listener's /metrics.
+func scrapeMetrics(admin string) (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET /metrics: %w", err)
+	}
+	return families, nil
 }
 
 // cpuSeconds is the time the process has spent on a CPU, user and system:
