@@ -119,7 +119,7 @@ func (b *bench) instructionScenario(ctx context.Context) (scenario, error) {
 	}
 	ratios := func(runs []float64, first int) []float64 { return ratiosTo(prod, runs, first) }
 	sc.Findings = append(sc.Findings, fmt.Sprintf("production %s, chaos-off %s instructions a search, without garbage collection", formatCounts(prod), formatCounts(off)),
-		fmt.Sprintf("what the collector would reclaim: production %s, chaos-off %s bytes allocated a search", formatBytes(prodBytes), formatBytes(offBytes)))
+		fmt.Sprintf("what the collector would reclaim: production %s, chaos-off %s bytes allocated a search", formatFloats(prodBytes, 0), formatFloats(offBytes, 0)))
 	if len(off) < 3 {
 		// The quick bench's rounds: an interval needs three pairs at least
 		// (with fewer its bounds are infinite).
@@ -161,14 +161,6 @@ func (b *bench) instructionScenario(ctx context.Context) (scenario, error) {
 		}
 	}
 	return sc, nil
-}
-
-func formatBytes(counts []float64) string {
-	parts := make([]string, len(counts))
-	for i, n := range counts {
-		parts[i] = strconv.FormatFloat(n, 'f', 0, 64)
-	}
-	return strings.Join(parts, ", ")
 }
 
 func formatCounts(counts []float64) string {

@@ -698,10 +698,13 @@ func formatSeconds(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64
 
 func ptr(f float64) *float64 { return &f }
 
-func formatRatios(ratios []float64) string {
-	parts := make([]string, len(ratios))
-	for i, r := range ratios {
-		parts[i] = strconv.FormatFloat(r, 'f', 3, 64)
+func formatRatios(ratios []float64) string { return formatFloats(ratios, 3) }
+
+// formatFloats lists vs with prec decimals.
+func formatFloats(vs []float64, prec int) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = strconv.FormatFloat(v, 'f', prec, 64)
 	}
 	return strings.Join(parts, ", ")
 }
